@@ -1,0 +1,78 @@
+/**
+ * The FFI adapter for Node.js, built on koffi. This is the only file that imports koffi.
+ *
+ * koffi passes a TypedArray/DataView argument by the address of its first byte (byteOffset
+ * included) and keeps it alive for the call; `void *` results arrive as bigints. Neither matters
+ * above this file: the portable conventions are in `../types.ts`.
+ */
+import koffi, { type LibraryHandle } from "koffi";
+
+type KoffiFunction = ReturnType<LibraryHandle["func"]>;
+import type { BoundLibrary, FfiRuntime, FunctionSpec, NativeCallback, NativeType, SymbolTable } from "../types.js";
+
+const C_TYPES: Record<NativeType, string> = {
+  void: "void",
+  i32: "int32_t",
+  u32: "uint32_t",
+  i64: "int64_t",
+  u64: "uint64_t",
+  isize: "intptr_t",
+  usize: "size_t",
+  pointer: "intptr_t",
+  buffer: "void *",
+  cstring: "const char *",
+};
+
+function bind(lib: LibraryHandle, name: string, spec: FunctionSpec): ((...args: unknown[]) => unknown) | undefined {
+  const fixed = spec.params.length - (spec.variadic ?? 0);
+  const params = spec.params.slice(0, fixed).map((p) => C_TYPES[p]);
+  if (spec.variadic) params.push("...");
+  let fn: KoffiFunction;
+  try {
+    fn = lib.func(name, C_TYPES[spec.result], params);
+  } catch (cause) {
+    if (spec.optional) return undefined;
+    throw new Error(`Cannot bind native function ${name}`, { cause });
+  }
+  if (spec.variadic) {
+    const extra = spec.params.slice(fixed).map((p) => C_TYPES[p]);
+    return (...args: unknown[]) => {
+      const call: unknown[] = args.slice(0, fixed);
+      for (let i = 0; i < extra.length; i++) call.push(extra[i], args[fixed + i]);
+      return fn(...call);
+    };
+  }
+  return fn as (...args: unknown[]) => unknown;
+}
+
+function open<T extends SymbolTable>(path: string | null, table: T): BoundLibrary<T> {
+  let lib: LibraryHandle;
+  try {
+    lib = koffi.load(path);
+  } catch (cause) {
+    throw new Error(`Cannot load native library ${path ?? "(the running executable)"}`, { cause });
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(table)) out[name] = bind(lib, name, spec);
+  return out as BoundLibrary<T>;
+}
+
+export const nodeRuntime: FfiRuntime = {
+  name: "node",
+  description: `koffi ${koffi.version}`,
+  platform: process.platform,
+  arch: process.arch,
+  version: process.version,
+  open,
+  errno: () => koffi.errno(),
+  view: (pointer, length) => koffi.view(pointer, length),
+  address: (view) => koffi.address(view),
+  callback(result, params, fn): NativeCallback {
+    const proto = koffi.proto(C_TYPES[result], params.map((p) => C_TYPES[p]));
+    const handle = koffi.register(fn, koffi.pointer(proto));
+    return {
+      pointer: BigInt(koffi.address(handle)),
+      close: () => koffi.unregister(handle),
+    };
+  },
+};

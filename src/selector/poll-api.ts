@@ -1,0 +1,201 @@
+/**
+ * The readiness API (mio-style): `Poll` owns a selector, `Registry` registers fds under tokens,
+ * `Waker` wakes a blocked `poll()` from any thread.
+ */
+import { eventfd, eventfdRead, eventfdWrite } from "../sys/linux/eventfd.js";
+import { close } from "../sys/posix/fd.js";
+import { Interest, type Events } from "./event.js";
+import { EpollSelector } from "./epoll.js";
+import { PollSelector } from "./poll.js";
+import { checkFd, checkInterest, checkToken, type Selector } from "./selector.js";
+
+/** Names of the readiness backends. */
+export type SelectorName = "epoll" | "poll";
+
+/** Creates a selector backend by name. */
+export function createSelector(name: SelectorName): Selector {
+  switch (name) {
+    case "epoll":
+      return new EpollSelector();
+    case "poll":
+      return new PollSelector();
+    default:
+      throw new TypeError(`unknown selector backend ${JSON.stringify(name)} (expected "epoll" or "poll")`);
+  }
+}
+
+/**
+ * Registers fds with a {@link Poll}. Events are edge-triggered: after an event, do I/O until it
+ * would block; to receive another event for a direction without draining, call `reregister`.
+ *
+ * @example
+ * ```ts
+ * const poll = new Poll();
+ * poll.registry.register(fd, 1, Interest.READABLE);
+ * poll.registry.reregister(fd, 1, Interest.READABLE | Interest.WRITABLE);
+ * poll.registry.deregister(fd);
+ * ```
+ */
+export class Registry {
+  readonly #selector: Selector;
+  /** Wakers registered here, by token, so `Poll.poll` can reset them. */
+  readonly wakers = new Map<number, Waker>();
+
+  constructor(selector: Selector) {
+    this.#selector = selector;
+  }
+
+  /** Starts reporting `interest` events for `fd` under `token`. */
+  register(fd: number, token: number, interest: Interest): void {
+    this.#selector.register(checkFd(fd), checkToken(token), checkInterest(interest));
+  }
+
+  /** Changes the token or interest of a registered fd, and re-arms it. */
+  reregister(fd: number, token: number, interest: Interest): void {
+    this.#selector.reregister(checkFd(fd), checkToken(token), checkInterest(interest));
+  }
+
+  /** Stops reporting events for `fd` (do this before closing it). */
+  deregister(fd: number): void {
+    this.#selector.deregister(checkFd(fd));
+  }
+}
+
+/**
+ * A serialisable reference to a {@link Waker}, to hand to another thread with `postMessage`.
+ */
+export interface WakerHandle {
+  readonly kind: "eventfd";
+  readonly fd: number;
+}
+
+/**
+ * Wakes a {@link Poll} (or an event loop) from any thread: `wake()` makes its registration
+ * readable. On Linux it is an eventfd.
+ *
+ * @example
+ * ```ts
+ * const poll = new Poll();
+ * const waker = new Waker(poll.registry, 99);
+ * worker.postMessage(waker.handle);          // in the Worker: Waker.fromHandle(h).wake()
+ * const events = new Events(8);
+ * poll.poll(events);                          // returns with an event for token 99
+ * ```
+ */
+export class Waker {
+  readonly #fd: number;
+  #registry: Registry | null;
+  #token = 0;
+
+  /** Creates a waker registered under `token`. */
+  constructor(registry: Registry, token: number) {
+    if (adopting !== null) {
+      // Built by fromHandle: a reference to another thread's waker, which it does not own.
+      this.#fd = adopting;
+      this.#registry = null;
+      return;
+    }
+    this.#fd = eventfd(0);
+    this.#registry = registry;
+    this.#token = token;
+    try {
+      registry.register(this.#fd, token, Interest.READABLE);
+    } catch (e) {
+      close(this.#fd);
+      throw e;
+    }
+    registry.wakers.set(token, this);
+  }
+
+  /** A waker for a handle received from another thread; `close()` on it does nothing. */
+  static fromHandle(handle: WakerHandle): Waker {
+    if (!handle || handle.kind !== "eventfd" || !Number.isInteger(handle.fd)) throw new TypeError("not a WakerHandle");
+    adopting = handle.fd;
+    try {
+      return new Waker(null as unknown as Registry, 0);
+    } finally {
+      adopting = null;
+    }
+  }
+
+  /** What to send to another thread so it can wake this one. */
+  get handle(): WakerHandle {
+    return { kind: "eventfd", fd: this.#fd };
+  }
+
+  /** Wakes the poll; safe to call from any thread, any number of times. */
+  wake(): void {
+    eventfdWrite(this.#fd, 1);
+  }
+
+  /** Consumes pending wake-ups; `Poll.poll` calls it before reporting the waker's event. */
+  reset(): void {
+    eventfdRead(this.#fd);
+    // On the poll(2) backend a fired direction is disarmed; arm it for the next wake().
+    this.#registry?.reregister(this.#fd, this.#token, Interest.READABLE);
+  }
+
+  /** Deregisters and closes the waker. Handles held by other threads stop working. */
+  close(): void {
+    if (this.#registry === null) return;
+    this.#registry.wakers.delete(this.#token);
+    this.#registry.deregister(this.#fd);
+    this.#registry = null;
+    close(this.#fd);
+  }
+}
+
+let adopting: number | null = null;
+
+/**
+ * Waits for readiness events on registered fds (mio's `Poll`).
+ *
+ * @example
+ * ```ts
+ * const poll = new Poll();              // best backend; or new Poll("poll")
+ * const [r, w] = Pipe.create();
+ * poll.registry.register(r.fd, 7, Interest.READABLE);
+ * await w.write(new Uint8Array([1]));
+ * const events = new Events(16);
+ * poll.poll(events, 1000);
+ * for (const e of events) if (e.token === 7 && e.isReadable) console.log("ready");
+ * ```
+ */
+export class Poll {
+  readonly #selector: Selector;
+  readonly registry: Registry;
+
+  constructor(backend: SelectorName = "epoll") {
+    this.#selector = createSelector(backend);
+    this.registry = new Registry(this.#selector);
+  }
+
+  /** The backend's name (`epoll`, `poll`). */
+  get backend(): string {
+    return this.#selector.name;
+  }
+
+  /**
+   * Blocks up to `timeout` ms (undefined: until an event; 0: not at all) and fills `events`.
+   * Blocks the whole thread: use it in a Worker, or with timeout 0.
+   */
+  poll(events: Events, timeout?: number): void {
+    let ms = -1;
+    if (timeout !== undefined) {
+      if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0) {
+        throw new RangeError(`timeout must be a non-negative number of ms, got ${String(timeout)}`);
+      }
+      // Round up so a sub-millisecond timeout does not turn into a busy poll.
+      ms = Math.min(Math.ceil(timeout), 0x7fffffff);
+    }
+    this.#selector.select(events, ms);
+    if (this.registry.wakers.size > 0) {
+      for (const e of events) this.registry.wakers.get(e.token)?.reset();
+    }
+  }
+
+  /** Closes the selector; registered fds are not closed. */
+  close(): void {
+    this.#selector.close();
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * poll(2) selector: the portable fallback where no better selector exists, or when forced with
+ * EVLOOP_BACKEND=poll.
+ *
+ * poll(2) keeps no kernel state, so registrations live in a JS table and the pollfd array is
+ * rebuilt only when it changed. Each select costs O(registered fds) in the kernel: the benchmark
+ * of cost per ready event shows it. poll is level-triggered; edges are emulated (see
+ * `selector.ts`): a direction that fired is disarmed until `reregister` arms it again, so a
+ * ready-but-idle socket never spins the loop. Thread safety: one thread selects.
+ */
+import { C } from "../sys/target.js";
+import { poll, pollFd, pollRevents, setPollFd, POLLFD_SIZE } from "../sys/posix/poll.js";
+import { SystemError } from "../sys/errors.js";
+import { ERRNO } from "../sys/target.js";
+import { dataView } from "../ffi/layout.js";
+import { Interest, Ready, type Events } from "./event.js";
+import type { Selector } from "./selector.js";
+
+interface Registration {
+  token: number;
+  /** What the user asked for. */
+  interest: number;
+  /** What is currently armed: `interest` minus directions that fired since the last arm. */
+  armed: number;
+}
+
+function pollMask(interest: number): number {
+  let mask = 0;
+  if (interest & Interest.READABLE) mask |= C.POLLIN | C.POLLRDHUP;
+  if (interest & Interest.WRITABLE) mask |= C.POLLOUT;
+  if (interest & Interest.PRIORITY) mask |= C.POLLPRI;
+  return mask;
+}
+
+function readinessOf(revents: number): number {
+  let r = 0;
+  if (revents & (C.POLLIN | C.POLLERR | C.POLLHUP | C.POLLRDHUP)) r |= Ready.READABLE;
+  if (revents & (C.POLLOUT | C.POLLERR | C.POLLHUP)) r |= Ready.WRITABLE;
+  if (revents & C.POLLPRI) r |= Ready.PRIORITY;
+  if (revents & C.POLLERR) r |= Ready.ERROR;
+  if (revents & (C.POLLRDHUP | C.POLLHUP)) r |= Ready.READ_CLOSED;
+  if (revents & C.POLLHUP) r |= Ready.WRITE_CLOSED;
+  return r;
+}
+
+/** The poll(2) backend of the readiness API. */
+export class PollSelector implements Selector {
+  readonly name = "poll";
+  readonly fd = -1;
+  #fds = new Map<number, Registration>();
+  #buf = new Uint8Array(64 * POLLFD_SIZE);
+  #view = dataView(this.#buf);
+  #listener: ((fd: number, interest: number) => void) | null = null;
+
+  register(fd: number, token: number, interest: number): void {
+    if (this.#fds.has(fd)) throw new SystemError(ERRNO.EEXIST, "register", `fd ${fd} is already registered`);
+    this.#fds.set(fd, { token, interest, armed: interest });
+    this.#listener?.(fd, interest);
+  }
+
+  reregister(fd: number, token: number, interest: number): void {
+    const reg = this.#fds.get(fd);
+    if (!reg) throw new SystemError(ERRNO.ENOENT, "reregister", `fd ${fd} is not registered`);
+    reg.token = token;
+    reg.interest = interest;
+    this.#arm(fd, reg, interest);
+  }
+
+  deregister(fd: number): void {
+    if (!this.#fds.delete(fd)) throw new SystemError(ERRNO.ENOENT, "deregister", `fd ${fd} is not registered`);
+    this.#listener?.(fd, 0);
+  }
+
+  /** Re-arms directions of `interest` that fired; cheaper than reregister for the event loop. */
+  rearm(fd: number, interest: number): void {
+    const reg = this.#fds.get(fd);
+    if (reg && (reg.armed & interest) !== interest) this.#arm(fd, reg, reg.armed | (interest & reg.interest));
+  }
+
+  #arm(fd: number, reg: Registration, armed: number): void {
+    if (reg.armed === armed) return;
+    reg.armed = armed;
+    this.#listener?.(fd, armed);
+  }
+
+  watch(listener: (fd: number, interest: number) => void): void {
+    this.#listener = listener;
+    for (const [fd, reg] of this.#fds) if (reg.armed) listener(fd, reg.armed);
+  }
+
+  select(events: Events, timeout: number): void {
+    events.clear();
+    let count = 0;
+    if (this.#buf.byteLength < this.#fds.size * POLLFD_SIZE) {
+      this.#buf = new Uint8Array(this.#fds.size * 2 * POLLFD_SIZE);
+      this.#view = dataView(this.#buf);
+    }
+    for (const [fd, reg] of this.#fds) {
+      if (reg.armed === 0) continue;
+      setPollFd(this.#view, count++, fd, pollMask(reg.armed));
+    }
+    const ready = poll(this.#buf, count, timeout);
+    for (let i = 0, seen = 0; i < count && seen < ready; i++) {
+      const revents = pollRevents(this.#view, i);
+      if (revents === 0) continue;
+      seen++;
+      const fd = pollFd(this.#view, i);
+      const reg = this.#fds.get(fd)!;
+      if (revents & C.POLLNVAL) {
+        // The fd was closed without being deregistered: forget it, as epoll does.
+        this.#fds.delete(fd);
+        this.#listener?.(fd, 0);
+        continue;
+      }
+      const readiness = readinessOf(revents);
+      if (!events.push(reg.token, readiness)) break;
+      let fired = 0;
+      if (readiness & Ready.READABLE) fired |= Interest.READABLE;
+      if (readiness & Ready.WRITABLE) fired |= Interest.WRITABLE;
+      if (readiness & Ready.PRIORITY) fired |= Interest.PRIORITY;
+      this.#arm(fd, reg, reg.armed & ~fired);
+    }
+  }
+
+  close(): void {
+    for (const fd of this.#fds.keys()) this.#listener?.(fd, 0);
+    this.#fds.clear();
+  }
+}

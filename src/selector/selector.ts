@@ -1,0 +1,59 @@
+/**
+ * The contract every selector backend meets (one file each: `epoll.ts`, `poll.ts`).
+ *
+ * Semantics are edge-triggered, as in mio: an event says the fd *became* ready; after it, do I/O
+ * until the call reports it would block. epoll gives that natively (EPOLLET). poll(2) is
+ * level-triggered, so its backend emulates edges: a direction that fired is disarmed until
+ * `reregister` arms it again. Portable code therefore calls `reregister` after a would-block
+ * when it may run on the poll backend; on epoll that call is harmless.
+ */
+import type { Events } from "./event.js";
+
+/** Tokens are integers from 0 to 2^48; this one is reserved for the loop's own waker. */
+export const MAX_TOKEN = 2 ** 48;
+
+/** A selector backend. */
+export interface Selector {
+  /** `epoll` or `poll`. */
+  readonly name: string;
+  /**
+   * An fd that is readable whenever `select` would report events (the epoll fd), for a host
+   * event loop to poll; -1 when the backend has none (poll(2)).
+   */
+  readonly fd: number;
+  register(fd: number, token: number, interest: number): void;
+  reregister(fd: number, token: number, interest: number): void;
+  deregister(fd: number): void;
+  /** Waits up to `timeout` ms (-1: no limit, 0: do not block) and fills `events`. */
+  select(events: Events, timeout: number): void;
+  /**
+   * For backends without an `fd`: the fds and interests a host loop must watch to know when
+   * `select` would report events. `listener` is called whenever one changes (interest 0: stop).
+   */
+  watch?(listener: (fd: number, interest: number) => void): void;
+  close(): void;
+}
+
+/** Throws a TypeError unless `fd` looks like a file descriptor. */
+export function checkFd(fd: unknown, what = "fd"): number {
+  if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
+    throw new TypeError(`${what} must be a non-negative integer file descriptor, got ${String(fd)}`);
+  }
+  return fd;
+}
+
+/** Throws unless `token` is a valid token. */
+export function checkToken(token: unknown): number {
+  if (typeof token !== "number" || !Number.isInteger(token) || token < 0 || token >= MAX_TOKEN) {
+    throw new TypeError(`token must be an integer from 0 to 2^48 - 1, got ${String(token)}`);
+  }
+  return token;
+}
+
+/** Throws unless `interest` is a non-empty combination of Interest flags. */
+export function checkInterest(interest: unknown): number {
+  if (typeof interest !== "number" || !Number.isInteger(interest) || interest <= 0 || interest > 7) {
+    throw new TypeError(`interest must be a non-empty combination of Interest flags, got ${String(interest)}`);
+  }
+  return interest;
+}

@@ -1,0 +1,108 @@
+/**
+ * Errors from system calls, and the one place errno is read and EINTR is retried.
+ *
+ * EINTR policy: every wrapper goes through {@link call}, which repeats the call when a signal
+ * interrupted it. All fds evloop creates are non-blocking, so a retry never waits longer than
+ * the first attempt would have; blocking waits (epoll_wait, poll) are retried with the same
+ * timeout, which can only lengthen a wait the caller asked for.
+ */
+import { ffi } from "../ffi/runtime/load.js";
+import { ERRNO } from "./target.js";
+
+const NAMES: Record<number, string> = {};
+for (const [name, value] of Object.entries(ERRNO)) NAMES[value] = name;
+
+/** The symbolic name of an errno value (`ECONNREFUSED`), or `E<number>` when unknown. */
+export function errnoName(errno: number): string {
+  return NAMES[errno] ?? `E${errno}`;
+}
+
+const MESSAGES: Record<string, string> = {
+  EAGAIN: "resource temporarily unavailable",
+  EBADF: "bad file descriptor",
+  EINVAL: "invalid argument",
+  EADDRINUSE: "address already in use",
+  EADDRNOTAVAIL: "address not available",
+  EAFNOSUPPORT: "address family not supported",
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset by peer",
+  ECANCELED: "operation cancelled",
+  EPIPE: "broken pipe",
+  ETIMEDOUT: "operation timed out",
+  ENOTSOCK: "not a socket",
+  ENOTCONN: "socket is not connected",
+  EISCONN: "socket is already connected",
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EMFILE: "too many open files",
+  ENETUNREACH: "network is unreachable",
+  EHOSTUNREACH: "no route to host",
+  EMSGSIZE: "message too long",
+  ENOSYS: "function not implemented",
+  EOPNOTSUPP: "operation not supported",
+  EPROTOTYPE: "protocol wrong type for socket",
+  ENAMETOOLONG: "file name too long",
+};
+
+/**
+ * A failed system call: `code` is the errno name (`ECONNREFUSED`), `errno` its number and
+ * `syscall` the call that failed, as in Node's own errors.
+ */
+export class SystemError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+
+  constructor(errno: number, syscall: string, detail?: string) {
+    const code = errnoName(errno);
+    super(`${syscall} ${code}: ${detail ?? MESSAGES[code] ?? "system error"}`);
+    this.name = "SystemError";
+    this.code = code;
+    this.errno = errno;
+    this.syscall = syscall;
+  }
+}
+
+/** An operation that did not complete within its `timeout`: code `ETIMEDOUT`. */
+export class TimeoutError extends SystemError {
+  constructor(syscall: string, ms: number) {
+    super(ERRNO.ETIMEDOUT, syscall, `timed out after ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
+/** An operation that was pending when its fd was closed: code `EBADF`. */
+export class ClosedError extends SystemError {
+  constructor(syscall: string, fd: number) {
+    super(ERRNO.EBADF, syscall, `fd ${fd} was closed while the operation was pending`);
+    this.name = "ClosedError";
+  }
+}
+
+/** Returned by non-blocking wrappers instead of throwing when the call would block. */
+export const WOULD_BLOCK = -1;
+
+/** errno of the last failed call. */
+export const errno = (): number => ffi.errno();
+
+/**
+ * Calls `fn(...args)`, retrying on EINTR. Returns the result when it is ≥ 0; when the call fails
+ * with EAGAIN/EWOULDBLOCK (or EINPROGRESS, for connect) and `wouldBlock` is true, returns
+ * {@link WOULD_BLOCK}; otherwise throws a {@link SystemError} naming `syscall`.
+ */
+export function call<A extends unknown[]>(
+  syscall: string,
+  wouldBlock: boolean,
+  fn: (...args: A) => number,
+  ...args: A
+): number {
+  for (;;) {
+    const ret = fn(...args);
+    if (ret >= 0) return ret;
+    const e = ffi.errno();
+    if (e === ERRNO.EINTR) continue;
+    if (wouldBlock && (e === ERRNO.EAGAIN || e === ERRNO.EINPROGRESS)) return WOULD_BLOCK;
+    throw new SystemError(e, syscall);
+  }
+}

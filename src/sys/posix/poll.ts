@@ -1,0 +1,33 @@
+/**
+ * poll(2) and the struct pollfd codec.
+ */
+import { LAYOUT } from "../target.js";
+import { call } from "../errors.js";
+import { libc } from "../libc.js";
+
+/** Bytes per struct pollfd. */
+export const POLLFD_SIZE = LAYOUT.pollfd.size;
+const F = LAYOUT.pollfd.fields;
+
+/** poll(2) over the first `count` entries of `fds`; `timeout` in ms, -1 to block. */
+export function poll(fds: Uint8Array, count: number, timeout: number): number {
+  return call("poll", false, libc.poll, fds, count, timeout);
+}
+
+/** Writes entry `i`: the fd and the events of interest (revents cleared). */
+export function setPollFd(view: DataView, i: number, fd: number, events: number): void {
+  const at = i * POLLFD_SIZE;
+  view.setInt32(at + F.fd.offset, fd, true);
+  view.setInt16(at + F.events.offset, events, true);
+  view.setInt16(at + F.revents.offset, 0, true);
+}
+
+/** The fd of entry `i`. */
+export function pollFd(view: DataView, i: number): number {
+  return view.getInt32(i * POLLFD_SIZE + F.fd.offset, true);
+}
+
+/** The returned events of entry `i`. */
+export function pollRevents(view: DataView, i: number): number {
+  return view.getUint16(i * POLLFD_SIZE + F.revents.offset, true);
+}

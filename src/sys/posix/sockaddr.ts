@@ -1,0 +1,232 @@
+/**
+ * Socket addresses: the JS shapes users see, and their encoding as struct sockaddr_in,
+ * sockaddr_in6 (with scope ids) and sockaddr_un (paths and Linux abstract names).
+ */
+import { C, LAYOUT } from "../target.js";
+import { libc } from "../libc.js";
+import { dataView, getField, setField } from "../../ffi/layout.js";
+
+/** An IPv4 endpoint. */
+export interface IPv4Address {
+  readonly family: "ipv4";
+  readonly address: string;
+  readonly port: number;
+}
+
+/** An IPv6 endpoint; `scopeId` selects the interface of a link-local address. */
+export interface IPv6Address {
+  readonly family: "ipv6";
+  readonly address: string;
+  readonly port: number;
+  readonly flowInfo?: number;
+  readonly scopeId?: number;
+}
+
+/**
+ * A Unix-domain endpoint. `path` is a filesystem path; a path starting with `"\0"` is a Linux
+ * abstract name; `""` is an unnamed socket (an unbound or socketpair end).
+ */
+export interface UnixAddress {
+  readonly family: "unix";
+  readonly path: string;
+}
+
+/** Any socket address evloop understands. */
+export type SocketAddress = IPv4Address | IPv6Address | UnixAddress;
+
+/** Bytes of a struct sockaddr_storage: large enough for every family. */
+export const SOCKADDR_MAX = LAYOUT.sockaddr_storage.size;
+const SUN_PATH_MAX = LAYOUT.sockaddr_un.fields.path.length!;
+const SUN_PATH_OFFSET = LAYOUT.sockaddr_un.fields.path.offset;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Parses dotted-quad IPv4 text; null if `text` is not one. */
+export function parseIPv4(text: string): Uint8Array | null {
+  const parts = text.split(".");
+  if (parts.length !== 4) return null;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    const p = parts[i]!;
+    if (!/^\d{1,3}$/.test(p) || (p.length > 1 && p[0] === "0")) return null;
+    const n = Number(p);
+    if (n > 255) return null;
+    out[i] = n;
+  }
+  return out;
+}
+
+/** Parses IPv6 text (with `::`, embedded IPv4 and an optional `%scope`); null if invalid. */
+export function parseIPv6(text: string): { bytes: Uint8Array; scope?: string } | null {
+  let scope: string | undefined;
+  const pct = text.indexOf("%");
+  if (pct >= 0) {
+    scope = text.slice(pct + 1);
+    text = text.slice(0, pct);
+    if (scope === "") return null;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const groups = (s: string): number[] | null => {
+    if (s === "") return [];
+    const out: number[] = [];
+    const parts = s.split(":");
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (i === parts.length - 1 && p.includes(".")) {
+        const v4 = parseIPv4(p);
+        if (!v4) return null;
+        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return null;
+        out.push(parseInt(p, 16));
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]!);
+  const tail = halves.length === 2 ? groups(halves[1]!) : [];
+  if (!head || !tail) return null;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
+  const all = [...head, ...new Array<number>(missing).fill(0), ...tail];
+  const bytes = new Uint8Array(16);
+  all.forEach((g, i) => {
+    bytes[i * 2] = g >> 8;
+    bytes[i * 2 + 1] = g & 0xff;
+  });
+  return scope === undefined ? { bytes } : { bytes, scope };
+}
+
+/** Formats 16 bytes as canonical IPv6 text (RFC 5952: lower case, longest zero run as `::`). */
+export function formatIPv6(b: Uint8Array): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((b[i * 2]! << 8) | b[i * 2 + 1]!);
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
+    return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  }
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(":");
+  if (bestAt < 0) return hex(g);
+  return `${hex(g.slice(0, bestAt))}::${hex(g.slice(bestAt + bestLen))}`;
+}
+
+function checkPort(port: unknown): number {
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`port must be an integer from 0 to 65535, got ${String(port)}`);
+  }
+  return port;
+}
+
+function scopeIndex(scope: string): number {
+  if (/^\d+$/.test(scope)) return Number(scope);
+  const index = libc.if_nametoindex(scope);
+  if (index === 0) throw new TypeError(`unknown IPv6 scope (network interface) ${JSON.stringify(scope)}`);
+  return index;
+}
+
+/** The AF_* constant for an address. */
+export function familyOf(addr: SocketAddress): number {
+  switch (addr.family) {
+    case "ipv4":
+      return C.AF_INET;
+    case "ipv6":
+      return C.AF_INET6;
+    case "unix":
+      return C.AF_UNIX;
+  }
+}
+
+/**
+ * Encodes `addr` into `out` (at least {@link SOCKADDR_MAX} bytes) and returns the socklen.
+ * Throws TypeError/RangeError for an address that cannot be encoded.
+ */
+export function encodeSockaddr(addr: SocketAddress, out: Uint8Array): number {
+  if (addr === null || typeof addr !== "object") throw new TypeError("address must be an object");
+  const view = dataView(out);
+  out.fill(0, 0, SOCKADDR_MAX);
+  switch (addr.family) {
+    case "ipv4": {
+      const ip = typeof addr.address === "string" ? parseIPv4(addr.address) : null;
+      if (!ip) throw new TypeError(`invalid IPv4 address ${JSON.stringify(addr.address)}`);
+      const f = LAYOUT.sockaddr_in.fields;
+      setField(view, 0, f.family, C.AF_INET);
+      setField(view, 0, f.port, checkPort(addr.port));
+      out.set(ip, f.addr.offset);
+      return LAYOUT.sockaddr_in.size;
+    }
+    case "ipv6": {
+      const ip = typeof addr.address === "string" ? parseIPv6(addr.address) : null;
+      if (!ip) throw new TypeError(`invalid IPv6 address ${JSON.stringify(addr.address)}`);
+      const f = LAYOUT.sockaddr_in6.fields;
+      setField(view, 0, f.family, C.AF_INET6);
+      setField(view, 0, f.port, checkPort(addr.port));
+      setField(view, 0, f.flowinfo, addr.flowInfo ?? 0);
+      out.set(ip.bytes, f.addr.offset);
+      setField(view, 0, f.scopeId, addr.scopeId ?? (ip.scope === undefined ? 0 : scopeIndex(ip.scope)));
+      return LAYOUT.sockaddr_in6.size;
+    }
+    case "unix": {
+      if (typeof addr.path !== "string") throw new TypeError("unix address path must be a string");
+      const path = encoder.encode(addr.path);
+      const abstract = path.length > 0 && path[0] === 0;
+      // A filesystem path needs room for its terminating NUL; an abstract name does not.
+      if (path.length > SUN_PATH_MAX - (abstract ? 0 : 1)) {
+        throw new RangeError(`unix socket path is ${path.length} bytes; the limit is ${SUN_PATH_MAX - 1}`);
+      }
+      if (!abstract && path.includes(0)) throw new TypeError("unix socket path must not contain NUL bytes");
+      setField(view, 0, LAYOUT.sockaddr_un.fields.family, C.AF_UNIX);
+      out.set(path, SUN_PATH_OFFSET);
+      return SUN_PATH_OFFSET + path.length + (abstract || path.length === 0 ? 0 : 1);
+    }
+    default:
+      throw new TypeError(`unknown address family ${JSON.stringify((addr as { family: unknown }).family)}`);
+  }
+}
+
+/** Decodes a struct sockaddr of `length` bytes. */
+export function decodeSockaddr(bytes: Uint8Array, length: number): SocketAddress {
+  const view = dataView(bytes);
+  const family = length >= 2 ? Number(getField(view, 0, LAYOUT.sockaddr_storage.fields.family)) : C.AF_UNIX;
+  switch (family) {
+    case C.AF_INET: {
+      const f = LAYOUT.sockaddr_in.fields;
+      const a = bytes.subarray(f.addr.offset, f.addr.offset + 4);
+      return { family: "ipv4", address: a.join("."), port: Number(getField(view, 0, f.port)) };
+    }
+    case C.AF_INET6: {
+      const f = LAYOUT.sockaddr_in6.fields;
+      const scopeId = Number(getField(view, 0, f.scopeId));
+      const flowInfo = Number(getField(view, 0, f.flowinfo));
+      const address = formatIPv6(bytes.subarray(f.addr.offset, f.addr.offset + 16));
+      const port = Number(getField(view, 0, f.port));
+      return { family: "ipv6", address, port, ...(flowInfo ? { flowInfo } : {}), ...(scopeId ? { scopeId } : {}) };
+    }
+    case C.AF_UNIX: {
+      let end = Math.min(length, SUN_PATH_OFFSET + SUN_PATH_MAX);
+      const abstract = end > SUN_PATH_OFFSET && bytes[SUN_PATH_OFFSET] === 0;
+      if (!abstract) {
+        const nul = bytes.indexOf(0, SUN_PATH_OFFSET);
+        if (nul >= 0 && nul < end) end = nul;
+      }
+      return { family: "unix", path: end > SUN_PATH_OFFSET ? decoder.decode(bytes.subarray(SUN_PATH_OFFSET, end)) : "" };
+    }
+    default:
+      throw new TypeError(`unsupported address family ${family}`);
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * Socket system calls. Every socket is created non-blocking and close-on-exec. Calls that may
+ * block return {@link WOULD_BLOCK} instead of throwing; the rest throw {@link SystemError}.
+ */
+import { C, LAYOUT, cmsgLen, cmsgSpace } from "../target.js";
+import { call, WOULD_BLOCK } from "../errors.js";
+import { libc } from "../libc.js";
+import { dataView, getField, setField } from "../../ffi/layout.js";
+import { ffi } from "../../ffi/runtime/load.js";
+import { fillIovecs } from "./fd.js";
+import { decodeSockaddr, encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "./sockaddr.js";
+
+// Scratch memory for calls that complete synchronously. Reusing it is safe because JavaScript
+// runs one call at a time on a thread and the kernel does not keep these pointers.
+const addrBuf = new Uint8Array(SOCKADDR_MAX);
+const lenBuf = new Uint32Array(1);
+const intBuf = new Int32Array(1);
+const pairBuf = new Int32Array(2);
+const msgBuf = new Uint8Array(LAYOUT.msghdr.size);
+const msgView = dataView(msgBuf);
+let iovBuf = new Uint8Array(4 * LAYOUT.iovec.size);
+let controlBuf = new Uint8Array(cmsgSpace(16 * 4));
+
+// SAFETY: a msghdr holds raw addresses, which do not keep JS objects alive. While sendmsg or
+// recvmsg runs, the caller's buffers are held here, and the iovec/control scratch buffers above
+// are module-level, so none of them can be collected before the call returns.
+let pinned: readonly Uint8Array[] | null = null;
+
+function iovFor(bufs: readonly Uint8Array[]): Uint8Array {
+  if (iovBuf.byteLength < bufs.length * LAYOUT.iovec.size) iovBuf = new Uint8Array(bufs.length * LAYOUT.iovec.size);
+  fillIovecs(iovBuf, bufs);
+  return iovBuf;
+}
+
+function controlFor(bytes: number): Uint8Array {
+  if (controlBuf.byteLength < bytes) controlBuf = new Uint8Array(bytes);
+  controlBuf.fill(0, 0, bytes);
+  return controlBuf;
+}
+
+/** socket(2) with SOCK_NONBLOCK|SOCK_CLOEXEC. */
+export function socket(domain: number, type: number, protocol = 0): number {
+  return call("socket", false, libc.socket, domain, type | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, protocol);
+}
+
+/** socketpair(2) with SOCK_NONBLOCK|SOCK_CLOEXEC. */
+export function socketPair(domain: number, type: number, protocol = 0): [number, number] {
+  call("socketpair", false, libc.socketpair, domain, type | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, protocol, pairBuf);
+  return [pairBuf[0]!, pairBuf[1]!];
+}
+
+/** bind(2). */
+export function bind(fd: number, address: SocketAddress): void {
+  const len = encodeSockaddr(address, addrBuf);
+  call("bind", false, libc.bind, fd, addrBuf, len);
+}
+
+/** listen(2). */
+export function listen(fd: number, backlog: number): void {
+  call("listen", false, libc.listen, fd, backlog);
+}
+
+/** accept4(2) with SOCK_NONBLOCK|SOCK_CLOEXEC: the new fd, or WOULD_BLOCK. */
+export function accept(fd: number): number {
+  return call("accept", true, libc.accept4, fd, null, null, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
+}
+
+/** connect(2): 0 when connected at once, WOULD_BLOCK while in progress (EINPROGRESS/EAGAIN). */
+export function connect(fd: number, address: SocketAddress): number {
+  const len = encodeSockaddr(address, addrBuf);
+  return call("connect", true, libc.connect, fd, addrBuf, len);
+}
+
+/** getsockopt(2) for an int option. */
+export function getIntOption(fd: number, level: number, name: number): number {
+  lenBuf[0] = 4;
+  call("getsockopt", false, libc.getsockopt, fd, level, name, intBuf, lenBuf);
+  return intBuf[0]!;
+}
+
+/** setsockopt(2) for an int option. */
+export function setIntOption(fd: number, level: number, name: number, value: number): void {
+  intBuf[0] = value;
+  call("setsockopt", false, libc.setsockopt, fd, level, name, intBuf, 4);
+}
+
+/** The pending error of a socket (SO_ERROR), cleared by reading it; 0 if none. */
+export function socketError(fd: number): number {
+  return getIntOption(fd, C.SOL_SOCKET, C.SO_ERROR);
+}
+
+/** The AF_* domain of a socket; throws ENOTSOCK for other fds. */
+export function socketDomain(fd: number): number {
+  return getIntOption(fd, C.SOL_SOCKET, C.SO_DOMAIN);
+}
+
+/** The SOCK_* type of a socket; throws ENOTSOCK for other fds. */
+export function socketType(fd: number): number {
+  return getIntOption(fd, C.SOL_SOCKET, C.SO_TYPE);
+}
+
+function nameOf(fn: typeof libc.getsockname, syscall: string, fd: number): SocketAddress {
+  lenBuf[0] = SOCKADDR_MAX;
+  call(syscall, false, fn, fd, addrBuf, lenBuf);
+  return decodeSockaddr(addrBuf, lenBuf[0]!);
+}
+
+/** getsockname(2). */
+export function localAddress(fd: number): SocketAddress {
+  return nameOf(libc.getsockname, "getsockname", fd);
+}
+
+/** getpeername(2). */
+export function remoteAddress(fd: number): SocketAddress {
+  return nameOf(libc.getpeername, "getpeername", fd);
+}
+
+/** shutdown(2); `how` is SHUT_RD, SHUT_WR or SHUT_RDWR. */
+export function shutdown(fd: number, how: number): void {
+  call("shutdown", false, libc.shutdown, fd, how);
+}
+
+/** recv(2): bytes received (0 at EOF), or WOULD_BLOCK. */
+export function recv(fd: number, buf: Uint8Array, flags = 0): number {
+  return call("recv", true, libc.recv, fd, buf, buf.byteLength, flags);
+}
+
+/** send(2) with MSG_NOSIGNAL (a closed peer gives EPIPE, never SIGPIPE), or WOULD_BLOCK. */
+export function send(fd: number, buf: Uint8Array, flags = 0): number {
+  return call("send", true, libc.send, fd, buf, buf.byteLength, flags | C.MSG_NOSIGNAL);
+}
+
+/** sendto(2) with MSG_NOSIGNAL, or WOULD_BLOCK. */
+export function sendTo(fd: number, buf: Uint8Array, address: SocketAddress): number {
+  const len = encodeSockaddr(address, addrBuf);
+  return call("sendto", true, libc.sendto, fd, buf, buf.byteLength, C.MSG_NOSIGNAL, addrBuf, len);
+}
+
+/** A received datagram: its size and source. */
+export interface Received {
+  bytes: number;
+  address: SocketAddress;
+}
+
+/** recvfrom(2): the datagram's size and source, or null when nothing is waiting. */
+export function recvFrom(fd: number, buf: Uint8Array): Received | null {
+  lenBuf[0] = SOCKADDR_MAX;
+  const n = call("recvfrom", true, libc.recvfrom, fd, buf, buf.byteLength, 0, addrBuf, lenBuf);
+  if (n === WOULD_BLOCK) return null;
+  return { bytes: n, address: decodeSockaddr(addrBuf, lenBuf[0]!) };
+}
+
+/** What recvmsg(2) delivered. */
+export interface ReceivedMessage {
+  bytes: number;
+  /** File descriptors passed with SCM_RIGHTS (already close-on-exec). */
+  fds: number[];
+  /** The source address, when the socket reports one. */
+  address: SocketAddress | null;
+  /** True when the datagram or the control data was cut short (MSG_TRUNC/MSG_CTRUNC). */
+  truncated: boolean;
+}
+
+const FD_SIZE = 4;
+
+/**
+ * sendmsg(2) with MSG_NOSIGNAL: gathers `bufs`, passes `fds` with SCM_RIGHTS and sends to
+ * `address` when given. Returns the bytes sent, or WOULD_BLOCK.
+ */
+export function sendMsg(fd: number, bufs: readonly Uint8Array[], fds: readonly number[], address?: SocketAddress): number {
+  const f = LAYOUT.msghdr.fields;
+  msgBuf.fill(0);
+  setField(msgView, 0, f.iov, ffi.address(iovFor(bufs)));
+  setField(msgView, 0, f.iovlen, bufs.length);
+  if (address) {
+    const len = encodeSockaddr(address, addrBuf);
+    setField(msgView, 0, f.name, ffi.address(addrBuf));
+    setField(msgView, 0, f.namelen, len);
+  }
+  if (fds.length > 0) {
+    const space = cmsgSpace(fds.length * FD_SIZE);
+    const control = controlFor(space);
+    const c = dataView(control);
+    const h = LAYOUT.cmsghdr.fields;
+    setField(c, 0, h.len, cmsgLen(fds.length * FD_SIZE));
+    setField(c, 0, h.level, C.SOL_SOCKET);
+    setField(c, 0, h.type, C.SCM_RIGHTS);
+    fds.forEach((x, i) => c.setInt32(LAYOUT.cmsghdr.size + i * FD_SIZE, x, true));
+    setField(msgView, 0, f.control, ffi.address(control));
+    setField(msgView, 0, f.controllen, space);
+  }
+  pinned = bufs;
+  try {
+    return call("sendmsg", true, libc.sendmsg, fd, msgBuf, C.MSG_NOSIGNAL);
+  } finally {
+    pinned = null;
+  }
+}
+
+/**
+ * recvmsg(2) into `buf`, accepting up to `maxFds` SCM_RIGHTS descriptors (received with
+ * MSG_CMSG_CLOEXEC). Returns null when nothing is waiting. Descriptors beyond `maxFds` are
+ * closed by the kernel and reported through `truncated`.
+ */
+export function recvMsg(fd: number, buf: Uint8Array, maxFds: number): ReceivedMessage | null {
+  const f = LAYOUT.msghdr.fields;
+  const bufs = [buf];
+  msgBuf.fill(0);
+  setField(msgView, 0, f.iov, ffi.address(iovFor(bufs)));
+  setField(msgView, 0, f.iovlen, 1);
+  setField(msgView, 0, f.name, ffi.address(addrBuf));
+  setField(msgView, 0, f.namelen, SOCKADDR_MAX);
+  const control = maxFds > 0 ? controlFor(cmsgSpace(maxFds * FD_SIZE)) : null;
+  if (control) {
+    setField(msgView, 0, f.control, ffi.address(control));
+    setField(msgView, 0, f.controllen, cmsgSpace(maxFds * FD_SIZE));
+  }
+  let n: number;
+  pinned = bufs;
+  try {
+    n = call("recvmsg", true, libc.recvmsg, fd, msgBuf, C.MSG_CMSG_CLOEXEC);
+  } finally {
+    pinned = null;
+  }
+  if (n === WOULD_BLOCK) return null;
+  const flags = Number(getField(msgView, 0, f.flags));
+  const fds: number[] = [];
+  if (control) {
+    const c = dataView(control);
+    const used = Number(getField(msgView, 0, f.controllen));
+    const h = LAYOUT.cmsghdr.fields;
+    for (let at = 0; at + LAYOUT.cmsghdr.size <= used; ) {
+      const len = Number(getField(c, at, h.len));
+      if (len < LAYOUT.cmsghdr.size) break;
+      if (getField(c, at, h.level) === C.SOL_SOCKET && getField(c, at, h.type) === C.SCM_RIGHTS) {
+        for (let p = at + LAYOUT.cmsghdr.size; p + FD_SIZE <= at + len; p += FD_SIZE) fds.push(c.getInt32(p, true));
+      }
+      at += cmsgSpace(len - LAYOUT.cmsghdr.size);
+    }
+  }
+  const namelen = Number(getField(msgView, 0, f.namelen));
+  return {
+    bytes: n,
+    fds,
+    address: namelen > 0 ? decodeSockaddr(addrBuf, namelen) : null,
+    truncated: (flags & (C.MSG_TRUNC | C.MSG_CTRUNC)) !== 0,
+  };
+}
