@@ -31,3 +31,12 @@ export function pollFd(view: DataView, i: number): number {
 export function pollRevents(view: DataView, i: number): number {
   return view.getUint16(i * POLLFD_SIZE + F.revents.offset, true);
 }
+
+const oneBuf = new Uint8Array(POLLFD_SIZE);
+const oneView = new DataView(oneBuf.buffer);
+
+/** poll(2) on a single fd: the returned events (0 on timeout). */
+export function pollOne(fd: number, events: number, timeout: number): number {
+  setPollFd(oneView, 0, fd, events);
+  return poll(oneBuf, 1, timeout) === 0 ? 0 : pollRevents(oneView, 0);
+}

@@ -1,0 +1,149 @@
+/**
+ * What every EventLoop implementation shares: the timer heap, `sleep`, keep-alive accounting for
+ * guest mode, and argument checks that turn misuse into clear errors.
+ */
+import { TimerHeap } from "./timers.js";
+
+/** The loops' monotonic clock, in ms. */
+export const clock = (): number => performance.now();
+
+/** Largest timeout accepted (the largest a 32-bit ms poll timeout can express). */
+export const MAX_MS = 0x7fffffff;
+
+/** Throws a RangeError unless `ms` is a finite number from 0 to MAX_MS. */
+export function checkMs(ms: unknown, what: string): number {
+  if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0 || ms > MAX_MS) {
+    throw new RangeError(`${what} must be a number of milliseconds from 0 to ${MAX_MS}, got ${String(ms)}`);
+  }
+  return ms;
+}
+
+/** Validates `{ signal, timeout }`. */
+export function checkOptions(options: { signal?: unknown; timeout?: unknown } | undefined): void {
+  if (options === undefined || options === null) return;
+  if (typeof options !== "object") throw new TypeError("options must be an object");
+  if (options.timeout !== undefined) checkMs(options.timeout, "timeout");
+  const signal = options.signal;
+  if (signal !== undefined && (typeof signal !== "object" || signal === null || typeof (signal as AbortSignal).addEventListener !== "function" || typeof (signal as AbortSignal).aborted !== "boolean")) {
+    throw new TypeError("signal must be an AbortSignal");
+  }
+}
+
+function isDetached(buf: ArrayBufferView): boolean {
+  const b = buf.buffer as ArrayBuffer & { detached?: boolean };
+  if (b.detached !== undefined) return b.detached;
+  // Before V8 11.4 there is no `detached`; a detached buffer shows as length 0 and refuses views.
+  if (b.byteLength !== 0) return false;
+  try {
+    new Uint8Array(b);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Throws unless `buf` is a usable Uint8Array. Empty buffers are refused where a zero-byte
+ * transfer would be indistinguishable from EOF, unless `allowEmpty` (datagrams may be empty).
+ */
+export function checkBuffer(buf: unknown, what: string, allowEmpty = false): Uint8Array {
+  if (!(buf instanceof Uint8Array)) throw new TypeError(`${what}: buffer must be a Uint8Array (or Buffer), got ${describe(buf)}`);
+  if (isDetached(buf)) throw new TypeError(`${what}: buffer is detached`);
+  if (!allowEmpty && buf.byteLength === 0) throw new RangeError(`${what}: buffer must not be empty`);
+  return buf;
+}
+
+/** Checks every buffer of a gather/scatter list. */
+export function checkBuffers(bufs: unknown, what: string): readonly Uint8Array[] {
+  if (!Array.isArray(bufs)) throw new TypeError(`${what}: buffers must be an array of Uint8Array`);
+  if (bufs.length > 1024) throw new RangeError(`${what}: at most 1024 buffers (IOV_MAX), got ${bufs.length}`);
+  for (const b of bufs) checkBuffer(b, what, true);
+  return bufs as Uint8Array[];
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v === "object") return (v as object).constructor?.name ?? "object";
+  return typeof v;
+}
+
+/** Timers, sleep and keep-alive accounting shared by the loops. */
+export abstract class LoopBase {
+  protected readonly timers = new TimerHeap();
+  protected disposed = false;
+  #unrefed = false;
+  #holds = 0;
+  /** Called when the loop's pending work may have changed (the guest driver listens). */
+  onChange: (() => void) | null = null;
+
+  /** Operations parked in the backend. */
+  protected abstract get pendingCount(): number;
+
+  /** Whether the loop has work that should keep the process alive. */
+  get hasRefedWork(): boolean {
+    return !this.#unrefed && !this.disposed && (this.pendingCount > 0 || this.timers.refCount > 0 || this.#holds > 0);
+  }
+
+  /** The deadline of the earliest timer (clock ms), if any. */
+  get nextDeadline(): number | undefined {
+    return this.timers.nextDeadline();
+  }
+
+  /** Lets the process exit while this loop has pending work. */
+  unref(): void {
+    this.#unrefed = true;
+    this.changed();
+  }
+
+  /** Undoes `unref()`. */
+  ref(): void {
+    this.#unrefed = false;
+    this.changed();
+  }
+
+  /**
+   * Keeps the process alive while a handle (a listening socket) is open, like Node's servers.
+   * Returns the function that releases the hold; calling it twice is harmless.
+   */
+  hold(): () => void {
+    this.#holds++;
+    this.changed();
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#holds--;
+      this.changed();
+    };
+  }
+
+  sleep(ms: number, options?: { signal?: AbortSignal | undefined }): Promise<void> {
+    checkMs(ms, "sleep");
+    checkOptions(options);
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.timers.cancel(timer);
+        this.changed();
+        reject(signal!.reason);
+      };
+      const timer = this.timers.add(clock() + ms, () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.changed();
+    });
+  }
+
+  protected changed(): void {
+    this.onChange?.();
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.timers.clear();
+    this.changed();
+  }
+}

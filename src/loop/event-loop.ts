@@ -1,0 +1,88 @@
+/**
+ * The completion-style EventLoop contract (Crystal RFC 0007), which every backend implements and
+ * every socket and fd class is built on. Operations take raw fds; each returns a Promise and
+ * accepts `{ signal, timeout }`.
+ *
+ * Rules every backend keeps:
+ * - `read`/`write` transfer at least one byte and return the count; `read` returns 0 at EOF.
+ * - A cancelled or timed-out operation never completes later: once its promise rejects, the
+ *   kernel no longer holds its buffer and the buffer is not written.
+ * - `close(fd)` rejects every pending operation on `fd` with a ClosedError (code EBADF) before
+ *   the fd is closed; nothing hangs.
+ * - Timeouts reject with a TimeoutError (code ETIMEDOUT); aborts with the signal's reason.
+ * - Bad arguments throw (synchronously reject) TypeError/RangeError; failed syscalls reject with
+ *   SystemError naming the syscall.
+ */
+import type { SocketAddress } from "../sys/posix/sockaddr.js";
+import type { ReceivedMessage } from "../sys/posix/socket.js";
+import type { WakerHandle } from "../selector/poll-api.js";
+
+/** Options every operation accepts. */
+export interface OperationOptions {
+  /** Aborts the operation: it rejects with `signal.reason`. */
+  signal?: AbortSignal | undefined;
+  /** Milliseconds before the operation rejects with a TimeoutError (code ETIMEDOUT). */
+  timeout?: number | undefined;
+}
+
+/** A datagram received by `receiveFrom`: `[count, source address]`. */
+export type ReceiveFromResult = [bytes: number, address: SocketAddress];
+
+/** The backends evloop knows. */
+export type BackendName = "io_uring" | "epoll" | "poll" | "blocking" | "kqueue" | "iocp";
+
+/** The completion-style event loop every backend implements. */
+export interface EventLoop {
+  /** The backend's name. */
+  readonly backend: BackendName;
+
+  /** Reads at least one byte into `buf`; resolves with the count, 0 at EOF. */
+  read(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number>;
+  /** Writes at least one byte of `buf`; resolves with the count. */
+  write(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number>;
+  /** Accepts a connection on a listening socket; resolves with its fd (non-blocking, cloexec). */
+  accept(fd: number, options?: OperationOptions): Promise<number>;
+  /** Connects a socket to `address`; rejects with SystemError (ECONNREFUSED, …) or TimeoutError. */
+  connect(fd: number, address: SocketAddress, options?: OperationOptions): Promise<void>;
+  /** Sends one datagram to `address`; resolves with the bytes sent. */
+  sendTo(fd: number, buf: Uint8Array, address: SocketAddress, options?: OperationOptions): Promise<number>;
+  /** Receives one datagram; resolves with its size and source. */
+  receiveFrom(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<ReceiveFromResult>;
+  /** sendmsg(2): `bufs` gathered, `fds` passed with SCM_RIGHTS. Resolves with the bytes sent. */
+  sendMessage(fd: number, bufs: readonly Uint8Array[], fds: readonly number[], options?: OperationOptions): Promise<number>;
+  /** recvmsg(2) into `buf`, taking up to `maxFds` passed descriptors. */
+  receiveMessage(fd: number, buf: Uint8Array, maxFds: number, options?: OperationOptions): Promise<ReceivedMessage>;
+  /** Resolves when `fd` is readable (any pollable fd). */
+  waitReadable(fd: number, options?: OperationOptions): Promise<void>;
+  /** Resolves when `fd` is writable (any pollable fd). */
+  waitWritable(fd: number, options?: OperationOptions): Promise<void>;
+  /** Rejects pending operations on `fd` with a ClosedError, forgets it, and closes it. */
+  close(fd: number): Promise<void>;
+  /** Rejects pending operations on `fd` with a ClosedError and forgets it without closing it. */
+  remove(fd: number): void;
+  /** Resolves after `ms` milliseconds, driven by this loop's timers. */
+  sleep(ms: number, options?: { signal?: AbortSignal | undefined }): Promise<void>;
+
+  /**
+   * Runs one iteration: waits for events (only if `blocking`), completes what became ready and
+   * fires due timers. Returns false when nothing is registered or pending.
+   */
+  run(blocking: boolean): boolean;
+  /** Wakes a blocking `run`. For another thread, send `interruptHandle` and use `Waker.fromHandle`. */
+  interrupt(): void;
+  /** A serialisable handle another thread can use to interrupt this loop. */
+  readonly interruptHandle: WakerHandle;
+  /** Whether pending work keeps the process alive (guest mode). */
+  readonly hasRefedWork: boolean;
+  /** Lets the process exit even while this loop has pending operations. */
+  unref(): void;
+  /** Undoes `unref()`. */
+  ref(): void;
+  /**
+   * Keeps the process alive while a handle (a listening socket) is open, like Node's servers;
+   * returns the function that releases the hold (idempotent).
+   */
+  hold(): () => void;
+  /** Closes the loop: pending operations reject with a ClosedError; fds are not closed. */
+  dispose(): void;
+}

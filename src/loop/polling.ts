@@ -1,0 +1,442 @@
+/**
+ * PollingEventLoop: the completion contract built on a readiness selector (epoll, poll).
+ *
+ * Design (Crystal's `Polling` base is the model): every operation first tries its syscall on the
+ * non-blocking fd. Only when the kernel says it would block is an operation record parked on
+ * the fd's reader or writer queue; the fd is registered with the selector once, for both
+ * directions, on its first park and stays registered until `close`/`remove`. When the selector
+ * reports a direction ready, the queue's operations retry in FIFO order until one would block
+ * again. An event is therefore only a hint: a spurious one costs a syscall that reports EAGAIN,
+ * never a wrong result, which is also why a stale event for a reused fd number is harmless.
+ *
+ * Cancellation is exact: a parked operation is not in the kernel, so abort, timeout and close
+ * just unlink it and reject; its buffer is never written afterwards.
+ *
+ * Backends differ only in the selector and in {@link SelectorHooks.rearm}: epoll is
+ * edge-triggered and needs nothing, the poll(2) selector re-arms a direction after would-block.
+ */
+import { ClosedError, SystemError, TimeoutError, WOULD_BLOCK } from "../sys/errors.js";
+import { C, ERRNO } from "../sys/target.js";
+import { close as closeFd, read, write } from "../sys/posix/fd.js";
+import { pollOne } from "../sys/posix/poll.js";
+import { accept, connect, recvFrom, recvMsg, sendMsg, sendTo, socketError, type ReceivedMessage } from "../sys/posix/socket.js";
+import type { SocketAddress } from "../sys/posix/sockaddr.js";
+import { eventfd, eventfdRead, eventfdWrite } from "../sys/linux/eventfd.js";
+import { Events, Interest, Ready } from "../selector/event.js";
+import { MAX_TOKEN, type Selector } from "../selector/selector.js";
+import type { WakerHandle } from "../selector/poll-api.js";
+import { TimerHeap, type Timer } from "./timers.js";
+import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
+import { checkBuffer, checkBuffers, checkOptions, clock, LoopBase } from "./common.js";
+
+const WAKER_TOKEN = MAX_TOKEN - 1;
+
+const enum Kind {
+  Read,
+  Accept,
+  ReceiveFrom,
+  ReceiveMessage,
+  WaitReadable,
+  Write,
+  Connect,
+  SendTo,
+  SendMessage,
+  WaitWritable,
+}
+
+const SYSCALL: Record<Kind, string> = {
+  [Kind.Read]: "read",
+  [Kind.Accept]: "accept",
+  [Kind.ReceiveFrom]: "recvfrom",
+  [Kind.ReceiveMessage]: "recvmsg",
+  [Kind.WaitReadable]: "poll",
+  [Kind.Write]: "write",
+  [Kind.Connect]: "connect",
+  [Kind.SendTo]: "sendto",
+  [Kind.SendMessage]: "sendmsg",
+  [Kind.WaitWritable]: "poll",
+};
+
+const isReader = (kind: Kind): boolean => kind <= Kind.WaitReadable;
+
+/** A parked operation: everything needed to retry its syscall and settle its promise. */
+class Operation {
+  kind: Kind = Kind.Read;
+  fd = -1;
+  // SAFETY: the buffers stay referenced here while the operation is parked; the syscall that
+  // writes or reads them only runs synchronously from `attempt`, never after the op is unlinked.
+  buf: Uint8Array | null = null;
+  bufs: readonly Uint8Array[] | null = null;
+  fds: readonly number[] | null = null;
+  address: SocketAddress | null = null;
+  maxFds = 0;
+  /** For connect: whether connect(2) was called (later attempts read SO_ERROR instead). */
+  started = false;
+  resolve: (value: never) => void = noop;
+  reject: (reason: unknown) => void = noop;
+  timer: Timer | null = null;
+  timeoutMs = 0;
+  signal: AbortSignal | null = null;
+  onAbort: (() => void) | null = null;
+  queue: Queue | null = null;
+  prev: Operation | null = null;
+  next: Operation | null = null;
+}
+
+function noop(): void {}
+
+/** A FIFO of parked operations (doubly linked, so abort unlinks in O(1)). */
+class Queue {
+  head: Operation | null = null;
+  tail: Operation | null = null;
+
+  push(op: Operation): void {
+    op.queue = this;
+    op.prev = this.tail;
+    op.next = null;
+    if (this.tail) this.tail.next = op;
+    else this.head = op;
+    this.tail = op;
+  }
+
+  unlink(op: Operation): void {
+    if (op.prev) op.prev.next = op.next;
+    else this.head = op.next;
+    if (op.next) op.next.prev = op.prev;
+    else this.tail = op.prev;
+    op.queue = op.prev = op.next = null;
+  }
+}
+
+/** Per-fd state: the two queues and whether the selector knows the fd. */
+class FdState {
+  readonly readers = new Queue();
+  readonly writers = new Queue();
+  registered = false;
+  constructor(readonly fd: number) {}
+}
+
+/** Hooks a selector-specific loop may provide. */
+export interface SelectorHooks {
+  /** Called after an operation found `fd` not ready in `interest` (poll(2) re-arms here). */
+  rearm?(fd: number, interest: number): void;
+}
+
+/** The completion-style loop over a readiness {@link Selector}. */
+export class PollingEventLoop extends LoopBase implements EventLoop {
+  readonly backend: BackendName;
+  readonly #selector: Selector;
+  readonly #hooks: SelectorHooks;
+  readonly #events = new Events(1024);
+  readonly #fds = new Map<number, FdState>();
+  readonly #wakeFd: number;
+  #pending = 0;
+
+  constructor(backend: BackendName, selector: Selector, hooks: SelectorHooks = {}) {
+    super();
+    this.backend = backend;
+    this.#selector = selector;
+    this.#hooks = hooks;
+    this.#wakeFd = eventfd(0);
+    selector.register(this.#wakeFd, WAKER_TOKEN, Interest.READABLE);
+  }
+
+  /** The selector's pollable fd (-1 for poll(2)); guest mode hands it to the host loop. */
+  get selectorFd(): number {
+    return this.#selector.fd;
+  }
+
+  /** For selectors without an fd: the fds a host loop must watch (see `Selector.watch`). */
+  watch(listener: (fd: number, interest: number) => void): boolean {
+    if (!this.#selector.watch) return false;
+    this.#selector.watch(listener);
+    return true;
+  }
+
+  get interruptHandle(): WakerHandle {
+    return { kind: "eventfd", fd: this.#wakeFd };
+  }
+
+  protected override get pendingCount(): number {
+    return this.#pending;
+  }
+
+  // ---- operations ------------------------------------------------------------------------
+
+  read(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number> {
+    const op = this.#op(Kind.Read, fd, options);
+    op.buf = checkBuffer(buf, "read");
+    return this.#start(op, options);
+  }
+
+  write(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number> {
+    const op = this.#op(Kind.Write, fd, options);
+    op.buf = checkBuffer(buf, "write");
+    return this.#start(op, options);
+  }
+
+  accept(fd: number, options?: OperationOptions): Promise<number> {
+    return this.#start(this.#op(Kind.Accept, fd, options), options);
+  }
+
+  connect(fd: number, address: SocketAddress, options?: OperationOptions): Promise<void> {
+    const op = this.#op(Kind.Connect, fd, options);
+    op.address = address;
+    return this.#start(op, options);
+  }
+
+  sendTo(fd: number, buf: Uint8Array, address: SocketAddress, options?: OperationOptions): Promise<number> {
+    const op = this.#op(Kind.SendTo, fd, options);
+    op.buf = checkBuffer(buf, "sendTo", true);
+    op.address = address;
+    return this.#start(op, options);
+  }
+
+  receiveFrom(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<ReceiveFromResult> {
+    const op = this.#op(Kind.ReceiveFrom, fd, options);
+    op.buf = checkBuffer(buf, "receiveFrom", true);
+    return this.#start(op, options);
+  }
+
+  sendMessage(fd: number, bufs: readonly Uint8Array[], fds: readonly number[], options?: OperationOptions): Promise<number> {
+    const op = this.#op(Kind.SendMessage, fd, options);
+    op.bufs = checkBuffers(bufs, "sendMessage");
+    op.fds = fds;
+    return this.#start(op, options);
+  }
+
+  receiveMessage(fd: number, buf: Uint8Array, maxFds: number, options?: OperationOptions): Promise<ReceivedMessage> {
+    const op = this.#op(Kind.ReceiveMessage, fd, options);
+    op.buf = checkBuffer(buf, "receiveMessage", true);
+    if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > 253) {
+      throw new RangeError(`maxFds must be an integer from 0 to 253, got ${String(maxFds)}`);
+    }
+    op.maxFds = maxFds;
+    return this.#start(op, options);
+  }
+
+  waitReadable(fd: number, options?: OperationOptions): Promise<void> {
+    return this.#start(this.#op(Kind.WaitReadable, fd, options), options);
+  }
+
+  waitWritable(fd: number, options?: OperationOptions): Promise<void> {
+    return this.#start(this.#op(Kind.WaitWritable, fd, options), options);
+  }
+
+  remove(fd: number): void {
+    const state = this.#fds.get(fd);
+    if (!state) return;
+    this.#fds.delete(fd);
+    for (const q of [state.readers, state.writers]) {
+      for (let op = q.head; op; op = q.head) this.#settle(op, false, new ClosedError(SYSCALL[op.kind], fd));
+    }
+    if (state.registered) {
+      try {
+        this.#selector.deregister(fd);
+      } catch {
+        // Already closed elsewhere, or never accepted by the kernel: nothing left to forget.
+      }
+    }
+  }
+
+  async close(fd: number): Promise<void> {
+    if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`fd must be a non-negative integer, got ${String(fd)}`);
+    this.remove(fd);
+    closeFd(fd);
+  }
+
+  // ---- the loop --------------------------------------------------------------------------
+
+  run(blocking: boolean): boolean {
+    if (this.disposed) return false;
+    if (this.#pending === 0 && this.timers.size === 0) return false;
+    const timeout = blocking ? this.timers.timeout(clock()) : 0;
+    this.#selector.select(this.#events, timeout);
+    for (const event of this.#events) {
+      if (event.token === WAKER_TOKEN) {
+        eventfdRead(this.#wakeFd);
+        this.#hooks.rearm?.(this.#wakeFd, Interest.READABLE);
+        continue;
+      }
+      const state = this.#fds.get(event.token);
+      if (!state) continue;
+      if (event.readiness & (Ready.READABLE | Ready.PRIORITY)) this.#drain(state.readers, Interest.READABLE);
+      if (event.readiness & Ready.WRITABLE) this.#drain(state.writers, Interest.WRITABLE);
+    }
+    this.timers.runDue(clock());
+    return true;
+  }
+
+  interrupt(): void {
+    eventfdWrite(this.#wakeFd, 1);
+  }
+
+  override dispose(): void {
+    if (this.disposed) return;
+    for (const fd of [...this.#fds.keys()]) this.remove(fd);
+    super.dispose();
+    this.#selector.close();
+    closeFd(this.#wakeFd);
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  #op(kind: Kind, fd: number, options: OperationOptions | undefined): Operation {
+    if (this.disposed) throw new ClosedError(SYSCALL[kind], fd);
+    if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
+      throw new TypeError(`fd must be a non-negative integer file descriptor, got ${String(fd)}`);
+    }
+    checkOptions(options);
+    const op = new Operation();
+    op.kind = kind;
+    op.fd = fd;
+    return op;
+  }
+
+  /** Tries the syscall once; parks the operation if it would block. */
+  #start<T>(op: Operation, options: OperationOptions | undefined): Promise<T> {
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const state = this.#fds.get(op.fd);
+    const queue = state && (isReader(op.kind) ? state.readers : state.writers);
+    // Operations queued before this one keep their turn: do not jump the queue. connect(2)
+    // itself must always be issued now; only its completion waits.
+    if (!queue?.head || op.kind === Kind.Connect) {
+      let result: unknown;
+      try {
+        result = this.#attempt(op);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      if (result !== WOULD_BLOCK_RESULT) return Promise.resolve(result as T);
+    }
+    return this.#park<T>(op, options);
+  }
+
+  #park<T>(op: Operation, options: OperationOptions | undefined): Promise<T> {
+    let state = this.#fds.get(op.fd);
+    if (!state) {
+      state = new FdState(op.fd);
+      this.#fds.set(op.fd, state);
+    }
+    if (!state.registered) {
+      try {
+        this.#selector.register(op.fd, op.fd, Interest.READABLE | Interest.WRITABLE);
+      } catch (e) {
+        if (!state.readers.head && !state.writers.head) this.#fds.delete(op.fd);
+        if (e instanceof SystemError && e.code === "EPERM") {
+          return Promise.reject(new SystemError(ERRNO.EPERM, SYSCALL[op.kind], `fd ${op.fd} cannot be polled (a regular file?)`));
+        }
+        return Promise.reject(e);
+      }
+      state.registered = true;
+    }
+    const promise = new Promise<T>((resolve, reject) => {
+      op.resolve = resolve as (value: never) => void;
+      op.reject = reject;
+    });
+    (isReader(op.kind) ? state.readers : state.writers).push(op);
+    this.#hooks.rearm?.(op.fd, isReader(op.kind) ? Interest.READABLE : Interest.WRITABLE);
+    const timeout = options?.timeout;
+    if (timeout !== undefined) {
+      op.timeoutMs = timeout;
+      op.timer = this.timers.add(clock() + timeout, () => {
+        op.timer = null;
+        this.#settle(op, false, new TimeoutError(SYSCALL[op.kind], timeout));
+      });
+    }
+    const signal = options?.signal;
+    if (signal) {
+      op.signal = signal;
+      op.onAbort = () => this.#settle(op, false, signal.reason);
+      signal.addEventListener("abort", op.onAbort, { once: true });
+    }
+    this.#pending++;
+    this.changed();
+    return promise;
+  }
+
+  /** Retries queued operations in order until one would block. */
+  #drain(queue: Queue, interest: number): void {
+    for (let op = queue.head; op; op = queue.head) {
+      let result: unknown;
+      try {
+        result = this.#attempt(op);
+      } catch (e) {
+        this.#settle(op, false, e);
+        continue;
+      }
+      if (result === WOULD_BLOCK_RESULT) {
+        this.#hooks.rearm?.(op.fd, interest);
+        return;
+      }
+      this.#settle(op, true, result);
+    }
+  }
+
+  /** Unlinks a parked operation and settles it. */
+  #settle(op: Operation, ok: boolean, value: unknown): void {
+    if (!op.queue) return;
+    op.queue.unlink(op);
+    this.#pending--;
+    if (op.timer) {
+      this.timers.cancel(op.timer);
+      op.timer = null;
+    }
+    if (op.signal && op.onAbort) op.signal.removeEventListener("abort", op.onAbort);
+    op.buf = null;
+    op.bufs = null;
+    if (ok) op.resolve(value as never);
+    else op.reject(value);
+    if (this.#pending === 0) this.changed();
+  }
+
+  /** Runs the operation's syscall; returns its result or WOULD_BLOCK_RESULT. */
+  #attempt(op: Operation): unknown {
+    const fd = op.fd;
+    switch (op.kind) {
+      case Kind.Read:
+        return orWouldBlock(read(fd, op.buf!));
+      case Kind.Write:
+        return orWouldBlock(write(fd, op.buf!));
+      case Kind.Accept:
+        return orWouldBlock(accept(fd));
+      case Kind.Connect: {
+        if (!op.started) {
+          op.started = true;
+          return connect(fd, op.address!) === WOULD_BLOCK ? WOULD_BLOCK_RESULT : undefined;
+        }
+        const err = socketError(fd);
+        if (err !== 0) throw new SystemError(err, "connect");
+        return undefined;
+      }
+      case Kind.SendTo:
+        return orWouldBlock(sendTo(fd, op.buf!, op.address!));
+      case Kind.ReceiveFrom: {
+        const r = recvFrom(fd, op.buf!);
+        return r === null ? WOULD_BLOCK_RESULT : ([r.bytes, r.address] as ReceiveFromResult);
+      }
+      case Kind.SendMessage:
+        return orWouldBlock(sendMsg(fd, op.bufs!, op.fds!));
+      case Kind.ReceiveMessage:
+        return recvMsg(fd, op.buf!, op.maxFds) ?? WOULD_BLOCK_RESULT;
+      case Kind.WaitReadable:
+        return ready(fd, C.POLLIN | C.POLLPRI | C.POLLRDHUP);
+      case Kind.WaitWritable:
+        return ready(fd, C.POLLOUT);
+    }
+  }
+}
+
+const WOULD_BLOCK_RESULT = Symbol("would block");
+
+function orWouldBlock(n: number): number | typeof WOULD_BLOCK_RESULT {
+  return n === WOULD_BLOCK ? WOULD_BLOCK_RESULT : n;
+}
+
+/** Whether `fd` is ready now (one poll(2) with a zero timeout). */
+function ready(fd: number, events: number): undefined | typeof WOULD_BLOCK_RESULT {
+  const revents = pollOne(fd, events, 0);
+  if (revents & C.POLLNVAL) throw new SystemError(ERRNO.EBADF, "poll", `fd ${fd} is not open`);
+  return revents === 0 ? WOULD_BLOCK_RESULT : undefined;
+}
