@@ -80,6 +80,10 @@ export interface FfiRuntime {
   readonly arch: string;
   /** The runtime's own version string, for `evloop info`. */
   readonly version: string;
+  /** Whether this is the runtime's main thread (guest mode needs the host's main loop). */
+  readonly isMainThread: boolean;
+  /** An environment variable, or undefined. */
+  env(name: string): string | undefined;
   /**
    * Binds `table` from the shared library at `path` (`null` = the running executable, whose
    * exported symbols include libuv on Node).

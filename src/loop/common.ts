@@ -73,8 +73,7 @@ export abstract class LoopBase {
   protected disposed = false;
   #unrefed = false;
   #holds = 0;
-  /** Called when the loop's pending work may have changed (the guest driver listens). */
-  onChange: (() => void) | null = null;
+  #listeners: Array<() => void> = [];
 
   /** Operations parked in the backend. */
   protected abstract get pendingCount(): number;
@@ -137,8 +136,20 @@ export abstract class LoopBase {
     });
   }
 
+  /**
+   * Calls `listener` whenever pending work may have changed (an operation parked or the last one
+   * settled, a timer or hold added or removed). Drivers use it; returns the remover.
+   */
+  onChange(listener: () => void): () => void {
+    this.#listeners.push(listener);
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
+  }
+
   protected changed(): void {
-    this.onChange?.();
+    const ls = this.#listeners;
+    for (let i = 0; i < ls.length; i++) ls[i]!();
   }
 
   dispose(): void {

@@ -6,6 +6,7 @@
  * above this file: the portable conventions are in `../types.ts`.
  */
 import koffi, { type LibraryHandle } from "koffi";
+import { isMainThread } from "node:worker_threads";
 
 type KoffiFunction = ReturnType<LibraryHandle["func"]>;
 import type { BoundLibrary, FfiRuntime, FunctionSpec, NativeCallback, NativeType, SymbolTable } from "../types.js";
@@ -33,6 +34,11 @@ function bind(lib: LibraryHandle, name: string, spec: FunctionSpec): ((...args: 
   } catch (cause) {
     if (spec.optional) return undefined;
     throw new Error(`Cannot bind native function ${name}`, { cause });
+  }
+  // koffi returns intptr_t as a number when it fits; the portable convention is a bigint.
+  if (spec.result === "pointer") {
+    const raw = fn;
+    return (...args: unknown[]) => BigInt(raw(...args) as number | bigint);
   }
   if (spec.variadic) {
     const extra = spec.params.slice(fixed).map((p) => C_TYPES[p]);
@@ -63,13 +69,23 @@ export const nodeRuntime: FfiRuntime = {
   platform: process.platform,
   arch: process.arch,
   version: process.version,
+  isMainThread,
+  env: (name) => process.env[name],
   open,
   errno: () => koffi.errno(),
   view: (pointer, length) => koffi.view(pointer, length),
   address: (view) => koffi.address(view),
   callback(result, params, fn): NativeCallback {
     const proto = koffi.proto(C_TYPES[result], params.map((p) => C_TYPES[p]));
-    const handle = koffi.register(fn, koffi.pointer(proto));
+    const pointers = params.flatMap((p, i) => (p === "pointer" ? [i] : []));
+    const call =
+      pointers.length === 0
+        ? fn
+        : (...args: unknown[]) => {
+            for (const i of pointers) args[i] = BigInt(args[i] as number | bigint);
+            return (fn as (...a: unknown[]) => unknown)(...args);
+          };
+    const handle = koffi.register(call, koffi.pointer(proto));
     return {
       pointer: BigInt(koffi.address(handle)),
       close: () => koffi.unregister(handle),

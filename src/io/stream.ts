@@ -1,0 +1,211 @@
+/**
+ * The shared base of byte-stream handles (TcpStream, UnixStream, FileDescriptor): read, write,
+ * writeAll, shutdown, close, async iteration of chunks and `await using`.
+ *
+ * Every operation passes `{ signal, timeout }` straight to the loop, so cancellation keeps the
+ * loop's guarantee: once a promise rejects, the buffer is no longer used.
+ */
+import type { OperationOptions } from "../loop/event-loop.js";
+import { checkBuffer, checkOptions, clock } from "../loop/common.js";
+import { SystemError, TimeoutError } from "../sys/errors.js";
+import { shutdown } from "../sys/posix/socket.js";
+import { C } from "../sys/target.js";
+import { Handle } from "./handle.js";
+
+/** Options for {@link Stream.chunks}. */
+export interface ChunkOptions extends OperationOptions {
+  /** The largest chunk to read at once, in bytes; default 64 KiB. `timeout` applies per read. */
+  size?: number | undefined;
+}
+
+const DEFAULT_CHUNK = 64 * 1024;
+
+/**
+ * A bidirectional byte stream over one fd.
+ *
+ * @example
+ * ```ts
+ * import { TcpStream } from "evloop";
+ * await using s = await TcpStream.connect({ host: "example.com", port: 80 });
+ * await s.writeAll(new TextEncoder().encode("HEAD / HTTP/1.0\r\n\r\n"));
+ * for await (const chunk of s) process.stdout.write(chunk);
+ * ```
+ */
+export abstract class Stream extends Handle implements AsyncIterable<Uint8Array> {
+  /** Resolves when the last `writeAll` in line has finished (successfully or not). */
+  #writeTurn: Promise<void> = Promise.resolve();
+
+  /**
+   * Reads at least one byte into `buf` and resolves with the count; 0 means end of stream.
+   *
+   * @example
+   * ```ts
+   * const buf = new Uint8Array(4096);
+   * const n = await stream.read(buf, { timeout: 5000 });
+   * if (n === 0) console.log("peer closed");
+   * ```
+   */
+  read(buf: Uint8Array, options?: OperationOptions): Promise<number> {
+    if (this.closed) return this.rejectClosed("read");
+    try {
+      return this.loop.read(this.fd, buf, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Writes at least one byte of `buf` and resolves with the count, which may be less than
+   * `buf.length`; use {@link writeAll} to write everything.
+   *
+   * @example
+   * ```ts
+   * const n = await stream.write(new TextEncoder().encode("hello"));
+   * ```
+   */
+  write(buf: Uint8Array, options?: OperationOptions): Promise<number> {
+    if (this.closed) return this.rejectClosed("write");
+    try {
+      return this.loop.write(this.fd, buf, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Writes all of `buf`. The kernel accepts only what fits in its socket or pipe buffer, so one
+   * write(2) may take part of `buf`; this loops until every byte is written. `timeout` and
+   * `signal` cover the whole call, not each write. Concurrent `writeAll` calls on one stream
+   * are written one after the other, never interleaved. On rejection, an unknown prefix of
+   * `buf` may already have been written.
+   *
+   * @example
+   * ```ts
+   * await stream.writeAll(new Uint8Array(1 << 20), { timeout: 10_000 });
+   * ```
+   */
+  async writeAll(buf: Uint8Array, options?: OperationOptions): Promise<void> {
+    checkBuffer(buf, "writeAll", true);
+    checkOptions(options);
+    this.openFd("write");
+    const timeout = options?.timeout;
+    const signal = options?.signal;
+    const deadline = timeout === undefined ? undefined : clock() + timeout;
+    const earlier = this.#writeTurn;
+    let done!: () => void;
+    this.#writeTurn = new Promise<void>((resolve) => (done = resolve));
+    let ours = false;
+    try {
+      await this.#waitTurn(earlier, signal, deadline, timeout);
+      ours = true;
+      for (let at = 0; at < buf.byteLength; ) {
+        // close() may have run while the previous write was in flight.
+        const fd = this.openFd("write");
+        const left = deadline === undefined ? undefined : Math.max(0, deadline - clock());
+        try {
+          at += await this.loop.write(fd, buf.subarray(at), { signal, timeout: left });
+        } catch (e) {
+          // Report the caller's timeout, not what was left of it for the last write.
+          throw e instanceof TimeoutError && timeout !== undefined ? new TimeoutError("write", timeout) : e;
+        }
+      }
+    } finally {
+      // A caller that gave up while waiting must not let the next one overtake the writer still
+      // running ahead of it: pass the turn on only when that writer is done.
+      if (ours) done();
+      else void earlier.then(done);
+    }
+  }
+
+  /** Waits for earlier writeAll calls, giving up on abort or when the deadline passes. */
+  async #waitTurn(earlier: Promise<void>, signal: AbortSignal | undefined, deadline: number | undefined, timeout: number | undefined): Promise<void> {
+    if (signal?.aborted) throw signal.reason;
+    if (signal === undefined && deadline === undefined) return earlier;
+    const racers: Promise<void>[] = [earlier];
+    let onAbort: (() => void) | undefined;
+    if (signal) {
+      racers.push(
+        new Promise<void>((_, reject) => {
+          onAbort = () => reject(signal.reason);
+          signal.addEventListener("abort", onAbort, { once: true });
+        }),
+      );
+    }
+    const stopTimer = new AbortController();
+    if (deadline !== undefined) {
+      const left = Math.max(0, deadline - clock());
+      racers.push(
+        this.loop.sleep(left, { signal: stopTimer.signal }).then(() => {
+          throw new TimeoutError("write", timeout!);
+        }),
+      );
+    }
+    try {
+      await Promise.race(racers);
+    } finally {
+      if (onAbort) signal!.removeEventListener("abort", onAbort);
+      // Cancels the timer. Promise.race subscribed to every racer, so the cancelled sleep's
+      // rejection is handled and never reported as unhandled.
+      stopTimer.abort();
+    }
+  }
+
+  /**
+   * Stops writing: sockets send FIN (shutdown(SHUT_WR)) and can still read; any other fd (a
+   * pipe's write end) is closed, since closing is the only way to signal end of stream there.
+   * ENOTCONN (the peer already reset the connection) is ignored: nothing more can be written
+   * either way.
+   *
+   * @example
+   * ```ts
+   * await stream.writeAll(request);
+   * await stream.shutdown();
+   * for await (const chunk of stream) consume(chunk);
+   * ```
+   */
+  async shutdown(): Promise<void> {
+    const fd = this.openFd("shutdown");
+    try {
+      shutdown(fd, C.SHUT_WR);
+    } catch (e) {
+      if (e instanceof SystemError && e.code === "ENOTSOCK") return this.close();
+      if (e instanceof SystemError && e.code === "ENOTCONN") return;
+      throw e;
+    }
+  }
+
+  /**
+   * Reads the stream chunk by chunk until end of stream. Each chunk is a fresh copy, so it stays
+   * valid after the next read. The iteration also ends (without error) when the stream is
+   * closed while it waits. Breaking out of the loop leaves the stream open.
+   *
+   * @example
+   * ```ts
+   * for await (const chunk of stream.chunks({ size: 16384, timeout: 30_000 })) handle(chunk);
+   * ```
+   */
+  async *chunks(options?: ChunkOptions): AsyncGenerator<Uint8Array, void, undefined> {
+    const size = options?.size ?? DEFAULT_CHUNK;
+    if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > 0x7fffffff) {
+      throw new RangeError(`chunk size must be a positive integer, got ${String(size)}`);
+    }
+    const readOptions: OperationOptions | undefined = options && { signal: options.signal, timeout: options.timeout };
+    const buf = new Uint8Array(size);
+    for (;;) {
+      let n: number;
+      try {
+        n = await this.read(buf, readOptions);
+      } catch (e) {
+        if (this.closed && e instanceof SystemError && e.code === "EBADF") return;
+        throw e;
+      }
+      if (n === 0) return;
+      yield buf.slice(0, n);
+    }
+  }
+
+  /** `for await (const chunk of stream)`: {@link chunks} with 64 KiB reads. */
+  [Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    return this.chunks();
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Creating loops with their driver: `createLoop`, `defaultLoop`, `runMain`.
+ */
+import { ffi } from "../ffi/runtime/load.js";
+import type { BackendName, EventLoop } from "../loop/event-loop.js";
+import { chooseBackend, createBackend, type PollingOrBlocking } from "../loop/select.js";
+import { debug } from "../loop/debug.js";
+import { GuestDriver } from "./guest.js";
+import { ownLoop } from "./owner.js";
+import { hostLoopAvailable } from "./uv.js";
+
+/** Options for {@link createLoop}. */
+export interface CreateLoopOptions {
+  /** Backend to use; default: EVLOOP_BACKEND, else the best available. */
+  backend?: BackendName;
+  /**
+   * Attach to the host's event loop (guest mode). Default: true on Node's main thread, where it
+   * is possible; elsewhere drive the loop with `runMain`.
+   */
+  guest?: boolean;
+}
+
+/** A loop as created here: the EventLoop plus its driver, if any. */
+export type Loop = EventLoop & { readonly mode: "guest" | "owner" };
+
+const drivers = new WeakMap<EventLoop, GuestDriver>();
+
+/** Creates an event loop. */
+export function createLoop(options: CreateLoopOptions = {}): Loop {
+  const backend = chooseBackend(options.backend);
+  const loop = createBackend(backend) as PollingOrBlocking & { mode?: "guest" | "owner" };
+  const wantGuest = options.guest ?? hostLoopAvailable();
+  if (wantGuest) {
+    if (!hostLoopAvailable()) {
+      loop.dispose();
+      throw new Error(`guest mode needs Node's main thread (runtime ${ffi.name}${ffi.isMainThread ? "" : ", worker thread"}); use runMain instead`);
+    }
+    drivers.set(loop, new GuestDriver(loop));
+  }
+  Object.defineProperty(loop, "mode", { value: wantGuest ? "guest" : "owner", enumerable: true });
+  const dispose = loop.dispose.bind(loop);
+  loop.dispose = () => {
+    drivers.get(loop)?.close();
+    drivers.delete(loop);
+    dispose();
+  };
+  return loop as unknown as Loop;
+}
+
+let fallback: Loop | null = null;
+
+/** The process-wide (per-thread) default loop, created on first use. */
+export function defaultLoop(): Loop {
+  if (!fallback) {
+    fallback = createLoop();
+    debug(`default loop: ${fallback.backend} in ${fallback.mode} mode`);
+  }
+  return fallback;
+}
+
+/**
+ * Runs `fn` with a loop in owner mode: evloop blocks in the kernel between iterations. Use it in
+ * Workers (where guest mode is unavailable) and in servers whose I/O is all evloop's.
+ */
+export function runMain<T>(fn: () => T | Promise<T>, options: { loop?: EventLoop } = {}): Promise<T> {
+  const loop = (options.loop ?? defaultLoop()) as PollingOrBlocking;
+  return ownLoop(loop, fn);
+}

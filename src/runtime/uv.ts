@@ -1,0 +1,122 @@
+/**
+ * libuv's poll handles, reached through the running node binary's exported symbols
+ * (`ffi.open(null, …)`), so Node's own event loop can watch evloop's fds.
+ *
+ * Memory: a uv_poll_t lives in native memory from calloc; libuv keeps pointers to it until the
+ * close callback runs, and only then is it freed. One native callback serves every handle and
+ * dispatches on the handle's address.
+ */
+import { ffi } from "../ffi/runtime/load.js";
+import type { NativeCallback, SymbolTable } from "../ffi/types.js";
+import { libc } from "../sys/libc.js";
+import { Interest } from "../selector/event.js";
+
+const UV = {
+  // uv_loop_t *uv_default_loop(void)
+  uv_default_loop: { result: "pointer", params: [] },
+  // size_t uv_handle_size(uv_handle_type type)
+  uv_handle_size: { result: "usize", params: ["i32"] },
+  // int uv_poll_init(uv_loop_t *loop, uv_poll_t *handle, int fd)
+  uv_poll_init: { result: "i32", params: ["pointer", "pointer", "i32"] },
+  // int uv_poll_start(uv_poll_t *handle, int events, uv_poll_cb cb)
+  uv_poll_start: { result: "i32", params: ["pointer", "i32", "pointer"] },
+  // int uv_poll_stop(uv_poll_t *handle)
+  uv_poll_stop: { result: "i32", params: ["pointer"] },
+  // void uv_close(uv_handle_t *handle, uv_close_cb close_cb)
+  uv_close: { result: "void", params: ["pointer", "pointer"] },
+  // void uv_unref(uv_handle_t *handle)
+  uv_unref: { result: "void", params: ["pointer"] },
+} as const satisfies SymbolTable;
+
+const UV_POLL = 8;
+const UV_READABLE = 1;
+const UV_WRITABLE = 2;
+const UV_PRIORITIZED = 8;
+
+type Uv = ReturnType<typeof ffi.open<typeof UV>>;
+
+let uv: Uv | null | undefined;
+let pollCallback: NativeCallback;
+let closeCallback: NativeCallback;
+let handleSize = 0;
+const live = new Map<bigint, UvPoll>();
+
+/** libuv of the host runtime, or null when there is none (not Node, or not its main thread). */
+function load(): Uv | null {
+  if (uv !== undefined) return uv;
+  uv = null;
+  if (ffi.name !== "node" || !ffi.isMainThread) return uv;
+  try {
+    const lib = ffi.open(null, UV);
+    handleSize = Number(lib.uv_handle_size(UV_POLL));
+    pollCallback = ffi.callback("void", ["pointer", "i32", "i32"], ((handle: bigint, status: number, events: number) => {
+      live.get(BigInt(handle))?.fire(status, events);
+    }) as (...args: never[]) => unknown);
+    closeCallback = ffi.callback("void", ["pointer"], ((handle: bigint) => {
+      libc.free(handle);
+    }) as (...args: never[]) => unknown);
+    uv = lib;
+  } catch {
+    uv = null;
+  }
+  return uv;
+}
+
+/** Whether Node's libuv loop can be used (guest mode). */
+export function hostLoopAvailable(): boolean {
+  return load() !== null;
+}
+
+/** A uv_poll_t watching one fd on Node's main loop. It never keeps the process alive itself. */
+export class UvPoll {
+  readonly #handle: bigint;
+  readonly #onEvent: (readiness: number) => void;
+  #interest = 0;
+
+  constructor(fd: number, onEvent: (readiness: number) => void) {
+    const lib = load();
+    if (!lib) throw new Error("Node's libuv loop is not reachable from this thread");
+    this.#onEvent = onEvent;
+    // SAFETY: libuv holds this address from uv_poll_init until the close callback, which frees
+    // it; the memory is native, so the GC can neither move nor free it.
+    this.#handle = libc.calloc(1, handleSize);
+    const rc = lib.uv_poll_init(lib.uv_default_loop(), this.#handle, fd);
+    if (rc !== 0) {
+      libc.free(this.#handle);
+      throw new Error(`uv_poll_init failed for fd ${fd} (${rc})`);
+    }
+    lib.uv_unref(this.#handle);
+    live.set(this.#handle, this);
+  }
+
+  /** Watches `interest` (Interest flags); 0 stops watching. */
+  set(interest: number): void {
+    if (interest === this.#interest) return;
+    this.#interest = interest;
+    const lib = uv!;
+    if (interest === 0) {
+      lib.uv_poll_stop(this.#handle);
+      return;
+    }
+    let events = 0;
+    if (interest & Interest.READABLE) events |= UV_READABLE;
+    if (interest & Interest.WRITABLE) events |= UV_WRITABLE;
+    if (interest & Interest.PRIORITY) events |= UV_PRIORITIZED;
+    lib.uv_poll_start(this.#handle, events, pollCallback.pointer);
+  }
+
+  fire(status: number, events: number): void {
+    // A negative status is an error on the fd; the loop's own syscalls will report it.
+    let readiness = 0;
+    if (status < 0 || events & UV_READABLE) readiness |= Interest.READABLE;
+    if (status < 0 || events & UV_WRITABLE) readiness |= Interest.WRITABLE;
+    if (events & UV_PRIORITIZED) readiness |= Interest.PRIORITY;
+    this.#onEvent(readiness);
+  }
+
+  /** Stops and closes the handle; its memory is freed by libuv's close callback. */
+  close(): void {
+    if (!live.delete(this.#handle)) return;
+    uv!.uv_close(this.#handle, closeCallback.pointer);
+  }
+}
