@@ -23,7 +23,17 @@ import { checkBuffer, checkBuffers, checkOptions, clock, LoopBase } from "./comm
 const READ_EVENTS = C.POLLIN | C.POLLPRI | C.POLLRDHUP;
 const WRITE_EVENTS = C.POLLOUT;
 
-/** The event loop of last resort: blocking syscalls, one operation at a time. */
+/**
+ * The event loop of last resort: blocking syscalls, one operation at a time.
+ *
+ * @example
+ * ```ts
+ * const loop = createLoop({ backend: "blocking", guest: false });
+ * const [r, w] = Pipe.create({ loop });
+ * await w.write(new Uint8Array([7]));
+ * await r.read(new Uint8Array(1)); // would block the thread if the pipe were empty
+ * ```
+ */
 export class BlockingEventLoop extends LoopBase implements EventLoop {
   readonly backend: BackendName = "blocking";
   readonly #wakeFd = eventfd(0);

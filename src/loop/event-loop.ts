@@ -17,7 +17,15 @@ import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import type { ReceivedMessage } from "../sys/posix/socket.js";
 import type { WakerHandle } from "../selector/poll-api.js";
 
-/** Options every operation accepts. */
+/**
+ * Options every operation accepts.
+ *
+ * @example
+ * ```ts
+ * const options: OperationOptions = { signal: AbortSignal.timeout(5000), timeout: 1000 };
+ * await stream.read(buf, options);
+ * ```
+ */
 export interface OperationOptions {
   /** Aborts the operation: it rejects with `signal.reason`. */
   signal?: AbortSignal | undefined;
@@ -25,13 +33,37 @@ export interface OperationOptions {
   timeout?: number | undefined;
 }
 
-/** A datagram received by `receiveFrom`: `[count, source address]`. */
+/**
+ * A datagram received by `receiveFrom`: `[count, source address]`.
+ *
+ * @example
+ * ```ts
+ * const [bytes, from]: ReceiveFromResult = await loop.receiveFrom(fd, buf);
+ * ```
+ */
 export type ReceiveFromResult = [bytes: number, address: SocketAddress];
 
-/** The backends evloop knows. */
+/**
+ * The backends evloop knows (not all exist on every OS; see `probeBackends()`).
+ *
+ * @example
+ * ```ts
+ * const name: BackendName = "epoll";
+ * createLoop({ backend: name });
+ * ```
+ */
 export type BackendName = "io_uring" | "epoll" | "poll" | "blocking" | "kqueue" | "iocp";
 
-/** The completion-style event loop every backend implements. */
+/**
+ * The completion-style event loop every backend implements. Socket classes are built on it; use
+ * it directly for fds evloop has no class for.
+ *
+ * @example
+ * ```ts
+ * const loop = defaultLoop();
+ * const n = await loop.read(fd, new Uint8Array(4096), { timeout: 1000 });
+ * ```
+ */
 export interface EventLoop {
   /** The backend's name. */
   readonly backend: BackendName;

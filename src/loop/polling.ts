@@ -122,7 +122,18 @@ export interface SelectorHooks {
   rearm?(fd: number, interest: number): void;
 }
 
-/** The completion-style loop over a readiness {@link Selector}. */
+/**
+ * The completion-style loop over a readiness selector (epoll or poll). Create it with
+ * `createLoop({ backend: "epoll" })`, which also attaches the driver.
+ *
+ * @example
+ * ```ts
+ * const loop = createLoop({ backend: "poll" });
+ * const [r, w] = Pipe.create({ loop });
+ * await loop.write(w.fd, new Uint8Array([1]));
+ * await loop.waitReadable(r.fd);
+ * ```
+ */
 export class PollingEventLoop extends LoopBase implements EventLoop {
   readonly backend: BackendName;
   readonly #selector: Selector;

@@ -20,7 +20,14 @@ import type { BackendName, EventLoop } from "./event-loop.js";
 import { PollingEventLoop } from "./polling.js";
 import { debug } from "./debug.js";
 
-/** The result of probing one backend. */
+/**
+ * The result of probing one backend.
+ *
+ * @example
+ * ```ts
+ * for (const p of probeBackends()) console.log(p.name, p.available, p.reason ?? "");
+ * ```
+ */
 export interface BackendProbe {
   readonly name: BackendName;
   readonly available: boolean;
@@ -70,7 +77,14 @@ function probe(name: BackendName): BackendProbe {
 
 let probes: BackendProbe[] | null = null;
 
-/** Probes every candidate backend of this OS (cached). */
+/**
+ * Probes every candidate backend of this OS, best first (cached after the first call).
+ *
+ * @example
+ * ```ts
+ * probeBackends(); // [{ name: "io_uring", available: false, reason: "…" }, { name: "epoll", available: true }, …]
+ * ```
+ */
 export function probeBackends(): BackendProbe[] {
   if (!probes) {
     probes = candidates().map(probe);
@@ -79,7 +93,14 @@ export function probeBackends(): BackendProbe[] {
   return probes.map((p) => ({ ...p }));
 }
 
-/** The available backends, best first. */
+/**
+ * The available backends, best first; the first is what `createLoop()` picks.
+ *
+ * @example
+ * ```ts
+ * availableBackends(); // ["epoll", "poll", "blocking"] on Linux without io_uring
+ * ```
+ */
 export function availableBackends(): BackendName[] {
   return probeBackends()
     .filter((p) => p.available)

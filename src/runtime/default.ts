@@ -9,7 +9,14 @@ import { GuestDriver } from "./guest.js";
 import { ownLoop } from "./owner.js";
 import { hostLoopAvailable } from "./uv.js";
 
-/** Options for {@link createLoop}. */
+/**
+ * Options for {@link createLoop}.
+ *
+ * @example
+ * ```ts
+ * const options: CreateLoopOptions = { backend: "poll", guest: false };
+ * ```
+ */
 export interface CreateLoopOptions {
   /** Backend to use; default: EVLOOP_BACKEND, else the best available. */
   backend?: BackendName;
@@ -20,12 +27,29 @@ export interface CreateLoopOptions {
   guest?: boolean;
 }
 
-/** A loop as created here: the EventLoop plus its driver, if any. */
+/**
+ * A loop as created by {@link createLoop}: an EventLoop and the mode that drives it.
+ *
+ * @example
+ * ```ts
+ * const loop: Loop = createLoop();
+ * console.log(loop.backend, loop.mode); // "epoll" "guest"
+ * ```
+ */
 export type Loop = EventLoop & { readonly mode: "guest" | "owner" };
 
 const drivers = new WeakMap<EventLoop, GuestDriver>();
 
-/** Creates an event loop. */
+/**
+ * Creates an event loop: the backend from `options.backend`, else `EVLOOP_BACKEND`, else the best
+ * available; in guest mode on Node's main thread unless `guest: false`.
+ *
+ * @example
+ * ```ts
+ * const loop = createLoop({ backend: "epoll" });
+ * const listener = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+ * ```
+ */
 export function createLoop(options: CreateLoopOptions = {}): Loop {
   const backend = chooseBackend(options.backend);
   const loop = createBackend(backend) as PollingOrBlocking & { mode?: "guest" | "owner" };
@@ -49,7 +73,15 @@ export function createLoop(options: CreateLoopOptions = {}): Loop {
 
 let fallback: Loop | null = null;
 
-/** The process-wide (per-thread) default loop, created on first use. */
+/**
+ * The thread's default loop, created on first use; every socket class uses it unless given a
+ * `loop`.
+ *
+ * @example
+ * ```ts
+ * await defaultLoop().sleep(10);
+ * ```
+ */
 export function defaultLoop(): Loop {
   if (!fallback) {
     fallback = createLoop();
@@ -61,6 +93,14 @@ export function defaultLoop(): Loop {
 /**
  * Runs `fn` with a loop in owner mode: evloop blocks in the kernel between iterations. Use it in
  * Workers (where guest mode is unavailable) and in servers whose I/O is all evloop's.
+ *
+ * @example
+ * ```ts
+ * await runMain(async () => {
+ *   const listener = await TcpListener.bind({ host: "127.0.0.1", port: 8080 });
+ *   for await (const conn of listener) void echo(conn);
+ * });
+ * ```
  */
 export function runMain<T>(fn: () => T | Promise<T>, options: { loop?: EventLoop } = {}): Promise<T> {
   const loop = (options.loop ?? defaultLoop()) as PollingOrBlocking;

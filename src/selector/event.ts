@@ -2,7 +2,14 @@
  * Interests, readiness events and the fixed-capacity event buffer of the readiness API.
  */
 
-/** What to be told about: bit flags, combined with `|`. */
+/**
+ * What to be told about: bit flags, combined with `|`.
+ *
+ * @example
+ * ```ts
+ * poll.registry.register(fd, 1, Interest.READABLE | Interest.WRITABLE);
+ * ```
+ */
 export const Interest = {
   /** Data (or a connection, or EOF) can be read without blocking. */
   READABLE: 1,
@@ -24,7 +31,14 @@ export const Ready = {
   WRITE_CLOSED: 32,
 } as const;
 
-/** One readiness event: which registration (token) and what it is ready for. */
+/**
+ * One readiness event: which registration (token) and what it is ready for.
+ *
+ * @example
+ * ```ts
+ * for (const event of events) if (event.token === 1 && event.isReadable) drain(fd);
+ * ```
+ */
 export class Event {
   /** The token given at registration. */
   token = 0;

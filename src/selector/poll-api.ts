@@ -9,7 +9,14 @@ import { EpollSelector } from "./epoll.js";
 import { PollSelector } from "./poll.js";
 import { checkFd, checkInterest, checkToken, type Selector } from "./selector.js";
 
-/** Names of the readiness backends. */
+/**
+ * Names of the readiness backends.
+ *
+ * @example
+ * ```ts
+ * const poll = new Poll("poll" satisfies SelectorName);
+ * ```
+ */
 export type SelectorName = "epoll" | "poll";
 
 /** Creates a selector backend by name. */
@@ -63,6 +70,11 @@ export class Registry {
 
 /**
  * A serialisable reference to a {@link Waker}, to hand to another thread with `postMessage`.
+ *
+ * @example
+ * ```ts
+ * new Worker(url, { workerData: loop.interruptHandle }); // worker: Waker.fromHandle(workerData).wake()
+ * ```
  */
 export interface WakerHandle {
   readonly kind: "eventfd";

@@ -48,6 +48,15 @@ const MESSAGES: Record<string, string> = {
 /**
  * A failed system call: `code` is the errno name (`ECONNREFUSED`), `errno` its number and
  * `syscall` the call that failed, as in Node's own errors.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await TcpStream.connect({ host: "127.0.0.1", port: 1 });
+ * } catch (e) {
+ *   if (e instanceof SystemError && e.code === "ECONNREFUSED") console.log("nobody listens");
+ * }
+ * ```
  */
 export class SystemError extends Error {
   readonly code: string;
@@ -64,7 +73,14 @@ export class SystemError extends Error {
   }
 }
 
-/** An operation that did not complete within its `timeout`: code `ETIMEDOUT`. */
+/**
+ * An operation that did not complete within its `timeout`: code `ETIMEDOUT`.
+ *
+ * @example
+ * ```ts
+ * await stream.read(buf, { timeout: 100 }).catch((e) => e instanceof TimeoutError); // true if idle
+ * ```
+ */
 export class TimeoutError extends SystemError {
   constructor(syscall: string, ms: number) {
     super(ERRNO.ETIMEDOUT, syscall, `timed out after ${ms} ms`);
@@ -72,7 +88,16 @@ export class TimeoutError extends SystemError {
   }
 }
 
-/** An operation that was pending when its fd was closed: code `EBADF`. */
+/**
+ * An operation that was pending when its fd was closed: code `EBADF`.
+ *
+ * @example
+ * ```ts
+ * const pending = stream.read(buf);
+ * await stream.close();
+ * await pending.catch((e) => e instanceof ClosedError); // true
+ * ```
+ */
 export class ClosedError extends SystemError {
   constructor(syscall: string, fd: number) {
     super(ERRNO.EBADF, syscall, `fd ${fd} was closed while the operation was pending`);

@@ -6,14 +6,28 @@ import { C, LAYOUT } from "../target.js";
 import { libc } from "../libc.js";
 import { dataView, getField, setField } from "../../ffi/layout.js";
 
-/** An IPv4 endpoint. */
+/**
+ * An IPv4 endpoint.
+ *
+ * @example
+ * ```ts
+ * const a: IPv4Address = { family: "ipv4", address: "127.0.0.1", port: 8080 };
+ * ```
+ */
 export interface IPv4Address {
   readonly family: "ipv4";
   readonly address: string;
   readonly port: number;
 }
 
-/** An IPv6 endpoint; `scopeId` selects the interface of a link-local address. */
+/**
+ * An IPv6 endpoint; `scopeId` selects the interface of a link-local address.
+ *
+ * @example
+ * ```ts
+ * const a: IPv6Address = { family: "ipv6", address: "::1", port: 8080 };
+ * ```
+ */
 export interface IPv6Address {
   readonly family: "ipv6";
   readonly address: string;
@@ -25,13 +39,26 @@ export interface IPv6Address {
 /**
  * A Unix-domain endpoint. `path` is a filesystem path; a path starting with `"\0"` is a Linux
  * abstract name; `""` is an unnamed socket (an unbound or socketpair end).
+ *
+ * @example
+ * ```ts
+ * const file: UnixAddress = { family: "unix", path: "/tmp/app.sock" };
+ * const abstract: UnixAddress = { family: "unix", path: "\0app" };
+ * ```
  */
 export interface UnixAddress {
   readonly family: "unix";
   readonly path: string;
 }
 
-/** Any socket address evloop understands. */
+/**
+ * Any socket address evloop understands.
+ *
+ * @example
+ * ```ts
+ * const where: SocketAddress = listener.address; // { family: "ipv4", address: "127.0.0.1", port }
+ * ```
+ */
 export type SocketAddress = IPv4Address | IPv6Address | UnixAddress;
 
 /** Bytes of a struct sockaddr_storage: large enough for every family. */

@@ -150,7 +150,15 @@ export function recvFrom(fd: number, buf: Uint8Array): Received | null {
   return { bytes: n, address: decodeSockaddr(addrBuf, lenBuf[0]!) };
 }
 
-/** What recvmsg(2) delivered. */
+/**
+ * What recvmsg(2) delivered.
+ *
+ * @example
+ * ```ts
+ * const m: ReceivedMessage = await loop.receiveMessage(fd, buf, 4);
+ * for (const passed of m.fds) FileDescriptor.from(passed);
+ * ```
+ */
 export interface ReceivedMessage {
   bytes: number;
   /** File descriptors passed with SCM_RIGHTS (already close-on-exec). */

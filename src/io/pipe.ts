@@ -1,0 +1,44 @@
+/**
+ * Anonymous pipes as a pair of {@link FileDescriptor}s.
+ */
+import { close, pipe } from "../sys/posix/fd.js";
+import { FileDescriptor } from "./fd.js";
+import type { HandleOptions } from "./handle.js";
+
+/**
+ * Anonymous pipes (pipe2 with O_NONBLOCK | O_CLOEXEC).
+ *
+ * @example
+ * ```ts
+ * import { Pipe } from "evloop";
+ * const [r, w] = Pipe.create();
+ * await w.writeAll(new TextEncoder().encode("ping"));
+ * await w.close(); // the reader sees end of stream after "ping"
+ * for await (const chunk of r) console.log(new TextDecoder().decode(chunk));
+ * await r.close();
+ * ```
+ */
+export class Pipe {
+  private constructor() {}
+
+  /**
+   * Creates a pipe and returns `[reader, writer]`, both owned by the returned handles.
+   * `writer.shutdown()` closes the write end, which is how a pipe signals end of stream.
+   *
+   * @example
+   * ```ts
+   * const [reader, writer] = Pipe.create({ loop });
+   * ```
+   */
+  static create(options: HandleOptions = {}): [reader: FileDescriptor, writer: FileDescriptor] {
+    const [r, w] = pipe(true);
+    try {
+      return [FileDescriptor.from(r, options), FileDescriptor.from(w, options)];
+    } catch (e) {
+      // Bad options (an invalid loop) must not leak the two fds just created.
+      close(r);
+      close(w);
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * What the socket classes share: creating a socket without leaking it on failure, error
+ * messages that name the address, and the three handle shapes (connected stream, listener,
+ * datagram socket) that tcp.ts, udp.ts and unix.ts fill in.
+ */
+import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
+import { ClosedError, SystemError, TimeoutError } from "../sys/errors.js";
+import { close } from "../sys/posix/fd.js";
+import { localAddress, remoteAddress, socket } from "../sys/posix/socket.js";
+import type { SocketAddress } from "../sys/posix/sockaddr.js";
+import { Handle } from "../io/handle.js";
+import { Stream } from "../io/stream.js";
+import { formatAddress } from "./address.js";
+
+/**
+ * Creates a non-blocking, close-on-exec socket and runs `setup` on it (options, bind, listen).
+ * If `setup` throws, the socket is closed before the error propagates: the caller never saw the
+ * fd, so nobody else could close it and it would leak for the life of the process.
+ */
+export function openSocket(domain: number, type: number, setup: (fd: number) => void): number {
+  const fd = socket(domain, type);
+  try {
+    setup(fd);
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+  return fd;
+}
+
+/**
+ * Adds `context` (usually the address) to a SystemError's message, keeping code, errno and
+ * syscall. Timeouts, close errors and anything else pass through unchanged.
+ */
+export function annotate(e: unknown, context: string): unknown {
+  if (!(e instanceof SystemError) || e instanceof TimeoutError || e instanceof ClosedError) return e;
+  const prefix = `${e.syscall} ${e.code}: `;
+  const text = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
+  return new SystemError(e.errno, e.syscall, `${text} (${context})`);
+}
+
+/** Reads SO_* state that needs the fd, with the handle's "is closed" error once closed. */
+function addressOf(handle: Handle & { openFdFor(syscall: string): number }, peer: boolean): SocketAddress {
+  const fd = handle.openFdFor(peer ? "getpeername" : "getsockname");
+  return peer ? remoteAddress(fd) : localAddress(fd);
+}
+
+/**
+ * A connected stream socket (TCP or Unix).
+ *
+ * @example
+ * ```ts
+ * const s = await TcpStream.connect({ host: "127.0.0.1", port: 8080 });
+ * console.log(s.localAddress, s.remoteAddress);
+ * ```
+ */
+export abstract class SocketStream extends Stream {
+  protected constructor(fd: number, loop: EventLoop) {
+    super(fd, loop, "socket");
+  }
+
+  /** @internal The open fd, or the "socket is closed" error. */
+  openFdFor(syscall: string): number {
+    return this.openFd(syscall);
+  }
+
+  /** This end's address (getsockname); throws EBADF once closed. */
+  get localAddress(): SocketAddress {
+    return addressOf(this, false);
+  }
+
+  /** The peer's address (getpeername); throws ENOTCONN after the peer is gone, EBADF once closed. */
+  get remoteAddress(): SocketAddress {
+    return addressOf(this, true);
+  }
+}
+
+/**
+ * A listening socket: accepts connections one by one or through `for await`, and keeps the
+ * process alive while open (see {@link unref}).
+ *
+ * @example
+ * ```ts
+ * await using listener = await TcpListener.bind({ host: "127.0.0.1", port: 0 });
+ * for await (const conn of listener) serve(conn);
+ * ```
+ */
+export abstract class Listener<Conn, Addr extends SocketAddress> extends Handle implements AsyncIterable<Conn> {
+  readonly #address: Addr;
+  #release: (() => void) | null;
+
+  protected constructor(fd: number, loop: EventLoop, address: Addr) {
+    super(fd, loop, "listener");
+    this.#address = address;
+    this.#release = loop.hold();
+  }
+
+  /** The address the listener is bound to (with the port the kernel chose for port 0). */
+  get address(): Addr {
+    return this.#address;
+  }
+
+  /** Wraps an accepted fd in the connection class. */
+  protected abstract wrap(fd: number): Conn;
+
+  /**
+   * Accepts one connection. Rejects with a ClosedError (code EBADF) if the listener is closed
+   * while waiting.
+   *
+   * @example
+   * ```ts
+   * const conn = await listener.accept({ timeout: 5000 });
+   * ```
+   */
+  async accept(options?: OperationOptions): Promise<Conn> {
+    const fd = await this.loop.accept(this.openFd("accept"), options);
+    try {
+      return this.wrap(fd);
+    } catch (e) {
+      close(fd);
+      throw e;
+    }
+  }
+
+  /**
+   * Yields connections until the listener is closed; closing it ends the iteration without an
+   * error. A connection the peer aborted before it was accepted (ECONNABORTED) is skipped.
+   * Breaking out of the loop leaves the listener open.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Conn, void, undefined> {
+    while (!this.closed) {
+      let conn: Conn;
+      try {
+        conn = await this.accept();
+      } catch (e) {
+        if (this.closed) return;
+        if (e instanceof SystemError && (e.code === "ECONNABORTED" || e.code === "EPROTO")) continue;
+        throw e;
+      }
+      yield conn;
+    }
+  }
+
+  /**
+   * Lets the process exit while the listener is open. A pending `accept` still counts as loop
+   * work, so this only takes effect while no accept is waiting.
+   */
+  unref(): this {
+    this.#release?.();
+    this.#release = null;
+    return this;
+  }
+
+  /** Keeps the process alive while the listener is open again (the default). */
+  ref(): this {
+    if (!this.closed && !this.#release) this.#release = this.loop.hold();
+    return this;
+  }
+
+  protected override onClose(): void {
+    this.unref();
+  }
+}
+
+/** What `receiveFrom` resolves with. */
+export interface Datagram<Addr extends SocketAddress> {
+  /** The datagram's size (the part that fit into the buffer). */
+  bytes: number;
+  /** Where it came from. */
+  address: Addr;
+}
+
+/**
+ * A datagram socket (UDP or Unix): sendTo/receiveFrom, and send/receive once connected.
+ *
+ * @example
+ * ```ts
+ * const u = await UdpSocket.bind({ host: "127.0.0.1", port: 0 });
+ * const { bytes, address } = await u.receiveFrom(new Uint8Array(1500));
+ * ```
+ */
+export abstract class DatagramSocket<Target, Addr extends SocketAddress> extends Handle {
+  #connected: boolean;
+
+  protected constructor(fd: number, loop: EventLoop, connected: boolean) {
+    super(fd, loop, "socket");
+    this.#connected = connected;
+  }
+
+  /** Converts a caller's target to a socket address this socket can send to (or throws). */
+  protected abstract toAddress(target: Target): SocketAddress;
+
+  /** Records that connect(2) succeeded, so `send` may be used. */
+  protected markConnected(): void {
+    this.#connected = true;
+  }
+
+  /** Whether the socket has a fixed peer (connected, or one end of a pair). */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** The local address (getsockname); throws EBADF once closed. */
+  get address(): Addr {
+    return localAddress(this.openFd("getsockname")) as Addr;
+  }
+
+  /** The connected peer's address (getpeername); throws ENOTCONN when not connected. */
+  get remoteAddress(): Addr {
+    return remoteAddress(this.openFd("getpeername")) as Addr;
+  }
+
+  /**
+   * Sends one datagram to `target` and resolves with the bytes sent. An empty datagram is
+   * allowed.
+   *
+   * @example
+   * ```ts
+   * await sock.sendTo(new TextEncoder().encode("ping"), target);
+   * ```
+   */
+  sendTo(buf: Uint8Array, target: Target, options?: OperationOptions): Promise<number> {
+    if (this.closed) return this.rejectClosed("sendto");
+    try {
+      return this.loop.sendTo(this.fd, buf, this.toAddress(target), options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Receives one datagram into `buf`. A datagram longer than `buf` is cut to fit (the rest is
+   * discarded by the kernel) and `bytes` is what fit.
+   *
+   * @example
+   * ```ts
+   * const { bytes, address } = await sock.receiveFrom(new Uint8Array(65536), { timeout: 1000 });
+   * ```
+   */
+  async receiveFrom(buf: Uint8Array, options?: OperationOptions): Promise<Datagram<Addr>> {
+    const [bytes, address] = await this.loop.receiveFrom(this.openFd("recvfrom"), buf, options);
+    return { bytes, address: address as Addr };
+  }
+
+  /**
+   * Sends one datagram to the connected peer; resolves with the bytes sent.
+   *
+   * @example
+   * ```ts
+   * await sock.send(new Uint8Array([1, 2, 3]));
+   * ```
+   */
+  send(buf: Uint8Array, options?: OperationOptions): Promise<number> {
+    if (this.closed) return this.rejectClosed("send");
+    if (!this.#connected) {
+      return Promise.reject(new SystemError(89 /* EDESTADDRREQ */, "send", "the socket is not connected; use sendTo() or connect() first"));
+    }
+    try {
+      return this.loop.sendMessage(this.fd, [buf], [], options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Receives one datagram into `buf` and resolves with its size (cut to fit `buf`).
+   *
+   * @example
+   * ```ts
+   * const n = await sock.receive(buf);
+   * ```
+   */
+  async receive(buf: Uint8Array, options?: OperationOptions): Promise<number> {
+    const [bytes] = await this.loop.receiveFrom(this.openFd("recv"), buf, options);
+    return bytes;
+  }
+}
+
+/** Human-readable context for errors about `addr`. */
+export function where(addr: SocketAddress): string {
+  return formatAddress(addr);
+}
