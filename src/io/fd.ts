@@ -9,7 +9,14 @@ import { ERRNO } from "../sys/target.js";
 import { loopOf, type HandleOptions } from "./handle.js";
 import { Stream } from "./stream.js";
 
-/** Options for {@link FileDescriptor.from}. */
+/**
+ * Options for {@link FileDescriptor.from}.
+ *
+ * @example
+ * ```ts
+ * const f = FileDescriptor.from(fd, { owned: false, loop });
+ * ```
+ */
 export interface FileDescriptorOptions extends HandleOptions {
   /**
    * Whether the handle owns the fd (default true). An owned fd is closed by `close()`; an unowned

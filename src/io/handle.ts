@@ -12,13 +12,28 @@ import { defaultLoop } from "../runtime/default.js";
 import { SystemError } from "../sys/errors.js";
 import { ERRNO } from "../sys/target.js";
 
-/** Options every handle constructor accepts. */
+/**
+ * Options every handle constructor accepts.
+ *
+ * @example
+ * ```ts
+ * const loop = createLoop({ backend: "poll" });
+ * const [a, b] = UnixStream.pair({ loop });
+ * ```
+ */
 export interface HandleOptions {
   /** The event loop that drives the handle's operations; default: `defaultLoop()`. */
   loop?: EventLoop | undefined;
 }
 
-/** The loop a handle should use: `loop` when given, else the default loop. */
+/**
+ * The loop a handle should use: `loop` when given, else the default loop.
+ *
+ * @example
+ * ```ts
+ * const loop = loopOf(options.loop); // options.loop, else defaultLoop()
+ * ```
+ */
 export function loopOf(loop: EventLoop | undefined): EventLoop {
   if (loop === undefined) return defaultLoop();
   if (loop === null || typeof loop !== "object" || typeof loop.read !== "function") {
@@ -30,6 +45,11 @@ export function loopOf(loop: EventLoop | undefined): EventLoop {
 /**
  * The error for an operation on a handle that was already closed: code EBADF, like the kernel's,
  * but naming the handle instead of a (possibly reused) fd number.
+ *
+ * @example
+ * ```ts
+ * closedError("read", "socket").message; // "read EBADF: the socket is closed"
+ * ```
  */
 export function closedError(syscall: string, what: string): SystemError {
   return new SystemError(ERRNO.EBADF, syscall, `the ${what} is closed`);

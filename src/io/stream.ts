@@ -12,7 +12,14 @@ import { shutdown } from "../sys/posix/socket.js";
 import { C } from "../sys/target.js";
 import { Handle } from "./handle.js";
 
-/** Options for {@link Stream.chunks}. */
+/**
+ * Options for {@link Stream.chunks}.
+ *
+ * @example
+ * ```ts
+ * for await (const chunk of stream.chunks({ size: 4096, timeout: 10_000 })) handle(chunk);
+ * ```
+ */
 export interface ChunkOptions extends OperationOptions {
   /** The largest chunk to read at once, in bytes; default 64 KiB. `timeout` applies per read. */
   size?: number | undefined;

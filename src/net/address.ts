@@ -11,13 +11,34 @@ import { checkOptions } from "../loop/common.js";
 import { TimeoutError } from "../sys/errors.js";
 import { parseIPv4, parseIPv6, type IPv4Address, type IPv6Address, type SocketAddress } from "../sys/posix/sockaddr.js";
 
-/** An IPv4 or IPv6 endpoint. */
+/**
+ * An IPv4 or IPv6 endpoint.
+ *
+ * @example
+ * ```ts
+ * const a: InetAddress = { family: "ipv4", address: "127.0.0.1", port: 80 };
+ * ```
+ */
 export type InetAddress = IPv4Address | IPv6Address;
 
-/** The IP families. */
+/**
+ * The IP families.
+ *
+ * @example
+ * ```ts
+ * await TcpStream.connect({ host: "example.com", port: 80, family: "ipv6" });
+ * ```
+ */
 export type IPFamily = "ipv4" | "ipv6";
 
-/** Options for {@link resolveHost}. */
+/**
+ * Options for {@link resolveHost}.
+ *
+ * @example
+ * ```ts
+ * await resolveHost("example.com", 80, { family: "ipv4", timeout: 1000 });
+ * ```
+ */
 export interface ResolveOptions {
   /** Only return addresses of this family. */
   family?: IPFamily | undefined;

@@ -6,16 +6,21 @@
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { ClosedError, SystemError, TimeoutError } from "../sys/errors.js";
 import { close } from "../sys/posix/fd.js";
+import { ERRNO } from "../sys/target.js";
 import { localAddress, remoteAddress, socket } from "../sys/posix/socket.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import { Handle } from "../io/handle.js";
 import { Stream } from "../io/stream.js";
-import { formatAddress } from "./address.js";
 
 /**
  * Creates a non-blocking, close-on-exec socket and runs `setup` on it (options, bind, listen).
  * If `setup` throws, the socket is closed before the error propagates: the caller never saw the
  * fd, so nobody else could close it and it would leak for the life of the process.
+ *
+ * @example
+ * ```ts
+ * const fd = openSocket(C.AF_INET, C.SOCK_STREAM, (s) => bind(s, address));
+ * ```
  */
 export function openSocket(domain: number, type: number, setup: (fd: number) => void): number {
   const fd = socket(domain, type);
@@ -31,18 +36,17 @@ export function openSocket(domain: number, type: number, setup: (fd: number) => 
 /**
  * Adds `context` (usually the address) to a SystemError's message, keeping code, errno and
  * syscall. Timeouts, close errors and anything else pass through unchanged.
+ *
+ * @example
+ * ```ts
+ * throw annotate(e, "127.0.0.1:80"); // "connect ECONNREFUSED: connection refused (127.0.0.1:80)"
+ * ```
  */
 export function annotate(e: unknown, context: string): unknown {
   if (!(e instanceof SystemError) || e instanceof TimeoutError || e instanceof ClosedError) return e;
   const prefix = `${e.syscall} ${e.code}: `;
   const text = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
   return new SystemError(e.errno, e.syscall, `${text} (${context})`);
-}
-
-/** Reads SO_* state that needs the fd, with the handle's "is closed" error once closed. */
-function addressOf(handle: Handle & { openFdFor(syscall: string): number }, peer: boolean): SocketAddress {
-  const fd = handle.openFdFor(peer ? "getpeername" : "getsockname");
-  return peer ? remoteAddress(fd) : localAddress(fd);
 }
 
 /**
@@ -59,19 +63,14 @@ export abstract class SocketStream extends Stream {
     super(fd, loop, "socket");
   }
 
-  /** @internal The open fd, or the "socket is closed" error. */
-  openFdFor(syscall: string): number {
-    return this.openFd(syscall);
-  }
-
   /** This end's address (getsockname); throws EBADF once closed. */
   get localAddress(): SocketAddress {
-    return addressOf(this, false);
+    return localAddress(this.openFd("getsockname"));
   }
 
   /** The peer's address (getpeername); throws ENOTCONN after the peer is gone, EBADF once closed. */
   get remoteAddress(): SocketAddress {
-    return addressOf(this, true);
+    return remoteAddress(this.openFd("getpeername"));
   }
 }
 
@@ -162,7 +161,14 @@ export abstract class Listener<Conn, Addr extends SocketAddress> extends Handle 
   }
 }
 
-/** What `receiveFrom` resolves with. */
+/**
+ * What `receiveFrom` resolves with.
+ *
+ * @example
+ * ```ts
+ * const { bytes, address }: Datagram<InetAddress> = await udp.receiveFrom(buf);
+ * ```
+ */
 export interface Datagram<Addr extends SocketAddress> {
   /** The datagram's size (the part that fit into the buffer). */
   bytes: number;
@@ -253,7 +259,7 @@ export abstract class DatagramSocket<Target, Addr extends SocketAddress> extends
   send(buf: Uint8Array, options?: OperationOptions): Promise<number> {
     if (this.closed) return this.rejectClosed("send");
     if (!this.#connected) {
-      return Promise.reject(new SystemError(89 /* EDESTADDRREQ */, "send", "the socket is not connected; use sendTo() or connect() first"));
+      return Promise.reject(new SystemError(ERRNO.EDESTADDRREQ, "send", "the socket is not connected; use sendTo() or connect() first"));
     }
     try {
       return this.loop.sendMessage(this.fd, [buf], [], options);
@@ -274,9 +280,4 @@ export abstract class DatagramSocket<Target, Addr extends SocketAddress> extends
     const [bytes] = await this.loop.receiveFrom(this.openFd("recv"), buf, options);
     return bytes;
   }
-}
-
-/** Human-readable context for errors about `addr`. */
-export function where(addr: SocketAddress): string {
-  return formatAddress(addr);
 }
