@@ -27,3 +27,21 @@ export { BlockingEventLoop } from "./loop/blocking.js";
 export { availableBackends, probeBackends, type BackendProbe } from "./loop/select.js";
 
 export { createLoop, defaultLoop, runMain, type CreateLoopOptions, type Loop } from "./runtime/default.js";
+
+export { TcpListener, TcpStream, type TcpListenOptions, type TcpConnectOptions } from "./net/tcp.js";
+export { UdpSocket, type UdpBindOptions, type UdpConnectOptions, type UdpTarget } from "./net/udp.js";
+export {
+  UnixListener,
+  UnixStream,
+  UnixDatagram,
+  type UnixPathOptions,
+  type UnixListenOptions,
+  type UnixConnectOptions,
+  type ReceivedFds,
+} from "./net/unix.js";
+export { resolveHost, type InetAddress, type IPFamily, type ResolveOptions } from "./net/address.js";
+export type { Datagram } from "./net/socket.js";
+export { FileDescriptor, type FileDescriptorOptions } from "./io/fd.js";
+export { Pipe } from "./io/pipe.js";
+export type { HandleOptions } from "./io/handle.js";
+export type { ChunkOptions } from "./io/stream.js";

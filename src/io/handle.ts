@@ -115,7 +115,11 @@ export abstract class Handle implements AsyncDisposable {
     const fd = this.#fd;
     this.#fd = -1;
     this.onClose();
-    this.#closing = this.closeFd(fd);
+    try {
+      this.#closing = this.closeFd(fd);
+    } catch (e) {
+      this.#closing = Promise.reject(e);
+    }
     return this.#closing;
   }
 

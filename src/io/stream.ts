@@ -41,6 +41,8 @@ const DEFAULT_CHUNK = 64 * 1024;
 export abstract class Stream extends Handle implements AsyncIterable<Uint8Array> {
   /** Resolves when the last `writeAll` in line has finished (successfully or not). */
   #writeTurn: Promise<void> = Promise.resolve();
+  /** writeAll calls running or waiting for their turn. */
+  #writers = 0;
 
   /**
    * Reads at least one byte into `buf` and resolves with the count; 0 means end of stream.
@@ -99,11 +101,13 @@ export abstract class Stream extends Handle implements AsyncIterable<Uint8Array>
     const signal = options?.signal;
     const deadline = timeout === undefined ? undefined : clock() + timeout;
     const earlier = this.#writeTurn;
+    const busy = this.#writers > 0;
     let done!: () => void;
     this.#writeTurn = new Promise<void>((resolve) => (done = resolve));
+    this.#writers++;
     let ours = false;
     try {
-      await this.#waitTurn(earlier, signal, deadline, timeout);
+      if (busy) await this.#waitTurn(earlier, signal, deadline, timeout);
       ours = true;
       for (let at = 0; at < buf.byteLength; ) {
         // close() may have run while the previous write was in flight.
@@ -117,6 +121,7 @@ export abstract class Stream extends Handle implements AsyncIterable<Uint8Array>
         }
       }
     } finally {
+      this.#writers--;
       // A caller that gave up while waiting must not let the next one overtake the writer still
       // running ahead of it: pass the turn on only when that writer is done.
       if (ours) done();

@@ -129,6 +129,10 @@ export class BlockingEventLoop extends LoopBase implements EventLoop {
     return this.#block("poll", fd, WRITE_EVENTS, options, () => (pollOne(fd, WRITE_EVENTS, 0) ? undefined : WOULD_BLOCK));
   }
 
+  setRef(_fd: number, _ref: boolean): void {
+    // Nothing is ever pending between calls.
+  }
+
   remove(_fd: number): void {
     // Nothing is ever parked or registered.
   }

@@ -111,6 +111,11 @@ export interface EventLoop {
   /** Undoes `unref()`. */
   ref(): void;
   /**
+   * Whether operations pending on `fd` keep the process alive (default true). A listener's
+   * `unref()` uses it, so an accept waiting forever does not hold the process open.
+   */
+  setRef(fd: number, ref: boolean): void;
+  /**
    * Keeps the process alive while a handle (a listening socket) is open, like Node's servers;
    * returns the function that releases the hold (idempotent).
    */

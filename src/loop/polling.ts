@@ -79,6 +79,8 @@ class Operation {
   signal: AbortSignal | null = null;
   onAbort: (() => void) | null = null;
   queue: Queue | null = null;
+  /** Whether this operation keeps the process alive (its fd is not unref'd). */
+  refed = true;
   prev: Operation | null = null;
   next: Operation | null = null;
 }
@@ -142,6 +144,9 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   readonly #fds = new Map<number, FdState>();
   readonly #wakeFd: number;
   #pending = 0;
+  /** Parked operations on fds that keep the process alive. */
+  #refedPending = 0;
+  readonly #unrefedFds = new Set<number>();
 
   constructor(backend: BackendName, selector: Selector, hooks: SelectorHooks = {}) {
     super();
@@ -169,7 +174,21 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   }
 
   protected override get pendingCount(): number {
-    return this.#pending;
+    return this.#refedPending;
+  }
+
+  setRef(fd: number, ref: boolean): void {
+    if (ref === !this.#unrefedFds.has(fd)) return;
+    if (ref) this.#unrefedFds.delete(fd);
+    else this.#unrefedFds.add(fd);
+    const state = this.#fds.get(fd);
+    for (const q of state ? [state.readers, state.writers] : []) {
+      for (let op = q.head; op; op = op.next) {
+        if (op.refed !== ref) this.#refedPending += ref ? 1 : -1;
+        op.refed = ref;
+      }
+    }
+    this.changed();
   }
 
   // ---- operations ------------------------------------------------------------------------
@@ -235,6 +254,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   }
 
   remove(fd: number): void {
+    this.#unrefedFds.delete(fd);
     const state = this.#fds.get(fd);
     if (!state) return;
     this.#fds.delete(fd);
@@ -363,6 +383,8 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
       signal.addEventListener("abort", op.onAbort, { once: true });
     }
     this.#pending++;
+    op.refed = !this.#unrefedFds.has(op.fd);
+    if (op.refed) this.#refedPending++;
     this.changed();
     return promise;
   }
@@ -390,6 +412,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     if (!op.queue) return;
     op.queue.unlink(op);
     this.#pending--;
+    if (op.refed) this.#refedPending--;
     if (op.timer) {
       this.timers.cancel(op.timer);
       op.timer = null;
@@ -399,7 +422,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     op.bufs = null;
     if (ok) op.resolve(value as never);
     else op.reject(value);
-    if (this.#pending === 0) this.changed();
+    if (this.#refedPending === 0) this.changed();
   }
 
   /** Runs the operation's syscall; returns its result or WOULD_BLOCK_RESULT. */

@@ -141,23 +141,39 @@ export abstract class Listener<Conn, Addr extends SocketAddress> extends Handle 
   }
 
   /**
-   * Lets the process exit while the listener is open. A pending `accept` still counts as loop
-   * work, so this only takes effect while no accept is waiting.
+   * Lets the process exit while the listener is open, even with an `accept` waiting (as Node's
+   * `server.unref()`).
+   *
+   * @example
+   * ```ts
+   * listener.unref(); // the process exits when nothing else keeps it alive
+   * ```
    */
   unref(): this {
     this.#release?.();
     this.#release = null;
+    if (!this.closed) this.loop.setRef(this.fd, false);
     return this;
   }
 
-  /** Keeps the process alive while the listener is open again (the default). */
+  /**
+   * Keeps the process alive while the listener is open again (the default).
+   *
+   * @example
+   * ```ts
+   * listener.unref().ref();
+   * ```
+   */
   ref(): this {
-    if (!this.closed && !this.#release) this.#release = this.loop.hold();
+    if (this.closed) return this;
+    if (!this.#release) this.#release = this.loop.hold();
+    this.loop.setRef(this.fd, true);
     return this;
   }
 
   protected override onClose(): void {
-    this.unref();
+    this.#release?.();
+    this.#release = null;
   }
 }
 

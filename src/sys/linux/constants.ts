@@ -40,6 +40,8 @@ export const C = {
   SO_DOMAIN: 39,
   TCP_NODELAY: 1,
   TCP_KEEPIDLE: 4,
+  TCP_KEEPINTVL: 5,
+  TCP_KEEPCNT: 6,
   IPV6_V6ONLY: 26,
   SHUT_RD: 0,
   SHUT_WR: 1,

@@ -2,8 +2,8 @@
  * Socket system calls. Every socket is created non-blocking and close-on-exec. Calls that may
  * block return {@link WOULD_BLOCK} instead of throwing; the rest throw {@link SystemError}.
  */
-import { C, LAYOUT, cmsgLen, cmsgSpace } from "../target.js";
-import { call, WOULD_BLOCK } from "../errors.js";
+import { C, ERRNO, LAYOUT, cmsgLen, cmsgSpace } from "../target.js";
+import { call, errno, SystemError, WOULD_BLOCK } from "../errors.js";
 import { libc } from "../libc.js";
 import { dataView, getField, setField } from "../../ffi/layout.js";
 import { ffi } from "../../ffi/runtime/load.js";
@@ -65,10 +65,20 @@ export function accept(fd: number): number {
   return call("accept", true, libc.accept4, fd, null, null, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
 }
 
-/** connect(2): 0 when connected at once, WOULD_BLOCK while in progress (EINPROGRESS/EAGAIN). */
+/**
+ * connect(2): 0 when connected at once, WOULD_BLOCK while the connection is in progress.
+ *
+ * Not through `call()`: connect's errno needs its own reading. EINTR means the connection goes
+ * on asynchronously (a retry would fail with EALREADY), so it is in progress like EINPROGRESS.
+ * EAGAIN is not "in progress": a Unix socket reports it when the listener's backlog is full,
+ * and nothing would ever complete, so it is an error.
+ */
 export function connect(fd: number, address: SocketAddress): number {
   const len = encodeSockaddr(address, addrBuf);
-  return call("connect", true, libc.connect, fd, addrBuf, len);
+  if (libc.connect(fd, addrBuf, len) === 0) return 0;
+  const e = errno();
+  if (e === ERRNO.EINPROGRESS || e === ERRNO.EINTR) return WOULD_BLOCK;
+  throw new SystemError(e, "connect", e === ERRNO.EAGAIN ? "the listener's backlog is full" : undefined);
 }
 
 /** getsockopt(2) for an int option. */

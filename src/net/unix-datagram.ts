@@ -1,0 +1,149 @@
+/**
+ * Unix datagram sockets: bound to a path or an abstract name, unbound, or socket pairs; message
+ * boundaries are kept, and fds can be passed (SCM_RIGHTS).
+ */
+import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
+import { checkBuffer } from "../loop/common.js";
+import { socket, socketPair } from "../sys/posix/socket.js";
+import type { SocketAddress, UnixAddress } from "../sys/posix/sockaddr.js";
+import { C } from "../sys/target.js";
+import { loopOf, type HandleOptions } from "../io/handle.js";
+import { formatAddress } from "./address.js";
+import { annotate, DatagramSocket, openSocket } from "./socket.js";
+import { bindPath, checkFds, checkPath, receiveFds, SocketFile, type ReceivedFds, type UnixPathOptions } from "./unix-common.js";
+
+/**
+ * A Unix datagram socket: bound to a path, unbound, or one end of a pair.
+ *
+ * @example
+ * ```ts
+ * import { UnixDatagram } from "evloop";
+ * const [x, y] = UnixDatagram.pair();
+ * await x.send(new TextEncoder().encode("hi"));
+ * const n = await y.receive(new Uint8Array(64)); // 2
+ * ```
+ */
+export class UnixDatagram extends DatagramSocket<string | UnixAddress, UnixAddress> {
+  readonly #file: SocketFile | null;
+
+  private constructor(fd: number, loop: EventLoop, connected: boolean, file: SocketFile | null) {
+    super(fd, loop, connected);
+    this.#file = file;
+  }
+
+  /**
+   * A datagram socket bound to `path` (or "\0name"), which others can `sendTo`. Closing it
+   * removes the socket file it created.
+   *
+   * @example
+   * ```ts
+   * const server = await UnixDatagram.bind({ path: "/tmp/app.dgram" });
+   * ```
+   */
+  // `override`: a class is a function, and this static shadows Function.prototype.bind.
+  static override async bind(options: UnixPathOptions): Promise<UnixDatagram> {
+    if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+    const address: UnixAddress = { family: "unix", path: checkPath(options.path) };
+    const loop = loopOf(options.loop);
+    let file: SocketFile | null = null;
+    const fd = openSocket(C.AF_UNIX, C.SOCK_DGRAM, (s) => {
+      bindPath(s, address);
+      file = SocketFile.after(address.path);
+    });
+    return new UnixDatagram(fd, loop, false, file);
+  }
+
+  /**
+   * An unbound datagram socket: it can send, but nobody can reply, since it has no address.
+   *
+   * @example
+   * ```ts
+   * const client = UnixDatagram.unbound();
+   * await client.sendTo(buf, "/tmp/app.dgram");
+   * ```
+   */
+  static unbound(options: HandleOptions = {}): UnixDatagram {
+    const loop = loopOf(options.loop);
+    return new UnixDatagram(socket(C.AF_UNIX, C.SOCK_DGRAM), loop, false, null);
+  }
+
+  /**
+   * Two connected datagram sockets (socketpair(2)); message boundaries are kept.
+   *
+   * @example
+   * ```ts
+   * const [x, y] = UnixDatagram.pair();
+   * ```
+   */
+  static pair(options: HandleOptions = {}): [UnixDatagram, UnixDatagram] {
+    const loop = loopOf(options.loop);
+    const [a, b] = socketPair(C.AF_UNIX, C.SOCK_DGRAM);
+    return [new UnixDatagram(a, loop, true, null), new UnixDatagram(b, loop, true, null)];
+  }
+
+  /**
+   * Connects to the socket at `path`, so `send`/`receive` talk to it.
+   *
+   * @example
+   * ```ts
+   * await client.connect("/tmp/app.dgram");
+   * ```
+   */
+  async connect(target: string | UnixAddress, options?: OperationOptions): Promise<void> {
+    const address = this.toAddress(target);
+    try {
+      await this.loop.connect(this.openFd("connect"), address, options);
+    } catch (e) {
+      throw annotate(e, formatAddress(address));
+    }
+    this.markConnected();
+  }
+
+  /**
+   * Sends one datagram carrying `fds` (SCM_RIGHTS) to the connected peer; `data` may be empty.
+   *
+   * @example
+   * ```ts
+   * await x.sendFds([fd], new Uint8Array(0));
+   * ```
+   */
+  sendFds(fds: readonly number[], data: Uint8Array, options?: OperationOptions): Promise<number> {
+    if (this.closed) return this.rejectClosed("sendmsg");
+    try {
+      return this.loop.sendMessage(this.fd, [checkBuffer(data, "sendFds", true)], checkFds(fds), options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Receives one datagram into `buf` with up to `maxFds` passed descriptors, which the caller
+   * must close.
+   *
+   * @example
+   * ```ts
+   * const { bytes, fds } = await y.receiveFds(new Uint8Array(64), 1);
+   * ```
+   */
+  receiveFds(buf: Uint8Array, maxFds: number, options?: OperationOptions): Promise<ReceivedFds> {
+    if (this.closed) return this.rejectClosed("recvmsg");
+    try {
+      return receiveFds(this.loop, this.fd, buf, maxFds, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  protected override toAddress(target: string | UnixAddress): SocketAddress {
+    if (typeof target === "string") return { family: "unix", path: checkPath(target) };
+    if (target === null || typeof target !== "object" || target.family !== "unix") {
+      throw new TypeError("target must be a socket path or a unix address { family: \"unix\", path }");
+    }
+    checkPath(target.path);
+    return target;
+  }
+
+  protected override onClose(): void {
+    this.#file?.remove();
+  }
+}
