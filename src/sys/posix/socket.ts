@@ -256,11 +256,15 @@ export function recvMsg(fd: number, buf: Uint8Array, maxFds: number): ReceivedMe
       at += cmsgSpace(len - LAYOUT.cmsghdr.size);
     }
   }
+  // CMSG_SPACE rounds up to 8 bytes, so the kernel may fit one fd more than asked for: close
+  // the extras, as the kernel does with those that did not fit, and report the truncation.
+  const extra = fds.length > maxFds ? fds.splice(maxFds) : [];
+  for (const x of extra) libc.close(x);
   const namelen = Number(getField(msgView, 0, f.namelen));
   return {
     bytes: n,
     fds,
     address: namelen > 0 ? decodeSockaddr(addrBuf, namelen) : null,
-    truncated: (flags & (C.MSG_TRUNC | C.MSG_CTRUNC)) !== 0,
+    truncated: extra.length > 0 || (flags & (C.MSG_TRUNC | C.MSG_CTRUNC)) !== 0,
   };
 }
