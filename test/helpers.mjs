@@ -12,6 +12,7 @@
 import { after, before, describe } from "node:test";
 import { createHash, randomFillSync } from "node:crypto";
 import { networkInterfaces, tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { availableBackends, createLoop, runMain } from "evloop";
 
@@ -237,3 +238,41 @@ export const raw = {
 
 /** The URL of the compiled package entry, for Workers that import it by absolute URL. */
 export const distIndexUrl = new URL("../dist/index.js", import.meta.url).href;
+
+/** Reads exactly `n` bytes from a stream; rejects if it ends first. */
+export async function readExactly(stream, n, options) {
+  const out = new Uint8Array(n);
+  let at = 0;
+  while (at < n) {
+    const k = await stream.read(out.subarray(at), options);
+    if (k === 0) throw new Error(`stream ended after ${at} of ${n} bytes`);
+    at += k;
+  }
+  return out;
+}
+
+/** Reads a stream to its end (at most `limit` bytes, else rejects) and returns the bytes. */
+export async function readToEnd(stream, limit = 16 * 1024 * 1024, options) {
+  const chunks = [];
+  const buf = new Uint8Array(64 * 1024);
+  let total = 0;
+  for (;;) {
+    const n = await stream.read(buf, options);
+    if (n === 0) break;
+    total += n;
+    if (total > limit) throw new Error(`stream sent more than ${limit} bytes`);
+    chunks.push(buf.slice(0, n));
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** The number of fds this process has open (from /proc/self/fd). */
+export function openFdCount() {
+  return readdirSync("/proc/self/fd").length;
+}

@@ -2,6 +2,7 @@
  * What every EventLoop implementation shares: the timer heap, `sleep`, keep-alive accounting for
  * guest mode, and argument checks that turn misuse into clear errors.
  */
+import { ClosedError } from "../sys/errors.js";
 import { TimerHeap } from "./timers.js";
 
 /** The loops' monotonic clock, in ms. */
@@ -29,7 +30,8 @@ export function checkOptions(options: { signal?: unknown; timeout?: unknown } | 
   }
 }
 
-function isDetached(buf: ArrayBufferView): boolean {
+/** Whether the memory behind `buf` was transferred away (detached). */
+export function isDetached(buf: ArrayBufferView): boolean {
   const b = buf.buffer as ArrayBuffer & { detached?: boolean };
   if (b.detached !== undefined) return b.detached;
   // Before V8 11.4 there is no `detached`; a detached buffer shows as length 0 and refuses views.
@@ -74,6 +76,8 @@ export abstract class LoopBase {
   #unrefed = false;
   #holds = 0;
   #listeners: Array<() => void> = [];
+  /** Rejecters of pending sleeps, so `dispose` can settle them. */
+  readonly #sleeps = new Set<(reason: unknown) => void>();
 
   /** Operations parked in the backend. */
   protected abstract get pendingCount(): number;
@@ -119,18 +123,24 @@ export abstract class LoopBase {
   sleep(ms: number, options?: { signal?: AbortSignal | undefined }): Promise<void> {
     checkMs(ms, "sleep");
     checkOptions(options);
+    if (this.disposed) return Promise.reject(new ClosedError("sleep", -1));
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
+      const fail = (reason: unknown) => {
+        this.#sleeps.delete(fail);
         this.timers.cancel(timer);
+        signal?.removeEventListener("abort", onAbort);
         this.changed();
-        reject(signal!.reason);
+        reject(reason);
       };
+      const onAbort = () => fail(signal!.reason);
       const timer = this.timers.add(clock() + ms, () => {
+        this.#sleeps.delete(fail);
         signal?.removeEventListener("abort", onAbort);
         resolve();
       });
+      this.#sleeps.add(fail);
       signal?.addEventListener("abort", onAbort, { once: true });
       this.changed();
     });
@@ -154,6 +164,7 @@ export abstract class LoopBase {
 
   dispose(): void {
     this.disposed = true;
+    for (const fail of [...this.#sleeps]) fail(new ClosedError("sleep", -1));
     this.timers.clear();
     this.changed();
   }

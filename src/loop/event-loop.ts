@@ -12,6 +12,9 @@
  * - Timeouts reject with a TimeoutError (code ETIMEDOUT); aborts with the signal's reason.
  * - Bad arguments throw (synchronously reject) TypeError/RangeError; failed syscalls reject with
  *   SystemError naming the syscall.
+ * - fds are closed through `close(fd)`; one closed elsewhere must be `remove(fd)`d before its
+ *   number is used again (epoll forgets closed fds silently, so a stale registration would
+ *   otherwise leave operations on the reused number waiting).
  */
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import type { ReceivedMessage } from "../sys/posix/socket.js";

@@ -27,9 +27,17 @@ import { MAX_TOKEN, type Selector } from "../selector/selector.js";
 import type { WakerHandle } from "../selector/poll-api.js";
 import { TimerHeap, type Timer } from "./timers.js";
 import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
-import { checkBuffer, checkBuffers, checkOptions, clock, LoopBase } from "./common.js";
+import { checkBuffer, checkBuffers, checkOptions, clock, isDetached, LoopBase } from "./common.js";
 
 const WAKER_TOKEN = MAX_TOKEN - 1;
+
+/**
+ * Operations that may complete at once, without a loop iteration, per iteration. A transfer
+ * whose every syscall succeeds would otherwise resolve promise after promise in microtasks and
+ * starve the host's timers and I/O (guest mode) forever; past the budget an operation waits for
+ * the next iteration, like any Node socket callback.
+ */
+const FAST_PATH_BUDGET = 128;
 
 const enum Kind {
   Read,
@@ -147,6 +155,9 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   /** Parked operations on fds that keep the process alive. */
   #refedPending = 0;
   readonly #unrefedFds = new Set<number>();
+  #budget = FAST_PATH_BUDGET;
+  /** Queues holding an operation deferred by the budget: retried by the next `run`. */
+  #deferred: Queue[] = [];
 
   constructor(backend: BackendName, selector: Selector, hooks: SelectorHooks = {}) {
     super();
@@ -281,7 +292,16 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   run(blocking: boolean): boolean {
     if (this.disposed) return false;
     if (this.#pending === 0 && this.timers.size === 0) return false;
-    const timeout = blocking ? this.timers.timeout(clock()) : 0;
+    this.#budget = FAST_PATH_BUDGET;
+    const deferred = this.#deferred;
+    const timeout = blocking && deferred.length === 0 ? this.timers.timeout(clock()) : 0;
+    if (deferred.length > 0) {
+      this.#deferred = [];
+      for (const q of deferred) {
+        const head = q.head;
+        if (head) this.#drain(q, isReader(head.kind) ? Interest.READABLE : Interest.WRITABLE);
+      }
+    }
     this.#selector.select(this.#events, timeout);
     for (const event of this.#events) {
       if (event.token === WAKER_TOKEN) {
@@ -332,7 +352,8 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     const queue = state && (isReader(op.kind) ? state.readers : state.writers);
     // Operations queued before this one keep their turn: do not jump the queue. connect(2)
     // itself must always be issued now; only its completion waits.
-    if (!queue?.head || op.kind === Kind.Connect) {
+    if (op.kind === Kind.Connect || (!queue?.head && this.#budget > 0)) {
+      this.#budget--;
       let result: unknown;
       try {
         result = this.#attempt(op);
@@ -340,8 +361,18 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
         return Promise.reject(e);
       }
       if (result !== WOULD_BLOCK_RESULT) return Promise.resolve(result as T);
+    } else if (!queue?.head) {
+      const promise = this.#park<T>(op, options);
+      if (op.queue) this.#deferred.push(op.queue);
+      this.changed();
+      return promise;
     }
     return this.#park<T>(op, options);
+  }
+
+  /** Whether operations wait for the next iteration although they may be ready (the budget). */
+  get hasDeferred(): boolean {
+    return this.#deferred.length > 0;
   }
 
   #park<T>(op: Operation, options: OperationOptions | undefined): Promise<T> {
@@ -428,6 +459,11 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   /** Runs the operation's syscall; returns its result or WOULD_BLOCK_RESULT. */
   #attempt(op: Operation): unknown {
     const fd = op.fd;
+    // A buffer transferred away while the operation waited reads as 0 bytes long: without this
+    // check a read would report a false EOF and a write 0 bytes written.
+    if (op.buf !== null && op.buf.byteLength === 0 && isDetached(op.buf)) {
+      throw new TypeError(`${SYSCALL[op.kind]}: buffer was detached while the operation was pending`);
+    }
     switch (op.kind) {
       case Kind.Read:
         return orWouldBlock(read(fd, op.buf!));

@@ -27,6 +27,7 @@ export class GuestDriver {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #timerDeadline = Infinity;
   #syncQueued = false;
+  #immediate = false;
   #closed = false;
   readonly #unlisten: () => void;
   readonly #tick = (): void => this.tick();
@@ -80,6 +81,14 @@ export class GuestDriver {
   #doSync(): void {
     this.#syncQueued = false;
     if (this.#closed) return;
+    if (this.#loop instanceof PollingEventLoop && this.#loop.hasDeferred && !this.#immediate) {
+      // Operations held back by the fast-path budget: run them after the host's pending work.
+      this.#immediate = true;
+      setImmediate(() => {
+        this.#immediate = false;
+        this.tick();
+      });
+    }
     if (this.#loop.hasRefedWork) this.#keepAlive.ref();
     else this.#keepAlive.unref();
     const deadline = this.#loop.nextDeadline ?? Infinity;

@@ -100,7 +100,7 @@ export class TimeoutError extends SystemError {
  */
 export class ClosedError extends SystemError {
   constructor(syscall: string, fd: number) {
-    super(ERRNO.EBADF, syscall, `fd ${fd} was closed while the operation was pending`);
+    super(ERRNO.EBADF, syscall, fd < 0 ? "the event loop was disposed" : `fd ${fd} was closed while the operation was pending`);
     this.name = "ClosedError";
   }
 }

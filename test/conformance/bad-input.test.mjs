@@ -1,0 +1,299 @@
+/**
+ * Misuse gets a clear error — the right class, code and message — never a crash, a hang or a
+ * silently wrong result: bad sizes and timeouts, detached buffers, closed and foreign fds,
+ * ports in use, bad addresses and wrong families.
+ *
+ * Loop methods may throw synchronously or return a rejected promise for bad arguments (the
+ * contract allows both), so they are called inside `async () => …`, which turns either into a
+ * rejection.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  createLoop, FileDescriptor, SystemError, TcpListener, TcpStream, UdpSocket, UnixStream,
+} from "evloop";
+import { allZero, bytes, forEachLoop, raw, text, track } from "../helpers.mjs";
+
+/** A Uint8Array whose ArrayBuffer has been transferred away (detached). */
+function detached(size = 8) {
+  const buf = new Uint8Array(size);
+  structuredClone(buf.buffer, { transfer: [buf.buffer] });
+  assert.equal(buf.byteLength, 0, "the test could not detach a buffer");
+  return buf;
+}
+
+/** A validator for assert.rejects: a SystemError with `code` (and `syscall`, if given). */
+function systemError(code, syscall) {
+  return (e) => {
+    assert.ok(e instanceof SystemError, `expected a SystemError ${code}, got ${e?.name}: ${e?.message}`);
+    assert.equal(e.code, code);
+    if (syscall) assert.equal(e.syscall, syscall);
+    assert.ok(e.message.includes(code), `the message names the code: ${e.message}`);
+    return true;
+  };
+}
+
+forEachLoop("bad input", (ctx) => {
+  const spin = async () => {
+    for (let i = 0; i < 3; i++) await ctx.loop.sleep(5);
+  };
+
+  /** Runs `body(a, b)` with a fresh socket pair and closes it afterwards. */
+  async function withPair(body, kind = "stream") {
+    const [a, b] = raw.socketPair(kind);
+    try {
+      await body(a, b);
+    } finally {
+      await ctx.loop.close(a);
+      raw.close(b);
+    }
+  }
+
+  test("negative, fractional and NaN sizes and counts are RangeErrors", () =>
+    ctx.run(() =>
+      withPair(async (a) => {
+        const buf = new Uint8Array(8);
+        for (const maxFds of [-1, NaN, 1.5, 254, Infinity]) {
+          await assert.rejects(async () => ctx.loop.receiveMessage(a, buf, maxFds), RangeError, `maxFds ${maxFds}`);
+        }
+        for (const ms of [-1, NaN, Infinity, 2 ** 31]) {
+          await assert.rejects(async () => ctx.loop.sleep(ms), RangeError, `sleep(${ms})`);
+        }
+        await assert.rejects(async () => ctx.loop.sleep("10"), (e) => e instanceof TypeError || e instanceof RangeError);
+        for (const timeout of [-5, NaN, -Infinity, 2 ** 31]) {
+          await assert.rejects(async () => ctx.loop.read(a, buf, { timeout }), RangeError, `timeout ${timeout}`);
+          await assert.rejects(async () => ctx.loop.write(a, buf, { timeout }), RangeError, `timeout ${timeout}`);
+        }
+        await assert.rejects(async () => ctx.loop.read(a, new Uint8Array(0)), RangeError, "an empty read buffer is indistinguishable from EOF");
+        await assert.rejects(async () => ctx.loop.write(a, new Uint8Array(0)), RangeError);
+      }),
+    ));
+
+  test("malformed options are TypeErrors", () =>
+    ctx.run(() =>
+      withPair(async (a) => {
+        const buf = new Uint8Array(8);
+        await assert.rejects(async () => ctx.loop.read(a, buf, { signal: {} }), TypeError);
+        await assert.rejects(async () => ctx.loop.read(a, buf, { signal: "abort" }), TypeError);
+        await assert.rejects(async () => ctx.loop.read(a, buf, 5), TypeError);
+        await assert.rejects(async () => ctx.loop.sleep(1, { signal: 1 }), TypeError);
+      }),
+    ));
+
+  test("buffers that are not Uint8Arrays are TypeErrors", () =>
+    ctx.run(() =>
+      withPair(async (a) => {
+        for (const bad of [new ArrayBuffer(8), "abc", null, undefined, [1, 2, 3], new Uint16Array(4), new DataView(new ArrayBuffer(8))]) {
+          await assert.rejects(async () => ctx.loop.read(a, bad), TypeError, `read into ${Object.prototype.toString.call(bad)}`);
+          await assert.rejects(async () => ctx.loop.write(a, bad), TypeError, `write from ${Object.prototype.toString.call(bad)}`);
+        }
+        await assert.rejects(async () => ctx.loop.sendMessage(a, "not an array", []), TypeError);
+        await assert.rejects(async () => ctx.loop.sendMessage(a, [new ArrayBuffer(1)], []), TypeError);
+      }),
+    ));
+
+  test("detached buffers are TypeErrors for every operation that takes a buffer", () =>
+    ctx.run(() =>
+      withPair(async (a) => {
+        await assert.rejects(async () => ctx.loop.read(a, detached()), TypeError);
+        await assert.rejects(async () => ctx.loop.write(a, detached()), TypeError);
+        await assert.rejects(async () => ctx.loop.receiveMessage(a, detached(), 0), TypeError);
+        await assert.rejects(async () => ctx.loop.sendMessage(a, [detached()], []), TypeError);
+        await assert.rejects(async () => ctx.loop.receiveFrom(a, detached()), TypeError);
+        await assert.rejects(async () => ctx.loop.sendTo(a, detached(), { family: "unix", path: "\0x" }), TypeError);
+        const [x, y] = UnixStream.pair({ loop: ctx.loop });
+        try {
+          await assert.rejects(x.read(detached()), TypeError);
+          await assert.rejects(x.write(detached()), TypeError);
+          await assert.rejects(x.writeAll(detached()), TypeError);
+        } finally {
+          await x.close();
+          await y.close();
+        }
+      }),
+    ));
+
+  test("a read whose buffer is detached while it waits rejects with TypeError, not a false EOF", () =>
+    ctx.run(() =>
+      withPair(async (a, b) => {
+        const buf = new Uint8Array(8);
+        const reading = track(ctx.loop.read(a, buf));
+        await spin();
+        const moved = structuredClone(buf.buffer, { transfer: [buf.buffer] });
+        raw.write(b, bytes("data"));
+        await spin();
+        assert.notEqual(reading.state, "pending", "the read neither completed nor failed");
+        assert.equal(reading.state, "rejected", `the read resolved with ${reading.value} (taken as EOF)`);
+        assert.ok(reading.reason instanceof TypeError, `expected TypeError, got ${reading.reason}`);
+        assert.ok(allZero(new Uint8Array(moved)), "the kernel wrote into the transferred memory");
+        const next = new Uint8Array(8);
+        const n = await ctx.loop.read(a, next, { timeout: 5000 });
+        assert.equal(text(next.subarray(0, n)), "data", "the data is kept for the next read");
+      }),
+    ));
+
+  test("a write whose buffer is detached while it waits rejects with TypeError, not 0 bytes written", () =>
+    ctx.run(() =>
+      withPair(async (a, b) => {
+        raw.fill(a);
+        const buf = new Uint8Array(8).fill(7);
+        const writing = track(ctx.loop.write(a, buf));
+        await spin();
+        structuredClone(buf.buffer, { transfer: [buf.buffer] });
+        raw.drain(b);
+        await spin();
+        assert.equal(writing.state, "rejected", `the write resolved with ${writing.value}; write() must move at least one byte`);
+        assert.ok(writing.reason instanceof TypeError, `expected TypeError, got ${writing.reason}`);
+      }),
+    ));
+
+  test("fds that are not non-negative integers are TypeErrors", () =>
+    ctx.run(async () => {
+      for (const fd of [-1, 1.5, "3", null, undefined, NaN, 2 ** 31]) {
+        await assert.rejects(async () => ctx.loop.read(fd, new Uint8Array(4)), TypeError, `fd ${String(fd)}`);
+        await assert.rejects(async () => ctx.loop.waitReadable(fd), TypeError, `fd ${String(fd)}`);
+      }
+      await assert.rejects(async () => ctx.loop.close(-1), TypeError);
+      assert.throws(() => FileDescriptor.from(-1, { loop: ctx.loop }), TypeError);
+      assert.throws(() => FileDescriptor.from("0", { loop: ctx.loop }), TypeError);
+    }));
+
+  test("operations on a closed fd number reject with EBADF", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      raw.close(a);
+      raw.close(b);
+      // Nothing runs between the close and these calls, so the numbers are still free.
+      await assert.rejects(async () => ctx.loop.read(a, new Uint8Array(4)), systemError("EBADF", "read"));
+      await assert.rejects(async () => ctx.loop.write(a, new Uint8Array(4)), systemError("EBADF", "write"));
+      await assert.rejects(async () => ctx.loop.accept(a), systemError("EBADF", "accept"));
+      await assert.rejects(async () => ctx.loop.waitReadable(a), systemError("EBADF"));
+      await assert.rejects(async () => ctx.loop.waitWritable(a), systemError("EBADF"));
+      assert.throws(() => FileDescriptor.from(a, { loop: ctx.loop }), systemError("EBADF"));
+    }));
+
+  test("socket operations on a non-socket (a pipe) reject with ENOTSOCK", () =>
+    ctx.run(async () => {
+      const [r, w] = raw.pipe();
+      try {
+        await assert.rejects(async () => ctx.loop.accept(r), systemError("ENOTSOCK", "accept"));
+        await assert.rejects(async () => ctx.loop.connect(r, { family: "ipv4", address: "127.0.0.1", port: 9 }), systemError("ENOTSOCK", "connect"));
+        await assert.rejects(async () => ctx.loop.receiveFrom(r, new Uint8Array(4)), systemError("ENOTSOCK"));
+        await assert.rejects(async () => ctx.loop.sendMessage(w, [bytes("x")], []), systemError("ENOTSOCK"));
+      } finally {
+        await ctx.loop.close(r);
+        await ctx.loop.close(w);
+      }
+    }));
+
+  test("passing a closed fd with SCM_RIGHTS rejects with EBADF", () =>
+    ctx.run(() =>
+      withPair(async (a) => {
+        const [p, q] = raw.pipe();
+        raw.close(p);
+        raw.close(q);
+        await assert.rejects(async () => ctx.loop.sendMessage(a, [bytes("x")], [p]), systemError("EBADF", "sendmsg"));
+      }),
+    ));
+
+  test("bad socket addresses are TypeErrors/RangeErrors; a wrong family is EAFNOSUPPORT", () =>
+    ctx.run(async () => {
+      const fd = raw.tcpSocket();
+      try {
+        const bad = [
+          [{ family: "ipv4", address: "999.1.1.1", port: 80 }, TypeError],
+          [{ family: "ipv4", address: "not-an-ip", port: 80 }, TypeError],
+          [{ family: "ipv4", address: "1.2.3", port: 80 }, TypeError],
+          [{ family: "ipv4", address: "127.0.0.1", port: 70000 }, RangeError],
+          [{ family: "ipv4", address: "127.0.0.1", port: -1 }, RangeError],
+          [{ family: "ipv6", address: "::g", port: 80 }, TypeError],
+          [{ family: "ipv6", address: "1:2:3:4:5:6:7:8:9", port: 80 }, TypeError],
+          [{ family: "bogus", address: "127.0.0.1", port: 80 }, TypeError],
+          [null, TypeError],
+          ["127.0.0.1:80", TypeError],
+        ];
+        for (const [address, cls] of bad) {
+          await assert.rejects(async () => ctx.loop.connect(fd, address), cls, JSON.stringify(address));
+        }
+        // An IPv6 address on an IPv4 socket: the kernel's answer, with the syscall named.
+        await assert.rejects(async () => ctx.loop.connect(fd, { family: "ipv6", address: "::1", port: 9 }), systemError("EAFNOSUPPORT", "connect"));
+      } finally {
+        await ctx.loop.close(fd);
+      }
+    }));
+
+  test("TcpListener.bind() on a port in use rejects with EADDRINUSE; reusePort on both shares it", () =>
+    ctx.run(async () => {
+      const first = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
+      try {
+        const port = first.address.port;
+        await assert.rejects(TcpListener.bind({ host: "127.0.0.1", port, loop: ctx.loop }), (e) => {
+          systemError("EADDRINUSE", "bind")(e);
+          assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`), "the message names the address");
+          return true;
+        });
+      } finally {
+        await first.close();
+      }
+      const a = await TcpListener.bind({ host: "127.0.0.1", port: 0, reusePort: true, loop: ctx.loop });
+      try {
+        const b = await TcpListener.bind({ host: "127.0.0.1", port: a.address.port, reusePort: true, loop: ctx.loop });
+        await b.close();
+      } finally {
+        await a.close();
+      }
+    }));
+
+  test("TcpListener.bind() and UdpSocket.bind() reject bad ports and hosts with TypeError/RangeError", () =>
+    ctx.run(async () => {
+      for (const port of [70000, -1, 1.5, NaN]) {
+        await assert.rejects(TcpListener.bind({ host: "127.0.0.1", port, loop: ctx.loop }), RangeError, `port ${port}`);
+        await assert.rejects(UdpSocket.bind({ host: "127.0.0.1", port, loop: ctx.loop }), RangeError, `port ${port}`);
+      }
+      await assert.rejects(TcpListener.bind({ host: 127001, port: 0, loop: ctx.loop }), TypeError);
+      await assert.rejects(TcpListener.bind({ host: "", port: 0, loop: ctx.loop }), TypeError);
+      await assert.rejects(TcpListener.bind({ host: "127.0.0.1", port: "80", loop: ctx.loop }), TypeError);
+      await assert.rejects(TcpListener.bind({ host: "127.0.0.1", port: 0, backlog: -1, loop: ctx.loop }), RangeError);
+      await assert.rejects(TcpListener.bind({ host: "127.0.0.1", port: 0, ipv6Only: true, loop: ctx.loop }), TypeError);
+      await assert.rejects(TcpListener.bind({ host: "127.0.0.1", port: 0, loop: "not a loop" }), TypeError);
+      await assert.rejects(TcpStream.connect({ host: "127.0.0.1", port: 9, timeout: -1, loop: ctx.loop }), RangeError);
+    }));
+
+  // The contract (DESIGN.md, mio's rule): close fds through loop.close(), or call
+  // loop.remove(fd) before closing them elsewhere. epoll forgets a closed fd by itself, so
+  // detecting a reused number without remove() would cost a syscall on every park.
+  test("an fd closed behind the loop's back, then remove()d: its reused number works", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      // Park (and so register) an operation on `a`, and let it finish.
+      const first = ctx.loop.read(a, new Uint8Array(4));
+      await spin();
+      raw.write(b, bytes("1"));
+      assert.equal(await first, 1);
+      // Misuse: close without loop.close()/remove(). The number is free again…
+      raw.close(a);
+      raw.close(b);
+      ctx.loop.remove(a);
+      const [c, d] = raw.socketPair();
+      try {
+        assert.equal(c, a, "precondition: the new socket reuses the number");
+        // …and an operation on the new fd must not wait for ever on a stale registration.
+        const buf = new Uint8Array(4);
+        const reading = track(ctx.loop.read(c, buf, { timeout: 2000 }));
+        await spin();
+        raw.write(d, bytes("2"));
+        await reading.promise.catch(() => {});
+        assert.equal(reading.state, "fulfilled", `the read on the reused fd failed: ${reading.reason}`);
+        assert.equal(text(buf.subarray(0, 1)), "2");
+      } finally {
+        await ctx.loop.close(c);
+        raw.close(d);
+      }
+    }));
+});
+
+test("createLoop() with an unknown or unavailable backend fails loudly", () => {
+  assert.throws(() => createLoop({ backend: "nope" }), TypeError);
+  assert.throws(() => createLoop({ backend: "kqueue" }), /kqueue/);
+  assert.throws(() => createLoop({ backend: "io_uring" }), /io_uring/);
+});

@@ -1,0 +1,239 @@
+/**
+ * Closing: `loop.close(fd)` and `loop.remove(fd)` reject pending operations with a ClosedError
+ * (code EBADF) and nothing hangs; handles close idempotently and refuse use after close;
+ * disposing a loop rejects what was pending on it.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ClosedError, createLoop, Pipe, SystemError, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixStream } from "evloop";
+import { allZero, bytes, forEachLoop, raw, readExactly, text, track } from "../helpers.mjs";
+
+/** Asserts a ClosedError-style rejection: a SystemError with code EBADF. */
+function isEbadf(e, cls = SystemError) {
+  assert.ok(e instanceof cls, `expected a ${cls.name}, got ${e?.name}: ${e?.message}`);
+  assert.equal(e.code, "EBADF");
+  return true;
+}
+
+forEachLoop("close", (ctx) => {
+  const spin = async () => {
+    for (let i = 0; i < 3; i++) await ctx.loop.sleep(5);
+  };
+
+  test("loop.close(fd) rejects a pending read and a pending write with ClosedError EBADF", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      try {
+        raw.fill(a);
+        const rbuf = new Uint8Array(32);
+        const reading = track(ctx.loop.read(a, rbuf));
+        const writing = track(ctx.loop.write(a, new Uint8Array(1024).fill(1)));
+        await spin();
+        assert.equal(reading.state, "pending");
+        assert.equal(writing.state, "pending");
+        await ctx.loop.close(a);
+        await assert.rejects(reading.promise, (e) => isEbadf(e, ClosedError));
+        await assert.rejects(writing.promise, (e) => isEbadf(e, ClosedError));
+        assert.equal(reading.reason.syscall, "read");
+        assert.equal(writing.reason.syscall, "write");
+        assert.ok(allZero(rbuf));
+      } finally {
+        raw.close(b);
+      }
+    }));
+
+  test("loop.close(fd) rejects pending accept, receiveFrom, waitReadable and waitWritable", () =>
+    ctx.run(async () => {
+      const l = raw.tcpListener();
+      const accepting = track(ctx.loop.accept(l.fd));
+      const [d1, d2] = raw.socketPair("dgram");
+      const receiving = track(ctx.loop.receiveFrom(d1, new Uint8Array(8)));
+      const waitingR = track(ctx.loop.waitReadable(d1));
+      const [p1, p2] = raw.socketPair();
+      raw.fill(p1);
+      const waitingW = track(ctx.loop.waitWritable(p1));
+      await spin();
+      for (const t of [accepting, receiving, waitingR, waitingW]) assert.equal(t.state, "pending");
+      await ctx.loop.close(l.fd);
+      await ctx.loop.close(d1);
+      await ctx.loop.close(p1);
+      for (const t of [accepting, receiving, waitingR, waitingW]) {
+        await assert.rejects(t.promise, (e) => isEbadf(e, ClosedError));
+      }
+      raw.close(d2);
+      raw.close(p2);
+    }));
+
+  test("loop.remove(fd) rejects pending operations but leaves the fd open and usable", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      try {
+        const reading = track(ctx.loop.read(a, new Uint8Array(8)));
+        await spin();
+        ctx.loop.remove(a);
+        await assert.rejects(reading.promise, (e) => isEbadf(e, ClosedError));
+        assert.equal(raw.isOpen(a), true);
+        raw.write(b, bytes("still"));
+        const buf = new Uint8Array(8);
+        const n = await ctx.loop.read(a, buf, { timeout: 5000 });
+        assert.equal(text(buf.subarray(0, n)), "still", "the fd can be used with the loop again");
+      } finally {
+        await ctx.loop.close(a);
+        raw.close(b);
+      }
+    }));
+
+  test("an fd number reused after loop.close() works for the new fd", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      const reading = track(ctx.loop.read(a, new Uint8Array(8)));
+      await spin();
+      await ctx.loop.close(a);
+      raw.close(b);
+      await assert.rejects(reading.promise, ClosedError);
+      // The lowest free numbers are handed out again: the new pair most likely reuses `a`.
+      const [c, d] = raw.socketPair();
+      try {
+        const buf = new Uint8Array(8);
+        const next = track(ctx.loop.read(c, buf, { timeout: 5000 }));
+        await spin();
+        raw.write(d, bytes("reuse"));
+        const n = await next.promise;
+        assert.equal(text(buf.subarray(0, n)), "reuse");
+      } finally {
+        await ctx.loop.close(c);
+        raw.close(d);
+      }
+    }));
+
+  test("stream.close() rejects its pending read and write with EBADF; closing twice is fine", () =>
+    ctx.run(async () => {
+      const [x, y] = UnixStream.pair({ loop: ctx.loop });
+      raw.fill(x.fd);
+      const reading = track(x.read(new Uint8Array(8)));
+      const writing = track(x.writeAll(new Uint8Array(1024)));
+      await spin();
+      const first = x.close();
+      const second = x.close();
+      await first;
+      await second;
+      await x.close();
+      assert.equal(x.closed, true);
+      assert.equal(x.fd, -1);
+      await assert.rejects(reading.promise, (e) => isEbadf(e));
+      await assert.rejects(writing.promise, (e) => isEbadf(e));
+      await y.close();
+    }));
+
+  test("operations on a closed stream, listener or datagram socket reject with EBADF", () =>
+    ctx.run(async () => {
+      const [x, y] = UnixStream.pair({ loop: ctx.loop });
+      await x.close();
+      await y.close();
+      await assert.rejects(x.read(new Uint8Array(4)), (e) => isEbadf(e));
+      await assert.rejects(x.write(bytes("x")), (e) => isEbadf(e));
+      await assert.rejects(x.writeAll(bytes("x")), (e) => isEbadf(e));
+      await assert.rejects(x.shutdown(), (e) => isEbadf(e));
+      await assert.rejects(x.sendFds([0], bytes("x")), (e) => isEbadf(e));
+      await assert.rejects(x.receiveFds(new Uint8Array(4), 1), (e) => isEbadf(e));
+      assert.throws(() => x.localAddress, (e) => isEbadf(e));
+
+      const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
+      await l.close();
+      await l.close();
+      await assert.rejects(l.accept(), (e) => isEbadf(e));
+      let n = 0;
+      for await (const conn of l) {
+        n++;
+        await conn.close();
+      }
+      assert.equal(n, 0, "iterating a closed listener yields nothing");
+
+      const u = await UdpSocket.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
+      await u.close();
+      await assert.rejects(u.sendTo(bytes("x"), { address: "127.0.0.1", port: 9 }), (e) => isEbadf(e));
+      await assert.rejects(u.receiveFrom(new Uint8Array(4)), (e) => isEbadf(e));
+
+      const [d] = UnixDatagram.pair({ loop: ctx.loop });
+      await d.close();
+      await assert.rejects(d.send(bytes("x")), (e) => isEbadf(e));
+      await assert.rejects(d.receive(new Uint8Array(4)), (e) => isEbadf(e));
+
+      const [r, w] = Pipe.create({ loop: ctx.loop });
+      await r.close();
+      await w.close();
+      await assert.rejects(r.read(new Uint8Array(4)), (e) => isEbadf(e));
+      await assert.rejects(r.waitReadable(), (e) => isEbadf(e));
+      await assert.rejects(w.waitWritable(), (e) => isEbadf(e));
+    }));
+
+  test("closing a listener with a pending accept rejects it with EBADF and ends for-await", () =>
+    ctx.run(async () => {
+      const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
+      const accepting = track(l.accept());
+      const iterating = track(
+        (async () => {
+          let n = 0;
+          for await (const c of l) {
+            n++;
+            await c.close();
+          }
+          return n;
+        })(),
+      );
+      await spin();
+      assert.equal(accepting.state, "pending");
+      await l.close();
+      await assert.rejects(accepting.promise, (e) => isEbadf(e));
+      assert.equal(await iterating.promise, 0);
+    }));
+
+  test("stream.close() while the peer is mid-transfer: the peer sees EOF or ECONNRESET, nothing hangs", () =>
+    ctx.run(async () => {
+      const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
+      const [c, s] = await Promise.all([TcpStream.connect({ host: "127.0.0.1", port: l.address.port, timeout: 5000, loop: ctx.loop }), l.accept({ timeout: 5000 })]);
+      try {
+        await c.writeAll(bytes("partial"));
+        assert.equal(text(await readExactly(s, 7)), "partial");
+        const writing = track(s.writeAll(new Uint8Array(32 * 1024 * 1024)));
+        await spin();
+        await c.close();
+        await assert.rejects(writing.promise, (e) => e instanceof SystemError && (e.code === "EPIPE" || e.code === "ECONNRESET"));
+      } finally {
+        await c.close();
+        await s.close();
+        await l.close();
+      }
+    }));
+
+  test("loop.dispose() rejects pending operations and sleeps, and refuses new operations", () =>
+    ctx.run(async () => {
+      // A second loop of the same kind, so disposing it does not end this suite's loop.
+      const other = createLoop({ backend: ctx.backend, guest: ctx.mode === "guest" });
+      const [a, b] = raw.socketPair();
+      try {
+        const reading = track(other.read(a, new Uint8Array(8)));
+        const sleeping = track(other.sleep(60_000));
+        other.dispose();
+        await assert.rejects(reading.promise, (e) => isEbadf(e, ClosedError));
+        assert.equal(other.run(false), false, "a disposed loop has nothing to run");
+        await assert.rejects(async () => other.read(a, new Uint8Array(8)), (e) => isEbadf(e, ClosedError));
+        other.dispose(); // twice is harmless
+        assert.equal(raw.isOpen(a), true, "dispose does not close fds");
+        // A pending sleep is pending work too: awaiting it after dispose must not hang.
+        await ctx.loop.sleep(5);
+        assert.equal(sleeping.state, "rejected", "a sleep pending on a disposed loop never settles");
+        let late;
+        try {
+          late = track(other.sleep(1));
+        } catch (e) {
+          late = track(Promise.reject(e));
+        }
+        await ctx.loop.sleep(20);
+        assert.equal(late.state, "rejected", "sleep() on a disposed loop never settles");
+      } finally {
+        raw.close(a);
+        raw.close(b);
+      }
+    }));
+});

@@ -1,0 +1,230 @@
+/**
+ * The EventLoop operations on raw fds (socket pairs, pipes): results, EOF, buffer offsets,
+ * readiness waits, datagrams and scatter/gather, FIFO order of queued operations, timers —
+ * and the same through Pipe and FileDescriptor.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createLoop, FileDescriptor, Pipe } from "evloop";
+import { bytes, forEachLoop, raw, readToEnd, text, track } from "../helpers.mjs";
+
+forEachLoop("loop", (ctx) => {
+  const spin = async () => {
+    for (let i = 0; i < 3; i++) await ctx.loop.sleep(5);
+  };
+
+  test("loop.read()/write() round trip; read() returns 0 at EOF", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      try {
+        const buf = new Uint8Array(16);
+        const reading = ctx.loop.read(a, buf);
+        assert.equal(await ctx.loop.write(b, bytes("hello")), 5);
+        const n = await reading;
+        assert.equal(text(buf.subarray(0, n)), "hello");
+        const eof = ctx.loop.read(a, buf);
+        await ctx.loop.close(b);
+        assert.equal(await eof, 0);
+        assert.equal(await ctx.loop.read(a, buf), 0, "and again");
+      } finally {
+        await ctx.loop.close(a);
+      }
+    }));
+
+  test("loop.read()/write() honour a view's byteOffset (subarrays, pooled Buffers)", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      try {
+        const backing = new Uint8Array(32).fill(0xee);
+        const view = backing.subarray(8, 16);
+        raw.write(b, bytes("ABCDEFGH"));
+        assert.equal(await ctx.loop.read(a, view), 8);
+        assert.equal(text(backing.subarray(8, 16)), "ABCDEFGH");
+        assert.ok(backing.subarray(0, 8).every((x) => x === 0xee), "bytes before the view were written");
+        assert.ok(backing.subarray(16).every((x) => x === 0xee), "bytes after the view were written");
+
+        const source = bytes("xxxxPAYLOADyyyy");
+        assert.equal(await ctx.loop.write(a, source.subarray(4, 11)), 7);
+        const got = new Uint8Array(16);
+        const n = await ctx.loop.read(b, got);
+        assert.equal(text(got.subarray(0, n)), "PAYLOAD");
+
+        const pooled = Buffer.from("pooled buffer"); // a view into Node's shared pool
+        assert.ok(pooled.byteOffset > 0 || pooled.buffer.byteLength > pooled.length);
+        await ctx.loop.write(a, pooled);
+        const m = await ctx.loop.read(b, got);
+        assert.equal(text(got.subarray(0, m)), "pooled buffer");
+      } finally {
+        await ctx.loop.close(a);
+        raw.close(b);
+      }
+    }));
+
+  test("queued reads on one fd complete in FIFO order", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      try {
+        const bufs = [new Uint8Array(1), new Uint8Array(1), new Uint8Array(1)];
+        const reads = bufs.map((buf) => track(ctx.loop.read(a, buf)));
+        await spin();
+        for (let i = 0; i < 3; i++) {
+          raw.write(b, new Uint8Array([65 + i]));
+          await reads[i].promise;
+          for (let j = i + 1; j < 3; j++) assert.equal(reads[j].state, "pending", `read ${j} completed before read ${i}'s data was consumed`);
+        }
+        assert.deepEqual(bufs.map((x) => x[0]), [65, 66, 67]);
+      } finally {
+        await ctx.loop.close(a);
+        raw.close(b);
+      }
+    }));
+
+  test("loop.write() to a full socket waits, then completes once the peer reads", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      try {
+        const filled = raw.fill(a);
+        const writing = track(ctx.loop.write(a, bytes("tail")));
+        await spin();
+        assert.equal(writing.state, "pending");
+        const drained = raw.drain(b);
+        assert.equal(drained, filled);
+        assert.equal(await writing.promise, 4);
+        const buf = new Uint8Array(8);
+        assert.equal(text(buf.subarray(0, await ctx.loop.read(b, buf))), "tail");
+      } finally {
+        await ctx.loop.close(a);
+        raw.close(b);
+      }
+    }));
+
+  test("loop.waitReadable()/waitWritable() resolve on readiness only", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      try {
+        await ctx.loop.waitWritable(a, { timeout: 5000 });
+        const readable = track(ctx.loop.waitReadable(a));
+        await spin();
+        assert.equal(readable.state, "pending");
+        raw.write(b, bytes("!"));
+        await readable.promise;
+        assert.equal(raw.read(a, new Uint8Array(4)), 1, "waitReadable consumed nothing");
+        raw.fill(a);
+        const writable = track(ctx.loop.waitWritable(a));
+        await spin();
+        assert.equal(writable.state, "pending");
+        raw.drain(b);
+        await writable.promise;
+      } finally {
+        await ctx.loop.close(a);
+        raw.close(b);
+      }
+    }));
+
+  test("loop.receiveFrom() on a datagram pair; sendMessage() gathers, receiveMessage() reads one datagram", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair("dgram");
+      try {
+        const buf = new Uint8Array(32);
+        const receiving = ctx.loop.receiveFrom(b, buf);
+        raw.write(a, bytes("datagram"));
+        const [n, address] = await receiving;
+        assert.equal(text(buf.subarray(0, n)), "datagram");
+        assert.deepEqual(address, { family: "unix", path: "" });
+        assert.equal(await ctx.loop.sendMessage(a, [bytes("one "), bytes("two "), bytes("three")], []), 13);
+        assert.equal(await ctx.loop.sendMessage(a, [bytes("next")], []), 4);
+        const msg = await ctx.loop.receiveMessage(b, buf, 0);
+        assert.equal(msg.bytes, 13);
+        assert.equal(text(buf.subarray(0, 13)), "one two three");
+        assert.deepEqual(msg.fds, []);
+        assert.equal(msg.truncated, false);
+        const next = await ctx.loop.receiveMessage(b, buf, 0);
+        assert.equal(text(buf.subarray(0, next.bytes)), "next");
+      } finally {
+        await ctx.loop.close(a);
+        await ctx.loop.close(b);
+      }
+    }));
+
+  test("loop.sleep() timers fire in deadline order, and sleep(0) resolves", () =>
+    ctx.run(async () => {
+      const order = [];
+      await Promise.all([30, 10, 20, 0].map((ms) => ctx.loop.sleep(ms).then(() => order.push(ms))));
+      assert.deepEqual(order, [0, 10, 20, 30]);
+    }));
+
+  test("Pipe.create(): write, shutdown the writer, the reader reads everything then EOF", () =>
+    ctx.run(async () => {
+      const [r, w] = Pipe.create({ loop: ctx.loop });
+      try {
+        const data = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
+        const reading = readToEnd(r);
+        await w.writeAll(data);
+        await w.shutdown();
+        assert.equal(w.closed, true, "shutdown() of a pipe's write end closes it");
+        const got = await reading;
+        assert.equal(got.length, data.length);
+        assert.deepEqual(got, data);
+      } finally {
+        await r.close();
+        await w.close();
+      }
+    }));
+
+  test("Pipe reader async iteration yields chunks until EOF", () =>
+    ctx.run(async () => {
+      const [r, w] = Pipe.create({ loop: ctx.loop });
+      const writer = (async () => {
+        for (let i = 0; i < 5; i++) {
+          await w.writeAll(bytes(`chunk${i};`));
+          await ctx.loop.sleep(1);
+        }
+        await w.close();
+      })();
+      let all = "";
+      for await (const chunk of r) all += text(chunk);
+      await writer;
+      await r.close();
+      assert.equal(all, "chunk0;chunk1;chunk2;chunk3;chunk4;");
+    }));
+
+  test("FileDescriptor.from() adopts a socket fd; owned: false leaves it open on close()", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      const f = FileDescriptor.from(a, { loop: ctx.loop, owned: false });
+      try {
+        const waiting = track(f.waitReadable());
+        await spin();
+        assert.equal(waiting.state, "pending");
+        raw.write(b, bytes("hi"));
+        await waiting.promise;
+        const buf = new Uint8Array(4);
+        assert.equal(await f.read(buf), 2);
+        await f.close();
+        assert.equal(raw.isOpen(a), true, "an unowned fd stays open");
+      } finally {
+        await f.close();
+        raw.close(a);
+        raw.close(b);
+      }
+      const [c, d] = raw.socketPair();
+      const owned = FileDescriptor.from(c, { loop: ctx.loop });
+      await owned.close();
+      assert.equal(raw.isOpen(c), false, "an owned fd is closed by close()");
+      raw.close(d);
+    }));
+});
+
+test("loop.run() returns false on a loop with nothing pending, true while something is", async () => {
+  const loop = createLoop({ guest: false });
+  try {
+    assert.equal(loop.run(false), false);
+    assert.equal(loop.run(true), false, "run(true) with nothing pending must not block");
+    const sleeping = loop.sleep(0);
+    assert.equal(loop.run(false), true);
+    await sleeping;
+    assert.equal(loop.run(false), false);
+  } finally {
+    loop.dispose();
+  }
+});
