@@ -5,9 +5,10 @@
  *
  * Files run one at a time (`--test-concurrency=1`): the conformance suite opens a thousand
  * connections and moves 64 MiB per backend, and on a 2-core machine parallel files would only
- * make those tests slower and flakier. `--test-timeout` bounds every test; a watchdog bounds the
- * whole run, because a test that blocks its thread in the kernel (owner mode, the blocking
- * backend) cannot be stopped by a timer inside its own process.
+ * make those tests slower and flakier. `--test-timeout` bounds every test, and the runner also
+ * applies it to each file's process as a whole, killing it from outside — which matters because
+ * a test that blocks its thread in the kernel (owner mode, the blocking backend) cannot be
+ * stopped by a timer inside its own process. A last watchdog here bounds the whole run.
  *
  * Usage: node scripts/test.mjs [substring …]   (only files whose path contains a substring)
  * Environment: EVLOOP_TEST_BACKENDS=epoll,poll restricts the backends the conformance suite runs

@@ -125,7 +125,7 @@ export function track(promise) {
   return t;
 }
 
-/** sha256 hex digest of a list of chunks, or use the returned hasher incrementally. */
+/** A sha256 hasher (node:crypto): `update()` it chunk by chunk, then `digest("hex")`. */
 export function sha256() {
   return createHash("sha256");
 }

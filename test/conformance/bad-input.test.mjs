@@ -270,7 +270,7 @@ forEachLoop("bad input", (ctx) => {
       await spin();
       raw.write(b, bytes("1"));
       assert.equal(await first, 1);
-      // Misuse: close without loop.close()/remove(). The number is free again…
+      // Closed elsewhere, and the loop told with remove(). The number is free again…
       raw.close(a);
       raw.close(b);
       ctx.loop.remove(a);

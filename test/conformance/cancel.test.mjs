@@ -45,6 +45,29 @@ forEachLoop("cancel", (ctx) => {
       }
     }));
 
+  test("one signal aborts every operation it was given, on several fds", () =>
+    ctx.run(async () => {
+      const pairs = [raw.socketPair(), raw.socketPair(), raw.socketPair()];
+      try {
+        const ac = new AbortController();
+        const bufs = pairs.map(() => new Uint8Array(8));
+        const reads = pairs.map(([a], i) => ctx.loop.read(a, bufs[i], { signal: ac.signal }));
+        const sleeping = ctx.loop.sleep(60_000, { signal: ac.signal });
+        await spin();
+        const why = reason("shared");
+        ac.abort(why);
+        for (const p of [...reads, sleeping]) await assert.rejects(p, (e) => e === why);
+        for (const [, b] of pairs) raw.write(b, bytes("x"));
+        await spin();
+        assert.ok(bufs.every(allZero));
+      } finally {
+        for (const [a, b] of pairs) {
+          await ctx.loop.close(a);
+          raw.close(b);
+        }
+      }
+    }));
+
   test("loop.read() aborted without a reason rejects with an AbortError", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair();

@@ -1,13 +1,39 @@
 /**
  * Guest mode: evloop runs inside Node's event loop and never blocks it, so Node's timers and
- * its own sockets (node:http here) keep working while evloop sockets are busy.
+ * its own sockets (node:http here) keep working while evloop sockets are busy; and it keeps the
+ * process alive exactly like Node's own handles do (checked in child processes, each killed
+ * after CHILD_TIMEOUT_MS so a process that never exits fails the test instead of hanging it).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { get, createServer } from "node:http";
 import { once } from "node:events";
+import { spawn } from "node:child_process";
 import { TcpListener, TcpStream } from "evloop";
-import { forEachLoop, randomBytes, sha256 } from "../helpers.mjs";
+import { distIndexUrl, forEachLoop, randomBytes, sha256 } from "../helpers.mjs";
+
+const CHILD_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs an ES module in a child node with `evloop` (imported by URL) and `backend` in scope;
+ * resolves with { code, signal, stdout, stderr } once it exits (or is killed at the timeout).
+ */
+async function runChild(backend, body) {
+  const source = `import * as evloop from ${JSON.stringify(distIndexUrl)};\nconst backend = ${JSON.stringify(backend)};\n${body}`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", source], { timeout: CHILD_TIMEOUT_MS, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (c) => (stdout += c));
+  child.stderr.setEncoding("utf8").on("data", (c) => (stderr += c));
+  const [code, signal] = await once(child, "exit");
+  return { code, signal, stdout: stdout.trim(), stderr };
+}
+
+/** Asserts the child exited by itself, successfully. */
+function exitedCleanly(r) {
+  assert.equal(r.signal, null, `the child did not exit by itself within ${CHILD_TIMEOUT_MS} ms (stdout: ${JSON.stringify(r.stdout)})`);
+  assert.equal(r.code, 0, `the child failed: ${r.stderr}`);
+}
 
 /** GET http://127.0.0.1:port/path; resolves with { status, body }. */
 function httpGet(port, path) {
@@ -87,6 +113,71 @@ forEachLoop(
           server.close();
           await once(server, "close");
         }
+      }));
+
+    // In the children below, Node timers that would write or close are unref'd: they fire only
+    // if evloop is what keeps the process alive.
+
+    test("a pending read keeps the process alive until it completes, then the process exits", () =>
+      ctx.run(async () => {
+        const r = await runChild(ctx.backend, `
+          const loop = evloop.createLoop({ backend });
+          const [a, b] = evloop.UnixStream.pair({ loop });
+          a.read(new Uint8Array(8)).then(async (n) => {
+            console.log("read " + n);
+            await a.close();
+            await b.close();
+          });
+          setTimeout(() => b.write(new Uint8Array([1, 2, 3])), 50).unref();
+        `);
+        exitedCleanly(r);
+        assert.equal(r.stdout, "read 3", "the process exited while the read was pending");
+      }));
+
+    test("a pending loop.sleep() keeps the process alive", () =>
+      ctx.run(async () => {
+        const r = await runChild(ctx.backend, `
+          const loop = evloop.createLoop({ backend });
+          loop.sleep(50).then(() => console.log("slept"));
+        `);
+        exitedCleanly(r);
+        assert.equal(r.stdout, "slept");
+      }));
+
+    test("loop.unref() lets the process exit with a read pending", () =>
+      ctx.run(async () => {
+        const r = await runChild(ctx.backend, `
+          const loop = evloop.createLoop({ backend });
+          const [a] = evloop.UnixStream.pair({ loop });
+          a.read(new Uint8Array(8)).then(() => console.log("unexpected read"));
+          loop.unref();
+        `);
+        exitedCleanly(r);
+        assert.equal(r.stdout, "");
+      }));
+
+    test("an open TcpListener keeps the process alive; listener.unref() lets it exit while accepting", () =>
+      ctx.run(async () => {
+        const held = await runChild(ctx.backend, `
+          const loop = evloop.createLoop({ backend });
+          const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+          setTimeout(async () => {
+            console.log("still alive");
+            await l.close();
+          }, 50).unref();
+        `);
+        exitedCleanly(held);
+        assert.equal(held.stdout, "still alive", "the process exited with the listener open");
+
+        const unrefed = await runChild(ctx.backend, `
+          const loop = evloop.createLoop({ backend });
+          const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+          (async () => {
+            for await (const c of l) await c.close();
+          })();
+          l.unref();
+        `);
+        exitedCleanly(unrefed);
       }));
   },
   { modes: ["guest"] },

@@ -121,6 +121,21 @@ forEachLoop("loop", (ctx) => {
       }
     }));
 
+  test("loop.waitReadable() resolves at hang-up (a pipe whose writer closed)", () =>
+    ctx.run(async () => {
+      const [r, w] = raw.pipe();
+      try {
+        const waiting = track(ctx.loop.waitReadable(r));
+        await spin();
+        assert.equal(waiting.state, "pending");
+        raw.close(w);
+        await waiting.promise;
+        assert.equal(await ctx.loop.read(r, new Uint8Array(4)), 0);
+      } finally {
+        await ctx.loop.close(r);
+      }
+    }));
+
   test("loop.receiveFrom() on a datagram pair; sendMessage() gathers, receiveMessage() reads one datagram", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair("dgram");

@@ -212,6 +212,23 @@ forEachLoop("tcp", (ctx) => {
       }
     }));
 
+  test("TcpStream.connect({ host: 'localhost' }) reaches a listener on ::1 only", { skip: hasIPv6Loopback() ? false : "::1 is not configured on this host" }, () =>
+    ctx.run(async () => {
+      const l = await TcpListener.bind({ host: "::1", port: 0, ipv6Only: true, loop: ctx.loop });
+      try {
+        // 127.0.0.1 is tried first and refused; ::1 must then be tried.
+        const [c, s] = await Promise.all([
+          TcpStream.connect({ host: "localhost", port: l.address.port, timeout: 5000, loop: ctx.loop }),
+          l.accept({ timeout: 5000 }),
+        ]);
+        assert.equal(c.remoteAddress.address, "::1");
+        await c.close();
+        await s.close();
+      } finally {
+        await l.close();
+      }
+    }));
+
   test("TcpStream.connect() to a closed port rejects with ECONNREFUSED and leaks no fd", () =>
     ctx.run(async () => {
       const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });

@@ -136,6 +136,27 @@ forEachLoop("udp", (ctx) => {
       }
     }));
 
+  test("UdpSocket.sendTo() of a datagram larger than UDP allows rejects with EMSGSIZE", () =>
+    ctx.run(async () => {
+      const [a, b] = await pair();
+      try {
+        await assert.rejects(a.sendTo(new Uint8Array(70_000), { address: HOST, port: b.address.port }), (e) => {
+          assert.ok(e instanceof SystemError, `expected a SystemError, got ${e}`);
+          assert.equal(e.code, "EMSGSIZE");
+          assert.equal(e.syscall, "sendto");
+          return true;
+        });
+        // The socket still works.
+        await a.sendTo(bytes("small"), { address: HOST, port: b.address.port });
+        const buf = new Uint8Array(8);
+        const got = await b.receiveFrom(buf, { timeout: 5000 });
+        assert.equal(text(buf.subarray(0, got.bytes)), "small");
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    }));
+
   test("UdpSocket round trip over IPv6 ::1", { skip: hasIPv6Loopback() ? false : "::1 is not configured on this host" }, () =>
     ctx.run(async () => {
       const [a, b] = await pair("::1");

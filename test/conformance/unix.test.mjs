@@ -86,6 +86,53 @@ forEachLoop("unix", (ctx) => {
       }
     }));
 
+  test("concurrent writeAll() calls are written one after the other; one aborted while waiting writes nothing", () =>
+    ctx.run(async () => {
+      const [a, b] = UnixStream.pair({ loop: ctx.loop });
+      try {
+        const SIZE = 2 * 1024 * 1024; // several socket buffers, so the writes must wait
+        const w1 = a.writeAll(new Uint8Array(SIZE).fill(0x41));
+        const ac = new AbortController();
+        const w2 = a.writeAll(new Uint8Array(SIZE).fill(0x42), { signal: ac.signal });
+        const w3 = a.writeAll(new Uint8Array(SIZE).fill(0x43));
+        const why = new Error("give up waiting");
+        ac.abort(why);
+        await assert.rejects(w2, (e) => e === why);
+        const reading = readExactly(b, 2 * SIZE, { timeout: 30_000 });
+        await Promise.all([w1, w3]);
+        await a.shutdown();
+        const got = await reading;
+        assert.equal(await b.read(new Uint8Array(1)), 0, "nothing beyond the two completed writes");
+        const firstC = got.indexOf(0x43);
+        assert.equal(firstC, SIZE, "the third write started before the first had finished");
+        assert.ok(!got.includes(0x42), "the aborted write sent bytes");
+        assert.ok(got.subarray(0, SIZE).every((x) => x === 0x41));
+        assert.ok(got.subarray(SIZE).every((x) => x === 0x43));
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    }));
+
+  test("for await over a stream ends without an error when the stream is closed while it waits", () =>
+    ctx.run(async () => {
+      const [a, b] = UnixStream.pair({ loop: ctx.loop });
+      try {
+        const chunks = [];
+        const iterating = (async () => {
+          for await (const chunk of a) chunks.push(text(chunk));
+        })();
+        await b.writeAll(bytes("one"));
+        await ctx.loop.sleep(10);
+        await a.close();
+        await iterating;
+        assert.deepEqual(chunks, ["one"]);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    }));
+
   test("UnixStream.sendFds() passes a pipe's write end that then works in the receiver", () =>
     ctx.run(async () => {
       const [r, w] = Pipe.create({ loop: ctx.loop });

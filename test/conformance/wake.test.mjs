@@ -13,7 +13,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Worker } from "node:worker_threads";
-import { createLoop, Events, Poll, Waker } from "evloop";
+import { createLoop, Events, Interest, Poll, Waker } from "evloop";
 import { distIndexUrl, raw, testBackends, track } from "../helpers.mjs";
 
 const WATCHDOG_MS = 10_000;
@@ -177,7 +177,7 @@ for (const selector of testBackends().filter((b) => b === "epoll" || b === "poll
       const poll = new Poll(selector);
       const waker = new Waker(poll.registry, 77);
       const [r, w] = raw.pipe();
-      poll.registry.register(r, 78, 1 /* Interest.READABLE */);
+      poll.registry.register(r, 78, Interest.READABLE);
       const events = new Events(8);
       try {
         const workers = await startWorkers({ watchdogFd: w, handle: waker.handle });
