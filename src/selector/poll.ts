@@ -2,14 +2,15 @@
  * poll(2) selector: the portable fallback where no better selector exists, or when forced with
  * EVLOOP_BACKEND=poll.
  *
- * poll(2) keeps no kernel state, so registrations live in a JS table and the pollfd array is
- * rebuilt only when it changed. Each select costs O(registered fds) in the kernel: the benchmark
- * of cost per ready event shows it. poll is level-triggered; edges are emulated (see
+ * poll(2) keeps no kernel state, so registrations live in a JS table beside a pollfd array with
+ * one slot per registered fd, updated in place: arming or disarming a direction rewrites one
+ * slot, and a disarmed fd's slot holds -1, which poll(2) skips. Each select still costs
+ * O(registered fds) in the kernel: the benchmark of cost per ready event shows it. poll is level-triggered; edges are emulated (see
  * `selector.ts`): a direction that fired is disarmed until `reregister` arms it again, so a
  * ready-but-idle socket never spins the loop. Thread safety: one thread selects.
  */
 import { C } from "../sys/target.js";
-import { poll, pollFd, pollRevents, setPollFd, POLLFD_SIZE } from "../sys/posix/poll.js";
+import { poll, pollRevents, setPollFd, POLLFD_SIZE } from "../sys/posix/poll.js";
 import { SystemError } from "../sys/errors.js";
 import { ERRNO } from "../sys/target.js";
 import { dataView } from "../ffi/layout.js";
@@ -17,6 +18,9 @@ import { Interest, Ready, type Events } from "./event.js";
 import type { Selector } from "./selector.js";
 
 interface Registration {
+  fd: number;
+  /** Index of this fd's entry in the pollfd array. */
+  slot: number;
   token: number;
   /** What the user asked for. */
   interest: number;
@@ -48,13 +52,24 @@ export class PollSelector implements Selector {
   readonly name = "poll";
   readonly fd = -1;
   #fds = new Map<number, Registration>();
+  /** Registrations by pollfd slot: slot i of the array belongs to #slots[i]. */
+  #slots: Registration[] = [];
   #buf = new Uint8Array(64 * POLLFD_SIZE);
   #view = dataView(this.#buf);
   #listener: ((fd: number, interest: number) => void) | null = null;
 
   register(fd: number, token: number, interest: number): void {
     if (this.#fds.has(fd)) throw new SystemError(ERRNO.EEXIST, "register", `fd ${fd} is already registered`);
-    this.#fds.set(fd, { token, interest, armed: interest });
+    const reg: Registration = { fd, slot: this.#slots.length, token, interest, armed: interest };
+    if (this.#buf.byteLength < (reg.slot + 1) * POLLFD_SIZE) {
+      const grown = new Uint8Array(this.#buf.byteLength * 2);
+      grown.set(this.#buf);
+      this.#buf = grown;
+      this.#view = dataView(grown);
+    }
+    this.#fds.set(fd, reg);
+    this.#slots.push(reg);
+    this.#write(reg);
     this.#listener?.(fd, interest);
   }
 
@@ -63,24 +78,43 @@ export class PollSelector implements Selector {
     if (!reg) throw new SystemError(ERRNO.ENOENT, "reregister", `fd ${fd} is not registered`);
     reg.token = token;
     reg.interest = interest;
-    this.#arm(fd, reg, interest);
+    this.#arm(reg, interest);
   }
 
   deregister(fd: number): void {
-    if (!this.#fds.delete(fd)) throw new SystemError(ERRNO.ENOENT, "deregister", `fd ${fd} is not registered`);
+    const reg = this.#fds.get(fd);
+    if (!reg) throw new SystemError(ERRNO.ENOENT, "deregister", `fd ${fd} is not registered`);
+    this.#forget(reg);
     this.#listener?.(fd, 0);
   }
 
   /** Re-arms directions of `interest` that fired; cheaper than reregister for the event loop. */
   rearm(fd: number, interest: number): void {
     const reg = this.#fds.get(fd);
-    if (reg && (reg.armed & interest) !== interest) this.#arm(fd, reg, reg.armed | (interest & reg.interest));
+    if (reg && (reg.armed & interest) !== interest) this.#arm(reg, reg.armed | (interest & reg.interest));
   }
 
-  #arm(fd: number, reg: Registration, armed: number): void {
+  #arm(reg: Registration, armed: number): void {
     if (reg.armed === armed) return;
     reg.armed = armed;
-    this.#listener?.(fd, armed);
+    this.#write(reg);
+    this.#listener?.(reg.fd, armed);
+  }
+
+  /** Writes a registration's pollfd slot; a negative fd makes poll(2) skip a disarmed entry. */
+  #write(reg: Registration): void {
+    setPollFd(this.#view, reg.slot, reg.armed === 0 ? -1 : reg.fd, pollMask(reg.armed));
+  }
+
+  /** Removes a registration, moving the last slot into its place. */
+  #forget(reg: Registration): void {
+    this.#fds.delete(reg.fd);
+    const last = this.#slots.pop()!;
+    if (last !== reg) {
+      last.slot = reg.slot;
+      this.#slots[reg.slot] = last;
+      this.#write(last);
+    }
   }
 
   watch(listener: (fd: number, interest: number) => void): void {
@@ -90,26 +124,18 @@ export class PollSelector implements Selector {
 
   select(events: Events, timeout: number): void {
     events.clear();
-    let count = 0;
-    if (this.#buf.byteLength < this.#fds.size * POLLFD_SIZE) {
-      this.#buf = new Uint8Array(this.#fds.size * 2 * POLLFD_SIZE);
-      this.#view = dataView(this.#buf);
-    }
-    for (const [fd, reg] of this.#fds) {
-      if (reg.armed === 0) continue;
-      setPollFd(this.#view, count++, fd, pollMask(reg.armed));
-    }
-    const ready = poll(this.#buf, count, timeout);
-    for (let i = 0, seen = 0; i < count && seen < ready; i++) {
+    const count = this.#slots.length;
+    let ready = poll(this.#buf, count, timeout);
+    // Walk backwards: forgetting a POLLNVAL entry moves the last slot, which was already seen.
+    for (let i = count - 1; i >= 0 && ready > 0; i--) {
       const revents = pollRevents(this.#view, i);
       if (revents === 0) continue;
-      seen++;
-      const fd = pollFd(this.#view, i);
-      const reg = this.#fds.get(fd)!;
+      ready--;
+      const reg = this.#slots[i]!;
       if (revents & C.POLLNVAL) {
         // The fd was closed without being deregistered: forget it, as epoll does.
-        this.#fds.delete(fd);
-        this.#listener?.(fd, 0);
+        this.#forget(reg);
+        this.#listener?.(reg.fd, 0);
         continue;
       }
       const readiness = readinessOf(revents);
@@ -118,12 +144,13 @@ export class PollSelector implements Selector {
       if (readiness & Ready.READABLE) fired |= Interest.READABLE;
       if (readiness & Ready.WRITABLE) fired |= Interest.WRITABLE;
       if (readiness & Ready.PRIORITY) fired |= Interest.PRIORITY;
-      this.#arm(fd, reg, reg.armed & ~fired);
+      this.#arm(reg, reg.armed & ~fired);
     }
   }
 
   close(): void {
     for (const fd of this.#fds.keys()) this.#listener?.(fd, 0);
     this.#fds.clear();
+    this.#slots = [];
   }
 }

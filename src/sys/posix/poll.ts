@@ -22,11 +22,6 @@ export function setPollFd(view: DataView, i: number, fd: number, events: number)
   view.setInt16(at + F.revents.offset, 0, true);
 }
 
-/** The fd of entry `i`. */
-export function pollFd(view: DataView, i: number): number {
-  return view.getInt32(i * POLLFD_SIZE + F.fd.offset, true);
-}
-
 /** The returned events of entry `i`. */
 export function pollRevents(view: DataView, i: number): number {
   return view.getUint16(i * POLLFD_SIZE + F.revents.offset, true);
