@@ -3,8 +3,10 @@
  *
  * EINTR policy: every wrapper goes through {@link call}, which repeats the call when a signal
  * interrupted it. All fds evloop creates are non-blocking, so a retry never waits longer than
- * the first attempt would have; blocking waits (epoll_wait, poll) are retried with the same
- * timeout, which can only lengthen a wait the caller asked for.
+ * the first attempt would have. Two exceptions, written where they are handled: the blocking
+ * waits (epoll_wait, poll) return "no events" instead, so an owner-mode loop gets back to the
+ * host, whose signal handlers (SIGTERM, SIGUSR2 …) only run between iterations; and connect,
+ * whose interrupted connection goes on asynchronously.
  */
 import { ffi } from "../ffi/runtime/load.js";
 import { ERRNO } from "./target.js";
@@ -107,6 +109,16 @@ export class ClosedError extends SystemError {
 
 /** Returned by non-blocking wrappers instead of throwing when the call would block. */
 export const WOULD_BLOCK = -1;
+
+/**
+ * Result of a blocking wait (epoll_wait, poll): the count, or 0 when a signal interrupted it.
+ */
+export function waited(ret: number, syscall: string): number {
+  if (ret >= 0) return ret;
+  const e = ffi.errno();
+  if (e === ERRNO.EINTR) return 0;
+  throw new SystemError(e, syscall);
+}
 
 /** errno of the last failed call. */
 export const errno = (): number => ffi.errno();

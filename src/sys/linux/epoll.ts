@@ -2,7 +2,7 @@
  * epoll(7) system calls and the struct epoll_event codec. Linux ≥ 2.6.27 (epoll_create1).
  */
 import { C, LAYOUT } from "../target.js";
-import { call } from "../errors.js";
+import { call, waited } from "../errors.js";
 import { libc } from "../libc.js";
 import { dataView } from "../../ffi/layout.js";
 
@@ -32,7 +32,7 @@ export function epollCtl(epfd: number, op: number, fd: number, events: number, d
 
 /** epoll_wait(2) into `events` (room for `max` entries); `timeout` in ms, -1 to block. */
 export function epollWait(epfd: number, events: Uint8Array, max: number, timeout: number): number {
-  return call("epoll_wait", false, libc.epoll_wait, epfd, events, max, timeout);
+  return waited(libc.epoll_wait(epfd, events, max, timeout), "epoll_wait");
 }
 
 /** The event mask of entry `i` in an epoll_wait result. */

@@ -2,7 +2,7 @@
  * poll(2) and the struct pollfd codec.
  */
 import { LAYOUT } from "../target.js";
-import { call } from "../errors.js";
+import { waited } from "../errors.js";
 import { libc } from "../libc.js";
 
 /** Bytes per struct pollfd. */
@@ -11,7 +11,7 @@ const F = LAYOUT.pollfd.fields;
 
 /** poll(2) over the first `count` entries of `fds`; `timeout` in ms, -1 to block. */
 export function poll(fds: Uint8Array, count: number, timeout: number): number {
-  return call("poll", false, libc.poll, fds, count, timeout);
+  return waited(libc.poll(fds, count, timeout), "poll");
 }
 
 /** Writes entry `i`: the fd and the events of interest (revents cleared). */
