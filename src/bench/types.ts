@@ -121,8 +121,19 @@ export interface BenchReport {
   readonly quick: boolean;
   readonly machine: { readonly cpu: string; readonly cores: number; readonly memoryBytes: number; readonly kernel: string; readonly node: string };
   readonly secondsPerRun: number;
+  /** Unmeasured seconds of load before each run's measured window. */
+  readonly warmupSeconds: number;
+  /** Rounds of every server in every configuration; figures are medians over them. */
+  readonly rounds: number;
+  /** The configurations as run (quick mode scales `scale` down to 1,000 connections). */
+  readonly configs: readonly EchoConfig[];
   readonly echo: readonly EchoMeasurement[];
   readonly memory: readonly MemoryMeasurement[];
   readonly internals: InternalsResult | null;
   readonly skipped: ReadonlyArray<{ readonly server: string; readonly reason: string }>;
+  /**
+   * Runs that failed or fell short (a server that would not start, a loadgen error, fewer
+   * connections than asked for); `config` is `memory` or `internals` for those phases.
+   */
+  readonly failures: ReadonlyArray<{ readonly server: string; readonly config: string; readonly reason: string }>;
 }

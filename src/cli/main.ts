@@ -28,6 +28,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.usage, run: m.runDemo };
     },
   },
+  bench: {
+    summary: "the benchmark suite: echo servers under a C client, memory, loop internals",
+    load: async () => {
+      const m = await import("./bench.js");
+      return { usage: m.usage, run: m.runBenchCommand };
+    },
+  },
 };
 
 function help(): string {

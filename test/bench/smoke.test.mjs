@@ -1,0 +1,180 @@
+/**
+ * `evloop bench` in its smallest form, as a child process: three servers, two configurations,
+ * tiny runs, a tiny internals run. Checks that the outputs are well-formed (exit code, Markdown
+ * tables, the JSON report's shape, a standalone SVG), never how fast anything was: benchmarks are
+ * not tests (BENCHMARKS.md). Skipped, with the reason, when no C compiler is installed, since
+ * the load generator is C.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, test } from "node:test";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const SERVERS = ["node:net", "evloop-epoll-guest", "c-epoll"];
+const CONFIGS = ["latency", "pipelined"];
+/** Generous: the build alone can take this long on a slow machine the first time. */
+const TIMEOUT_MS = 180_000;
+
+function findCompiler() {
+  for (const name of ["cc", "gcc", "clang"]) {
+    const probe = spawnSync(name, ["--version"], { encoding: "utf8" });
+    if (probe.error === undefined && probe.status === 0) return name;
+  }
+  return undefined;
+}
+
+/** Runs the CLI; resolves with its exit code and output, killing it if it overruns. */
+function runCli(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, "dist/cli/main.js"), ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (s) => (stdout += s));
+    child.stderr.setEncoding("utf8").on("data", (s) => (stderr += s));
+    const timer = setTimeout(() => {
+      child.kill("SIGINT");
+      reject(new Error(`evloop bench did not finish within ${TIMEOUT_MS} ms\n${stderr}`));
+    }, TIMEOUT_MS - 5000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function assertNumber(value, what, { min = 0, nullable = false } = {}) {
+  if (nullable && value === null) return;
+  assert.equal(typeof value, "number", `${what} is a number`);
+  assert.ok(Number.isFinite(value), `${what} is finite, got ${value}`);
+  if (min !== -Infinity) assert.ok(value >= min, `${what} is at least ${min}, got ${value}`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "evloop-bench-smoke-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("evloop bench --quick writes a Markdown report, a JSON report and an SVG chart", { timeout: TIMEOUT_MS }, async (t) => {
+  const compiler = findCompiler();
+  if (compiler === undefined) {
+    t.skip("no C compiler: cc, gcc and clang are all missing, and the load generator is C");
+    return;
+  }
+  const json = join(dir, "bench.json");
+  const svg = join(dir, "bench.svg");
+  const markdownFile = join(dir, "bench.md");
+  const args = [
+    "bench", "--quick", "--seconds", "0.2", "--no-internals",
+    "--servers", SERVERS.join(","), "--configs", CONFIGS.join(","),
+    "--json", json, "--svg", svg, "--markdown", markdownFile,
+  ];
+  const { code, stdout, stderr } = await runCli(args);
+  assert.equal(code, 0, `exit code 0; stderr:\n${stderr}`);
+
+  // Markdown: one table per configuration with a row per server, then the memory table.
+  assert.equal(readFileSync(markdownFile, "utf8"), stdout, "--markdown writes what stdout shows");
+  assert.match(stdout, /^# evloop benchmark/m);
+  assert.match(stdout, /evloop bench --quick/, "the command is in the report");
+  for (const config of CONFIGS) assert.match(stdout, new RegExp(`^### ${config} — `, "m"));
+  const headers = stdout.split("\n").filter((l) => l.startsWith("| server ") && l.includes("msgs/s"));
+  assert.equal(headers.length, CONFIGS.length, "one echo table per configuration");
+  for (const h of headers) {
+    assert.match(h, /× node:net/);
+    assert.match(h, /× c-epoll/);
+  }
+  for (const server of SERVERS) {
+    const rows = stdout.split("\n").filter((l) => l.startsWith(`| ${server} `));
+    assert.equal(rows.length, CONFIGS.length + 1, `${server}: a row per configuration and one in the memory table`);
+  }
+  assert.match(stdout, /^## Memory/m);
+
+  // JSON: the BenchReport shape.
+  const report = JSON.parse(readFileSync(json, "utf8"));
+  assert.equal(report.quick, true);
+  assert.equal(typeof report.date, "string");
+  assert.ok(!Number.isNaN(Date.parse(report.date)), "date is ISO 8601");
+  assert.match(report.command, /evloop bench/);
+  assert.equal(typeof report.machine.cpu, "string");
+  assertNumber(report.machine.cores, "machine.cores", { min: 1 });
+  assertNumber(report.machine.memoryBytes, "machine.memoryBytes", { min: 1 });
+  assert.equal(typeof report.machine.kernel, "string");
+  assert.equal(report.machine.node, process.version);
+  assert.equal(report.secondsPerRun, 0.2);
+  assertNumber(report.warmupSeconds, "warmupSeconds");
+  assert.equal(report.rounds, 1);
+  assert.deepEqual(report.configs.map((c) => c.name), CONFIGS);
+  assert.equal(report.internals, null, "--no-internals");
+  assert.ok(Array.isArray(report.skipped));
+  assert.deepEqual(report.failures, [], "no run failed");
+
+  assert.equal(report.echo.length, SERVERS.length * CONFIGS.length);
+  for (const m of report.echo) {
+    assert.ok(SERVERS.includes(m.server), `unexpected server ${m.server}`);
+    assert.ok(CONFIGS.includes(m.config), `unexpected config ${m.config}`);
+    const what = `${m.server} ${m.config}`;
+    assertNumber(m.messagesPerSec, `${what} messagesPerSec`);
+    assertNumber(m.mbPerSec, `${what} mbPerSec`);
+    // Percentiles are null (NaN in the report) when no message completed.
+    assertNumber(m.p50Us, `${what} p50Us`, { nullable: true });
+    assertNumber(m.p99Us, `${what} p99Us`, { nullable: true });
+    assertNumber(m.cpuUsPerMessage, `${what} cpuUsPerMessage`, { nullable: true });
+    assertNumber(m.errors, `${what} errors`);
+  }
+  assert.deepEqual(report.memory.map((m) => m.server).sort(), [...SERVERS].sort());
+  for (const m of report.memory) {
+    assertNumber(m.idleConnections, `${m.server} idleConnections`);
+    assertNumber(m.rssBytes, `${m.server} rssBytes`);
+    // A difference of two readings: a GC between them can make it negative.
+    assertNumber(m.rssPerConnectionBytes, `${m.server} rssPerConnectionBytes`, { min: -Infinity });
+    const js = m.server !== "c-epoll";
+    if (js) {
+      assertNumber(m.heapBytes, `${m.server} heapBytes`);
+      assertNumber(m.heapPerConnectionBytes, `${m.server} heapPerConnectionBytes`, { min: -Infinity });
+    } else {
+      assert.equal(m.heapBytes, null);
+      assert.equal(m.heapPerConnectionBytes, null);
+    }
+    assertNumber(m.peakRssPipelinedBytes, `${m.server} peakRssPipelinedBytes`, { min: 1 });
+  }
+
+  // SVG: standalone, and its tags balance.
+  const chart = readFileSync(svg, "utf8");
+  assert.ok(chart.startsWith("<svg"), "starts with <svg");
+  assert.match(chart, /^<svg[^>]* xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  assert.ok(chart.trimEnd().endsWith("</svg>"));
+  const opened = chart.match(/<[a-zA-Z][^>]*[^/]>|<[a-zA-Z]>/g) ?? [];
+  const closed = chart.match(/<\/[a-zA-Z]+>/g) ?? [];
+  assert.equal(opened.length, closed.length, "every element that is not self-closing is closed");
+  for (const server of SERVERS) assert.ok(chart.includes(`>${server}<`), `${server} is labelled in the chart`);
+});
+
+test("evloop bench runs the internals and reports them", { timeout: TIMEOUT_MS }, async (t) => {
+  const compiler = findCompiler();
+  if (compiler === undefined) {
+    t.skip("no C compiler: cc, gcc and clang are all missing, and the load generator is C");
+    return;
+  }
+  const json = join(dir, "internals.json");
+  const { code, stdout, stderr } = await runCli([
+    "bench", "--quick", "--seconds", "0.1", "--servers", "c-epoll", "--configs", "latency", "--json", json,
+  ]);
+  assert.equal(code, 0, `exit code 0; stderr:\n${stderr}`);
+  assert.match(stdout, /^## Event-loop internals/m);
+  const { internals } = JSON.parse(readFileSync(json, "utf8"));
+  assert.notEqual(internals, null);
+  assertNumber(internals.timers.count, "timers.count", { min: 1 });
+  assertNumber(internals.timers.evloopMs, "timers.evloopMs");
+  assertNumber(internals.timers.setTimeoutMs, "timers.setTimeoutMs");
+  const backends = Object.keys(internals.wakeups.perSecond);
+  assert.ok(backends.length > 0, "wake-ups measured on at least one backend");
+  for (const b of backends) assertNumber(internals.wakeups.perSecond[b], `wakeups ${b}`);
+  assert.ok(internals.readyCost.length > 0);
+  for (const c of internals.readyCost) {
+    assert.ok(backends.includes(c.backend), `ready cost of ${c.backend}`);
+    assertNumber(c.fds, "readyCost.fds", { min: 1 });
+    assertNumber(c.nsPerEvent, `readyCost ${c.backend} ${c.fds}`);
+  }
+});
