@@ -126,21 +126,27 @@ static inline void set_nodelay(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+static inline void server_usage(FILE *to)
+{
+    fprintf(to,
+            "usage: %s [--port P] [--host 127.0.0.1]\n"
+            "Echoes every byte back on every TCP connection until SIGINT or SIGTERM.\n"
+            "Prints \"PORT <n>\" on stdout once listening (--port 0, the default, lets the kernel choose).\n",
+            program_invocation_short_name);
+}
+
 /*
  * The echo servers' command line: `[--port P] [--host A]`, port 0 (the kernel chooses) and
  * 127.0.0.1 by default. Exits 2 with a usage line on a mistake, 0 after --help.
  */
 static inline void parse_server_args(int argc, char **argv, struct in_addr *host, int *port)
 {
-    const char *usage = "usage: %s [--port P] [--host 127.0.0.1]\n"
-                        "Echoes every byte back on every TCP connection until SIGINT or SIGTERM.\n"
-                        "Prints \"PORT <n>\" on stdout once listening (--port 0, the default, lets the kernel choose).\n";
     long p = 0;
     parse_ipv4("127.0.0.1", host);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            printf(usage, program_invocation_short_name);
+            server_usage(stdout);
             exit(0);
         } else if (strcmp(arg, "--port") == 0 && value != NULL && parse_long(value, 0, 65535, &p)) {
             i++;
@@ -149,7 +155,7 @@ static inline void parse_server_args(int argc, char **argv, struct in_addr *host
         } else {
             fprintf(stderr, "%s: bad argument %s%s%s\n", program_invocation_short_name, arg,
                     value != NULL ? " " : "", value != NULL ? value : "");
-            fprintf(stderr, usage, program_invocation_short_name);
+            server_usage(stderr);
             exit(2);
         }
     }

@@ -32,6 +32,8 @@
 #define MAX_EVENTS 512
 /* Accepts per wake-up of the listener: the rest of the queue is reported again (level-triggered). */
 #define ACCEPTS_PER_WAKEUP 64
+/* Cap on the fd-indexed table (16 MiB of address space, backed only where used). */
+#define MAX_FDS (1 << 20)
 
 struct conn {
     char *pending;     /* bytes read but not yet written back; NULL when all were written */
@@ -78,7 +80,9 @@ static void accept_connections(void)
                  * so leaving it registered would spin the loop. Take it out of the set until a
                  * connection closes and gives a descriptor back.
                  */
-                fprintf(stderr, "echo-epoll: accept4: %s; accepting again after the next close\n", strerror(errno));
+                static bool reported;
+                if (!reported) fprintf(stderr, "echo-epoll: accept4: %s; pausing accepts until a close (reported once)\n", strerror(errno));
+                reported = true;
                 set_interest(listen_fd, 0, EPOLL_CTL_DEL);
                 accept_paused = true;
                 return;
@@ -86,7 +90,7 @@ static void accept_connections(void)
             die("accept4");
         }
         if (fd >= max_fds) {
-            /* Cannot happen while RLIMIT_NOFILE is unchanged: fds stay below the soft limit. */
+            /* Only above MAX_FDS: fds stay below the soft RLIMIT_NOFILE. */
             close(fd);
             continue;
         }
@@ -148,6 +152,7 @@ int main(int argc, char **argv)
     parse_server_args(argc, argv, &host, &port);
 
     max_fds = raise_nofile_limit();
+    if (max_fds > MAX_FDS) max_fds = MAX_FDS;
     conns = calloc((size_t)max_fds, sizeof *conns);
     if (conns == NULL) die("calloc");
     int sig_fd = termination_signalfd(SFD_NONBLOCK | SFD_CLOEXEC);

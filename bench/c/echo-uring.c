@@ -48,13 +48,17 @@
 #include <sys/syscall.h>
 
 #define SQ_ENTRIES 4096
-/* One operation in flight per connection: 16384 completion slots hold 10,000 connections' worth. */
-#define CQ_ENTRIES 16384
+/* Cap on the fd-indexed tables: 32768 × 64 KiB = 2 GiB of address space, none of it backed until used. */
+#define MAX_FDS 32768
+/*
+ * The CQ cannot overflow by construction: at most one completion per connection (≤ MAX_FDS),
+ * one per connection waiting in the accept queue (≤ LISTEN_BACKLOG) and the signal read can be
+ * pending at once. (Overflow is still handled: see ring_enter.) 65536 is the kernel's maximum.
+ */
+#define CQ_ENTRIES 65536
 /* As large as echo-epoll's read chunk: with 16 KiB, 16 KiB messages took twice the operations
  * and the bandwidth configuration ran a third slower. */
 #define BUF_SIZE (64 * 1024)
-/* Cap on the fd-indexed tables: 32768 × 64 KiB = 2 GiB of address space, none of it backed until used. */
-#define MAX_FDS 32768
 
 /* user_data of the two singleton operations. Every other user_data is a struct conn pointer. */
 #define UD_ACCEPT 1
@@ -298,7 +302,7 @@ static void on_accept(int res, unsigned cqe_flags)
 {
     if (res >= 0) {
         if (res >= max_fds) {
-            close(res); /* cannot happen while RLIMIT_NOFILE is unchanged, or above MAX_FDS */
+            close(res); /* only above MAX_FDS: fds stay below the soft RLIMIT_NOFILE */
         } else {
             struct conn *c = &conns[res];
             *c = (struct conn){ .fd = res, .buf = buffers + (size_t)res * BUF_SIZE };
@@ -309,10 +313,15 @@ static void on_accept(int res, unsigned cqe_flags)
         /* Before 5.19 the kernel rejects IORING_ACCEPT_MULTISHOT: one SQE per accept, then. */
         multishot_accept = false;
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-        /* Re-arming now would fail again at once, for as long as connections wait: spin. */
-        fprintf(stderr, "echo-uring: accept: %s; accepting again after the next close\n", strerror(-res));
-        accept_paused = true;
-        return;
+        static bool reported;
+        if (!reported) fprintf(stderr, "echo-uring: accept: %s; pausing accepts until a close (reported once)\n", strerror(-res));
+        reported = true;
+        /* The error ended the accept. Re-arming now would fail again at once, for as long as
+         * connections wait: a spin. A close gives a descriptor back; re-arm then. */
+        if (!(cqe_flags & IORING_CQE_F_MORE)) {
+            accept_paused = true;
+            return;
+        }
     } else if (res != -ECONNABORTED && res != -EINTR) {
         fprintf(stderr, "echo-uring: accept: %s\n", strerror(-res));
     }

@@ -17,21 +17,29 @@
  * `seconds` is the time actually measured, `bytes` = messages × S, p50/p99 are null when no
  * message completed, `errors` counts connections that failed to connect, were reset or closed,
  * or echoed bytes that were not sent (the run goes on with the others), `connected` the
- * connections established. SIGINT/SIGTERM end the run early and still print the line.
+ * connections established. The line is printed the moment the measured period ends (a parent
+ * sampling the server can line its samples up with it); then the echoes still in flight are
+ * awaited, up to DRAIN_TIMEOUT_NS, and the connections closed. SIGINT/SIGTERM end the run
+ * early and still print the line.
  *
  * Idle mode opens C connections, sends nothing, prints {"connected":N} once every connection
  * is established or has failed, then holds them open for T seconds (default 60), or until
  * SIGINT/SIGTERM, or until stdin reaches end of file when it is a pipe or socket (so a parent
  * can end the hold by closing it; a stdin of /dev/null or a terminal is ignored). It measures a
- * server's memory per idle connection.
+ * server's memory per idle connection. Note that "connected" means the handshake completed: the
+ * server may not have accept()ed every connection yet (they wait in its accept queue), so a
+ * measurement should wait until the server holds them.
  *
  * Exit status: 0; 1 when no connection could be made (the JSON line is still printed);
  * 2 for a bad command line. Diagnostics go to stderr only.
  *
  * Design. One thread, one epoll instance, level-triggered (see echo-epoll.c for why). Connects
- * are non-blocking and at most MAX_CONNECTING are in progress at a time, so a burst of 10,000
- * does not overflow the server's accept queue (dropped SYNs are retried only after a second).
- * Load starts once every connection is up, so that the connect storm is not measured.
+ * are non-blocking and at most MAX_CONNECTING handshakes are in progress at a time, so 10,000
+ * connections do not arrive as one burst of SYNs. A server that accepts more slowly than
+ * handshakes complete can still fill its accept queue (its listen backlog); the kernel then
+ * drops SYNs, which the client retries after 1 s, 3 s, ... — a slower connect phase, never a
+ * failure within CONNECT_TIMEOUT_NS. Load starts once every connection is up, so the connect
+ * phase is never measured.
  *
  * Every message carries the same bytes, so a connection's output queue is a count of bytes:
  * they are sent from a pattern buffer at the connection's stream offset. The same offset
@@ -449,6 +457,17 @@ static int run_load(long connected)
     double seconds = measuring ? (double)(now_ns() - measured_from) / 1e9 : 0;
     measuring = false;
 
+    /* The result goes out the moment the measured period ends, so that a parent sampling the
+     * server (CPU time, memory) can tell which period the line describes. */
+    double p50 = hist_quantile_us(0.50), p99 = hist_quantile_us(0.99);
+    char p50s[32] = "null", p99s[32] = "null";
+    if (!isnan(p50)) snprintf(p50s, sizeof p50s, "%.2f", p50);
+    if (!isnan(p99)) snprintf(p99s, sizeof p99s, "%.2f", p99);
+    printf("{\"messages\":%llu,\"bytes\":%llu,\"seconds\":%.6f,\"p50_us\":%s,\"p99_us\":%s,\"errors\":%ld,\"connected\":%ld}\n",
+           (unsigned long long)messages, (unsigned long long)(messages * (uint64_t)opt.size), seconds, p50s, p99s,
+           n_errors, connected);
+    fflush(stdout);
+
     /* Stop sending, wait for the echoes in flight, close each connection when it has them. */
     draining = true;
     for (long i = 0; i < opt.connections; i++) {
@@ -461,15 +480,6 @@ static int run_load(long connected)
     for (long i = 0; i < opt.connections; i++) {
         if (conns[i].state == CONN_OPEN) conn_close(&conns[i]);
     }
-
-    double p50 = hist_quantile_us(0.50), p99 = hist_quantile_us(0.99);
-    char p50s[32] = "null", p99s[32] = "null";
-    if (!isnan(p50)) snprintf(p50s, sizeof p50s, "%.2f", p50);
-    if (!isnan(p99)) snprintf(p99s, sizeof p99s, "%.2f", p99);
-    printf("{\"messages\":%llu,\"bytes\":%llu,\"seconds\":%.6f,\"p50_us\":%s,\"p99_us\":%s,\"errors\":%ld,\"connected\":%ld}\n",
-           (unsigned long long)messages, (unsigned long long)(messages * (uint64_t)opt.size), seconds, p50s, p99s,
-           n_errors, connected);
-    fflush(stdout);
     return connected > 0 ? 0 : 1;
 }
 

@@ -7,8 +7,8 @@
  * place, and rename(2) is atomic.
  */
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
-import { access, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { access, lstat, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -77,6 +77,20 @@ async function exists(file: string): Promise<boolean> {
 }
 
 /**
+ * Creates `dir` (mode 0700) unless it exists, and checks that it belongs to this user and that
+ * nobody else can write to it: its binaries are about to be run, and the name is predictable in
+ * a shared temporary directory.
+ */
+async function privateDirectory(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const stat = await lstat(dir);
+  const uid = process.getuid?.();
+  if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid) || (stat.mode & 0o022) !== 0) {
+    throw new BenchBuildError(`${dir} is not a directory that only this user can write to; remove it and run again`);
+  }
+}
+
+/**
  * Compiles every `bench/c/*.c` (each a whole program; headers beside them are shared) with the
  * first C compiler found, unless the cache already holds binaries built from the same sources,
  * flags and compiler.
@@ -100,6 +114,11 @@ export async function buildC(options: { quiet?: boolean } = {}): Promise<CBinari
   } catch (e) {
     throw new BenchBuildError(`cannot read the benchmark's C sources in ${SOURCE_DIR}`, { cause: e });
   }
+  const sources = entries.filter((name) => name.endsWith(".c"));
+  for (const [key, file] of Object.entries(PROGRAMS)) {
+    if (!sources.includes(file)) throw new BenchBuildError(`${path.join(SOURCE_DIR, file)} is missing (needed for ${key})`);
+  }
+
   const hash = createHash("sha256");
   hash.update(`${compiler.command}\0${compiler.version}\0${FLAGS.join(" ")}\0`);
   for (const name of entries) {
@@ -108,12 +127,7 @@ export async function buildC(options: { quiet?: boolean } = {}): Promise<CBinari
     hash.update("\0");
   }
   const cacheDir = path.join(os.tmpdir(), `evloop-bench-${hash.digest("hex").slice(0, 16)}`);
-  await mkdir(cacheDir, { recursive: true });
-
-  const sources = entries.filter((name) => name.endsWith(".c"));
-  for (const [key, file] of Object.entries(PROGRAMS)) {
-    if (!sources.includes(file)) throw new BenchBuildError(`${path.join(SOURCE_DIR, file)} is missing (needed for ${key})`);
-  }
+  await privateDirectory(cacheDir);
 
   await Promise.all(
     sources.map(async (file) => {
@@ -121,13 +135,13 @@ export async function buildC(options: { quiet?: boolean } = {}): Promise<CBinari
       if (await exists(output)) return;
       const source = path.join(SOURCE_DIR, file);
       if (!options.quiet) process.stderr.write(`bench: compiling ${file} with ${compiler.command}\n`);
-      const temporary = `${output}.${process.pid}.tmp`;
+      const temporary = `${output}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
       const args = [...FLAGS, "-o", temporary, source];
       const result = await run(compiler.command, args, 120_000);
       if (!result.ok) {
         await rm(temporary, { force: true });
         const detail = result.stderr.trim() || result.error?.message || "no diagnostics";
-        throw new BenchBuildError(`${compiler.command} ${args.join(" ")} failed:\n${detail}`, { cause: result.error });
+        throw new BenchBuildError(`${compiler.command} cannot compile ${source} (${[compiler.command, ...args].join(" ")}):\n${detail}`, { cause: result.error });
       }
       await rename(temporary, output);
     }),
