@@ -19,7 +19,7 @@ import { ClosedError, SystemError, TimeoutError, WOULD_BLOCK } from "../sys/erro
 import { C, ERRNO } from "../sys/target.js";
 import { close as closeFd, read, write } from "../sys/posix/fd.js";
 import { pollOne } from "../sys/posix/poll.js";
-import { accept, connect, recvFrom, recvMsg, sendMsg, sendTo, socketError, type ReceivedMessage } from "../sys/posix/socket.js";
+import { accept, connect, recvFrom, recvMsg, sendMsg, sendTo, socketError, socketType, type ReceivedMessage } from "../sys/posix/socket.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import { eventfd, eventfdRead, eventfdWrite } from "../sys/linux/eventfd.js";
 import { Events, Interest, Ready } from "../selector/event.js";
@@ -123,7 +123,29 @@ class FdState {
   readonly readers = new Queue();
   readonly writers = new Queue();
   registered = false;
-  constructor(readonly fd: number) {}
+  /**
+   * For stream sockets only: whether the fd may still have data to read / room to write. A short
+   * read or write of a stream socket means it is drained / full, so the next operation parks
+   * at once and waits for the selector's next edge instead of spending a syscall on EAGAIN
+   * (tokio does the same). Packet fds (tun, datagrams, SEQPACKET) are excluded: a short read
+   * there says nothing about the next packet. Once the selector has reported the peer's FIN or
+   * an error, reads are always tried: a short read can leave the EOF itself pending, and its
+   * edge has already been seen.
+   */
+  readonly stream: boolean;
+  readable = true;
+  writable = true;
+  readClosed = false;
+
+  constructor(readonly fd: number) {
+    let stream = false;
+    try {
+      stream = socketType(fd) === C.SOCK_STREAM;
+    } catch {
+      // Not a socket (pipe, char device, eventfd): always try the syscall first.
+    }
+    this.stream = stream;
+  }
 }
 
 /** Hooks a selector-specific loop may provide. */
@@ -299,7 +321,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
       this.#deferred = [];
       for (const q of deferred) {
         const head = q.head;
-        if (head) this.#drain(q, isReader(head.kind) ? Interest.READABLE : Interest.WRITABLE);
+        if (head) this.#drain(q, isReader(head.kind) ? Interest.READABLE : Interest.WRITABLE, this.#fds.get(head.fd));
       }
     }
     this.#selector.select(this.#events, timeout);
@@ -311,8 +333,15 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
       }
       const state = this.#fds.get(event.token);
       if (!state) continue;
-      if (event.readiness & (Ready.READABLE | Ready.PRIORITY)) this.#drain(state.readers, Interest.READABLE);
-      if (event.readiness & Ready.WRITABLE) this.#drain(state.writers, Interest.WRITABLE);
+      if (event.readiness & (Ready.READ_CLOSED | Ready.ERROR)) state.readClosed = true;
+      if (event.readiness & (Ready.READABLE | Ready.PRIORITY)) {
+        state.readable = true;
+        this.#drain(state.readers, Interest.READABLE, state);
+      }
+      if (event.readiness & Ready.WRITABLE) {
+        state.writable = true;
+        this.#drain(state.writers, Interest.WRITABLE, state);
+      }
     }
     this.timers.runDue(clock());
     return true;
@@ -352,16 +381,17 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     const queue = state && (isReader(op.kind) ? state.readers : state.writers);
     // Operations queued before this one keep their turn: do not jump the queue. connect(2)
     // itself must always be issued now; only its completion waits.
-    if (op.kind === Kind.Connect || (!queue?.head && this.#budget > 0)) {
+    const known = state !== undefined && state.stream && (op.kind === Kind.Read ? !state.readable : op.kind === Kind.Write && !state.writable);
+    if (op.kind === Kind.Connect || (!queue?.head && !known && this.#budget > 0)) {
       this.#budget--;
       let result: unknown;
       try {
-        result = this.#attempt(op);
+        result = this.#attempt(op, state);
       } catch (e) {
         return Promise.reject(e);
       }
       if (result !== WOULD_BLOCK_RESULT) return Promise.resolve(result as T);
-    } else if (!queue?.head) {
+    } else if (!queue?.head && !known) {
       const promise = this.#park<T>(op, options);
       if (op.queue) this.#deferred.push(op.queue);
       this.changed();
@@ -421,11 +451,11 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   }
 
   /** Retries queued operations in order until one would block. */
-  #drain(queue: Queue, interest: number): void {
+  #drain(queue: Queue, interest: number, state: FdState | undefined): void {
     for (let op = queue.head; op; op = queue.head) {
       let result: unknown;
       try {
-        result = this.#attempt(op);
+        result = this.#attempt(op, state);
       } catch (e) {
         this.#settle(op, false, e);
         continue;
@@ -457,7 +487,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   }
 
   /** Runs the operation's syscall; returns its result or WOULD_BLOCK_RESULT. */
-  #attempt(op: Operation): unknown {
+  #attempt(op: Operation, state: FdState | undefined): unknown {
     const fd = op.fd;
     // A buffer transferred away while the operation waited reads as 0 bytes long: without this
     // check a read would report a false EOF and a write 0 bytes written.
@@ -465,10 +495,16 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
       throw new TypeError(`${SYSCALL[op.kind]}: buffer was detached while the operation was pending`);
     }
     switch (op.kind) {
-      case Kind.Read:
-        return orWouldBlock(read(fd, op.buf!));
-      case Kind.Write:
-        return orWouldBlock(write(fd, op.buf!));
+      case Kind.Read: {
+        const n = read(fd, op.buf!);
+        if (state?.stream && !state.readClosed && n < op.buf!.byteLength && n !== 0) state.readable = false;
+        return orWouldBlock(n);
+      }
+      case Kind.Write: {
+        const n = write(fd, op.buf!);
+        if (state?.stream && n === WOULD_BLOCK) state.writable = false;
+        return orWouldBlock(n);
+      }
       case Kind.Accept:
         return orWouldBlock(accept(fd));
       case Kind.Connect: {
