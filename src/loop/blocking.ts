@@ -15,8 +15,7 @@ import { close as closeFd, read, write } from "../sys/posix/fd.js";
 import { pollOne } from "../sys/posix/poll.js";
 import { accept, connect, recvFrom, recvMsg, sendMsg, sendTo, socketError, type ReceivedMessage } from "../sys/posix/socket.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
-import { eventfd, eventfdRead, eventfdWrite } from "../sys/linux/eventfd.js";
-import type { WakerHandle } from "../selector/poll-api.js";
+import { eventfdRead } from "../sys/linux/eventfd.js";
 import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
 import { checkBuffer, checkBuffers, checkOptions, clock, LoopBase } from "./common.js";
 
@@ -36,12 +35,6 @@ const WRITE_EVENTS = C.POLLOUT;
  */
 export class BlockingEventLoop extends LoopBase implements EventLoop {
   readonly backend: BackendName = "blocking";
-  readonly #wakeFd = eventfd(0);
-
-  get interruptHandle(): WakerHandle {
-    return { kind: "eventfd", fd: this.#wakeFd };
-  }
-
   protected override get pendingCount(): number {
     return 0;
   }
@@ -145,18 +138,9 @@ export class BlockingEventLoop extends LoopBase implements EventLoop {
     if (this.disposed || this.timers.size === 0) return false;
     const timeout = blocking ? this.timers.timeout(clock()) : 0;
     // Sleep in poll(2) on the wake eventfd, so interrupt() can cut the sleep short.
-    if (timeout !== 0 && pollOne(this.#wakeFd, C.POLLIN, timeout) !== 0) eventfdRead(this.#wakeFd);
+    if (timeout !== 0 && pollOne(this.wakeFd, C.POLLIN, timeout) !== 0) eventfdRead(this.wakeFd);
     this.timers.runDue(clock());
     return true;
   }
 
-  interrupt(): void {
-    eventfdWrite(this.#wakeFd, 1);
-  }
-
-  override dispose(): void {
-    if (this.disposed) return;
-    super.dispose();
-    closeFd(this.#wakeFd);
-  }
 }

@@ -3,6 +3,9 @@
  * guest mode, and argument checks that turn misuse into clear errors.
  */
 import { ClosedError } from "../sys/errors.js";
+import { eventfd, eventfdWrite } from "../sys/linux/eventfd.js";
+import { close as closeFd } from "../sys/posix/fd.js";
+import type { WakerHandle } from "../selector/poll-api.js";
 import { TimerHeap } from "./timers.js";
 
 /** The loops' monotonic clock, in ms. */
@@ -72,6 +75,8 @@ function describe(v: unknown): string {
 /** Timers, sleep and keep-alive accounting shared by the loops. */
 export abstract class LoopBase {
   protected readonly timers = new TimerHeap();
+  /** The eventfd `interrupt()` writes to; each backend waits on it beside its own events. */
+  protected readonly wakeFd = eventfd(0);
   protected disposed = false;
   #unrefed = false;
   #holds = 0;
@@ -157,15 +162,27 @@ export abstract class LoopBase {
     };
   }
 
+  /** A serialisable handle another thread can use to interrupt this loop. */
+  get interruptHandle(): WakerHandle {
+    return { kind: "eventfd", fd: this.wakeFd };
+  }
+
+  /** Wakes a blocking `run`; from another thread, use `Waker.fromHandle(interruptHandle)`. */
+  interrupt(): void {
+    eventfdWrite(this.wakeFd, 1);
+  }
+
   protected changed(): void {
     const ls = this.#listeners;
     for (let i = 0; i < ls.length; i++) ls[i]!();
   }
 
   dispose(): void {
+    if (this.disposed) return;
     this.disposed = true;
     for (const fail of [...this.#sleeps]) fail(new ClosedError("sleep", -1));
     this.timers.clear();
     this.changed();
+    closeFd(this.wakeFd);
   }
 }

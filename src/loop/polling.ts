@@ -21,10 +21,9 @@ import { close as closeFd, read, write } from "../sys/posix/fd.js";
 import { pollOne } from "../sys/posix/poll.js";
 import { accept, connect, recvFrom, recvMsg, sendMsg, sendTo, socketError, socketType, type ReceivedMessage } from "../sys/posix/socket.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
-import { eventfd, eventfdRead, eventfdWrite } from "../sys/linux/eventfd.js";
+import { eventfdRead } from "../sys/linux/eventfd.js";
 import { Events, Interest, Ready } from "../selector/event.js";
 import { MAX_TOKEN, type Selector } from "../selector/selector.js";
-import type { WakerHandle } from "../selector/poll-api.js";
 import { TimerHeap, type Timer } from "./timers.js";
 import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
 import { checkBuffer, checkBuffers, checkOptions, clock, isDetached, LoopBase } from "./common.js";
@@ -172,7 +171,6 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   readonly #hooks: SelectorHooks;
   readonly #events = new Events(1024);
   readonly #fds = new Map<number, FdState>();
-  readonly #wakeFd: number;
   #pending = 0;
   /** Parked operations on fds that keep the process alive. */
   #refedPending = 0;
@@ -186,8 +184,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     this.backend = backend;
     this.#selector = selector;
     this.#hooks = hooks;
-    this.#wakeFd = eventfd(0);
-    selector.register(this.#wakeFd, WAKER_TOKEN, Interest.READABLE);
+    selector.register(this.wakeFd, WAKER_TOKEN, Interest.READABLE);
   }
 
   /** The selector's pollable fd (-1 for poll(2)); guest mode hands it to the host loop. */
@@ -200,10 +197,6 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     if (!this.#selector.watch) return false;
     this.#selector.watch(listener);
     return true;
-  }
-
-  get interruptHandle(): WakerHandle {
-    return { kind: "eventfd", fd: this.#wakeFd };
   }
 
   protected override get pendingCount(): number {
@@ -327,8 +320,8 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     this.#selector.select(this.#events, timeout);
     for (const event of this.#events) {
       if (event.token === WAKER_TOKEN) {
-        eventfdRead(this.#wakeFd);
-        this.#hooks.rearm?.(this.#wakeFd, Interest.READABLE);
+        eventfdRead(this.wakeFd);
+        this.#hooks.rearm?.(this.wakeFd, Interest.READABLE);
         continue;
       }
       const state = this.#fds.get(event.token);
@@ -347,16 +340,11 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     return true;
   }
 
-  interrupt(): void {
-    eventfdWrite(this.#wakeFd, 1);
-  }
-
   override dispose(): void {
     if (this.disposed) return;
     for (const fd of [...this.#fds.keys()]) this.remove(fd);
-    super.dispose();
     this.#selector.close();
-    closeFd(this.#wakeFd);
+    super.dispose();
   }
 
   // ---- internals -------------------------------------------------------------------------
