@@ -11,15 +11,8 @@
 // written the whole queue: the backpressure node:net's server and the C servers apply too. Data
 // that still arrives meanwhile goes behind the queue, so bytes are echoed in order.
 /* global Bun */
+import { parsePort } from "./args.mjs";
 
-function parseArgs(argv) {
-  let port = 0;
-  for (let i = 0; i < argv.length; i += 2) {
-    if (argv[i] !== "--port") throw new Error(`unknown argument ${argv[i]}`);
-    port = Number(argv[i + 1]);
-  }
-  return { port };
-}
 
 /** Writes the socket's queue until the kernel stops taking bytes; returns whether it emptied. */
 function flush(socket) {
@@ -36,7 +29,7 @@ function flush(socket) {
   return true;
 }
 
-const { port } = parseArgs(process.argv.slice(2));
+const port = parsePort(process.argv.slice(2));
 const server = Bun.listen({
   hostname: "127.0.0.1",
   port,

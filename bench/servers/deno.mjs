@@ -9,17 +9,10 @@
 // 64 KiB buffer. `conn.readable.pipeTo(conn.writable)` is the other idiom; through web streams it
 // took 4 to 5 times more CPU per 64-byte message here.
 /* global Deno */
+import { parsePort } from "./args.mjs";
 
 const BUFFER_SIZE = 64 * 1024;
 
-function parseArgs(argv) {
-  let port = 0;
-  for (let i = 0; i < argv.length; i += 2) {
-    if (argv[i] !== "--port") throw new Error(`unknown argument ${argv[i]}`);
-    port = Number(argv[i + 1]);
-  }
-  return { port };
-}
 
 async function echo(conn) {
   try {
@@ -39,7 +32,7 @@ async function echo(conn) {
   }
 }
 
-const { port } = parseArgs(Deno.args);
+const port = parsePort(Deno.args);
 const listener = Deno.listen({ hostname: "127.0.0.1", port });
 const encoder = new TextEncoder();
 // Handlers first: SIGUSR2's default action would kill a server asked for its stats too early.

@@ -9,17 +9,10 @@
 // buffer is over the high-water mark, until 'drain'. `s.pipe(s)` does the same through the
 // stream machinery; it measured 5 to 10% more CPU per message, within the noise of this machine.
 import net from "node:net";
+import { parsePort } from "./args.mjs";
 
-function parseArgs(argv) {
-  let port = 0;
-  for (let i = 0; i < argv.length; i += 2) {
-    if (argv[i] !== "--port") throw new Error(`unknown argument ${argv[i]}`);
-    port = Number(argv[i + 1]);
-  }
-  return { port };
-}
 
-const { port } = parseArgs(process.argv.slice(2));
+const port = parsePort(process.argv.slice(2));
 const server = net.createServer({ noDelay: true }, (s) => {
   s.on("error", () => s.destroy());
   s.on("data", (chunk) => {

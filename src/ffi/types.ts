@@ -2,7 +2,7 @@
  * Portable FFI vocabulary.
  *
  * Everything above `src/ffi/` describes native functions with these tags and never sees koffi,
- * `bun:ffi` or `Deno.dlopen`. A runtime adapter in `src/ffi/runtime/` turns a {@link SymbolTable}
+ * Bun's FFI module or Deno's dlopen. A runtime adapter in `src/ffi/runtime/` turns a {@link SymbolTable}
  * into callable functions.
  *
  * Conventions shared by every adapter:
