@@ -34,6 +34,8 @@ export interface FunctionSpec {
   readonly params: readonly NativeType[];
   /** Variadic functions (`syscall`) take their extra arguments typed as listed in `params`. */
   readonly variadic?: number;
+  /** The C symbol, when the table binds one symbol more than once (each `syscall` shape). */
+  readonly symbol?: string;
   /** Missing symbols resolve to `undefined` instead of failing the whole library. */
   readonly optional?: boolean;
 }

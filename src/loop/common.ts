@@ -84,6 +84,22 @@ export abstract class LoopBase {
   /** Rejecters of pending sleeps, so `dispose` can settle them. */
   readonly #sleeps = new Set<(reason: unknown) => void>();
 
+  /**
+   * Set by the guest driver: the host's event loop drives this loop, so a backend that batches
+   * submissions (io_uring) flushes them in a microtask instead of waiting for `run`.
+   */
+  guest = false;
+
+  /** The fd a host loop polls to know this loop has work (-1: none; see `watch`). */
+  get selectorFd(): number {
+    return -1;
+  }
+
+  /** Whether operations wait for the next iteration although they may be ready (the budget). */
+  get hasDeferred(): boolean {
+    return false;
+  }
+
   /** Operations parked in the backend. */
   protected abstract get pendingCount(): number;
 

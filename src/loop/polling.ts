@@ -188,7 +188,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   }
 
   /** The selector's pollable fd (-1 for poll(2)); guest mode hands it to the host loop. */
-  get selectorFd(): number {
+  override get selectorFd(): number {
     return this.#selector.fd;
   }
 
@@ -389,7 +389,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   }
 
   /** Whether operations wait for the next iteration although they may be ready (the budget). */
-  get hasDeferred(): boolean {
+  override get hasDeferred(): boolean {
     return this.#deferred.length > 0;
   }
 

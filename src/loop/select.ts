@@ -18,6 +18,7 @@ import { PollSelector } from "../selector/poll.js";
 import { BlockingEventLoop } from "./blocking.js";
 import type { BackendName, EventLoop } from "./event-loop.js";
 import { PollingEventLoop } from "./polling.js";
+import { IoUringEventLoop, probeIoUring } from "./io-uring.js";
 import { debug } from "./debug.js";
 
 /**
@@ -64,8 +65,15 @@ function probe(name: BackendName): BackendProbe {
         return { name, available: true };
       case "blocking":
         return { name, available: true, reason: "operations block the thread; used only when nothing else works" };
-      case "io_uring":
-        return { name, available: false, reason: "not implemented yet (issue #4)" };
+      case "io_uring": {
+        const p = probeIoUring();
+        const multishot = [p.multishotAccept ? "accept" : "", p.multishotRecv ? "recv with a provided buffer ring" : ""].filter(Boolean);
+        return {
+          name,
+          available: true,
+          reason: `kernel ${p.kernel}; multishot ${multishot.length ? multishot.join(", ") : "off"}; features ${p.features.join(" ")}`,
+        };
+      }
       case "kqueue":
       case "iocp":
         return { name, available: false, reason: `not implemented yet on ${ffi.platform}` };
@@ -142,10 +150,12 @@ export function createBackend(name: BackendName): EventLoop & PollingOrBlocking 
     }
     case "blocking":
       return new BlockingEventLoop();
+    case "io_uring":
+      return new IoUringEventLoop();
     default:
       throw new Error(`backend ${name} is not implemented`);
   }
 }
 
 /** The concrete loop classes. */
-export type PollingOrBlocking = PollingEventLoop | BlockingEventLoop;
+export type PollingOrBlocking = PollingEventLoop | BlockingEventLoop | IoUringEventLoop;

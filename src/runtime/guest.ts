@@ -1,7 +1,7 @@
 /**
  * Guest mode: evloop runs inside Node's own event loop and never blocks the thread.
  *
- * The backend's fd (the epoll fd) is watched by a libuv poll handle; when it turns readable, the
+ * The backend's fd (the epoll fd, the io_uring ring fd) is watched by a libuv poll handle; when it turns readable, the
  * loop runs one non-blocking iteration. Backends without an fd (poll(2)) have each armed fd
  * watched instead. Loop timers are mirrored by one host timer set for the earliest deadline.
  * Keep-alive follows Node's rule for sockets: a host timer that is ref'd exactly while the loop
@@ -37,7 +37,8 @@ export class GuestDriver {
     this.#loop = loop;
     this.#keepAlive = setInterval(() => {}, KEEPALIVE_MS);
     this.#keepAlive.unref();
-    if (loop instanceof PollingEventLoop && loop.selectorFd >= 0) {
+    loop.guest = true;
+    if (loop.selectorFd >= 0) {
       const p = new UvPoll(loop.selectorFd, this.#tick);
       p.set(1);
       this.#polls.set(loop.selectorFd, p);
@@ -81,7 +82,7 @@ export class GuestDriver {
   #doSync(): void {
     this.#syncQueued = false;
     if (this.#closed) return;
-    if (this.#loop instanceof PollingEventLoop && this.#loop.hasDeferred && !this.#immediate) {
+    if (this.#loop.hasDeferred && !this.#immediate) {
       // Operations held back by the fast-path budget: run them after the host's pending work.
       this.#immediate = true;
       setImmediate(() => {
@@ -115,5 +116,6 @@ export class GuestDriver {
     if (this.#timer) clearTimeout(this.#timer);
     clearInterval(this.#keepAlive);
     this.#unlisten();
+    this.#loop.guest = false;
   }
 }

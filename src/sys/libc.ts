@@ -63,6 +63,16 @@ const LIBC = {
   epoll_wait: { result: "i32", params: ["i32", "buffer", "i32", "i32"] },
   // int poll(struct pollfd *fds, nfds_t nfds, int timeout)
   poll: { result: "i32", params: ["buffer", "u64", "i32"] },
+  // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+  mmap: { result: "pointer", params: ["pointer", "usize", "i32", "i32", "i32", "i64"] },
+  // int munmap(void *addr, size_t length)
+  munmap: { result: "i32", params: ["pointer", "usize"] },
+  // long syscall(SYS_io_uring_setup, unsigned entries, struct io_uring_params *p)
+  io_uring_setup: { symbol: "syscall", result: "isize", params: ["isize", "u32", "buffer"], variadic: 2 },
+  // long syscall(SYS_io_uring_enter, int fd, unsigned to_submit, unsigned min_complete, unsigned flags, const void *arg, size_t argsz)
+  io_uring_enter: { symbol: "syscall", result: "isize", params: ["isize", "i32", "u32", "u32", "u32", "buffer", "usize"], variadic: 6 },
+  // long syscall(SYS_io_uring_register, int fd, unsigned opcode, void *arg, unsigned nr_args)
+  io_uring_register: { symbol: "syscall", result: "isize", params: ["isize", "i32", "u32", "buffer", "u32"], variadic: 4 },
   // void *calloc(size_t nmemb, size_t size)
   calloc: { result: "pointer", params: ["usize", "usize"] },
   // void free(void *ptr)

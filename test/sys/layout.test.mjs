@@ -1,5 +1,5 @@
 /**
- * Checks every constant, errno value and struct layout in `src/sys/linux/constants.ts` against
+ * Checks every constant, io_uring enum value, errno value and struct layout in `src/sys/linux/constants.ts` against
  * the system's C headers: a C file is generated from the tables, compiled, run, and each value it
  * prints is compared with the JavaScript one. Skipped, with the reason, when not on Linux or when
  * no C compiler is installed.
@@ -11,11 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { C, CMSG_ALIGN, ERRNO, LAYOUT, cmsgLen, cmsgSpace } from "../../dist/sys/linux/constants.js";
+import { C, CMSG_ALIGN, ERRNO, IORING, LAYOUT, cmsgLen, cmsgSpace } from "../../dist/sys/linux/constants.js";
 
 const HEADERS = [
   "sys/socket.h", "netinet/in.h", "netinet/tcp.h", "sys/un.h", "sys/epoll.h", "poll.h", "fcntl.h",
-  "sys/eventfd.h", "sys/uio.h", "errno.h", "stddef.h", "stdio.h", "stdint.h", "unistd.h",
+  "sys/eventfd.h", "sys/uio.h", "sys/mman.h", "sys/syscall.h", "sys/utsname.h", "linux/io_uring.h", "linux/time_types.h",
+  "errno.h", "stddef.h", "stdio.h", "stdint.h", "unistd.h",
 ];
 
 /** Data sizes the CMSG_* macros are checked at: an fd, two fds, three, four, seven. */
@@ -69,6 +70,10 @@ function checks() {
   }
   for (const [name, js] of Object.entries(ERRNO)) {
     list.push({ group: "ERRNO", key: `errno.${name}`, label: name, js, line: printMacro(`errno.${name}`, name, js) });
+  }
+  for (const [name, js] of Object.entries(IORING)) {
+    // Enum members, not macros: printed unconditionally, so a header without one fails to compile.
+    list.push({ group: "IORING", key: `enum.${identifier(name)}`, label: name, js, line: printValue(`enum.${name}`, name) });
   }
   for (const [layoutKey, layout] of Object.entries(LAYOUT)) {
     const group = `LAYOUT.${layoutKey}`;
@@ -179,6 +184,7 @@ test("constants.ts C, ERRNO, LAYOUT and CMSG_* match the C headers", async (t) =
   await t.test("every table entry was checked", () => {
     const counted = (group) => groups.get(group)?.length ?? 0;
     assert.equal(counted("C"), Object.keys(C).length);
+    assert.equal(counted("IORING"), Object.keys(IORING).length);
     assert.equal(counted("ERRNO"), Object.keys(ERRNO).length);
     for (const [layoutKey, layout] of Object.entries(LAYOUT)) {
       // sizeof, then offsetof and member size per field

@@ -30,7 +30,7 @@ function bind(lib: LibraryHandle, name: string, spec: FunctionSpec): ((...args: 
   if (spec.variadic) params.push("...");
   let fn: KoffiFunction;
   try {
-    fn = lib.func(name, C_TYPES[spec.result], params);
+    fn = lib.func(spec.symbol ?? name, C_TYPES[spec.result], params);
   } catch (cause) {
     if (spec.optional) return undefined;
     throw new Error(`Cannot bind native function ${name}`, { cause });

@@ -16,27 +16,12 @@ const addrBuf = new Uint8Array(SOCKADDR_MAX);
 const lenBuf = new Uint32Array(1);
 const intBuf = new Int32Array(1);
 const pairBuf = new Int32Array(2);
-const msgBuf = new Uint8Array(LAYOUT.msghdr.size);
-const msgView = dataView(msgBuf);
-let iovBuf = new Uint8Array(4 * LAYOUT.iovec.size);
-let controlBuf = new Uint8Array(cmsgSpace(16 * 4));
+let msgScratch = new Uint8Array(1024);
 
 // SAFETY: a msghdr holds raw addresses, which do not keep JS objects alive. While sendmsg or
-// recvmsg runs, the caller's buffers are held here, and the iovec/control scratch buffers above
-// are module-level, so none of them can be collected before the call returns.
+// recvmsg runs, the caller's buffers are held here, and the message scratch block above is
+// module-level, so none of them can be collected before the call returns.
 let pinned: readonly Uint8Array[] | null = null;
-
-function iovFor(bufs: readonly Uint8Array[]): Uint8Array {
-  if (iovBuf.byteLength < bufs.length * LAYOUT.iovec.size) iovBuf = new Uint8Array(bufs.length * LAYOUT.iovec.size);
-  fillIovecs(iovBuf, bufs);
-  return iovBuf;
-}
-
-function controlFor(bytes: number): Uint8Array {
-  if (controlBuf.byteLength < bytes) controlBuf = new Uint8Array(bytes);
-  controlBuf.fill(0, 0, bytes);
-  return controlBuf;
-}
 
 /** socket(2) with SOCK_NONBLOCK|SOCK_CLOEXEC. */
 export function socket(domain: number, type: number, protocol = 0): number {
@@ -182,34 +167,111 @@ export interface ReceivedMessage {
 const FD_SIZE = 4;
 
 /**
+ * One message's memory for sendmsg/recvmsg: the msghdr, the address, the iovecs and the control
+ * data, laid out in that order in one block, so a single allocation serves an asynchronous
+ * operation (io_uring keeps the pointers until the operation completes).
+ */
+const MSG_AT = 0;
+const NAME_AT = LAYOUT.msghdr.size;
+const IOV_AT = NAME_AT + SOCKADDR_MAX;
+
+/** Bytes a message block needs for `iovCount` buffers and `controlBytes` of control data. */
+export function messageSize(iovCount: number, maxFds: number): number {
+  return IOV_AT + iovCount * LAYOUT.iovec.size + (maxFds > 0 ? cmsgSpace(maxFds * FD_SIZE) : 0);
+}
+
+/**
+ * Fills a message block: `block` is its memory (zeroed by the caller's allocator or here) and
+ * `base` the native address of `block[0]`. For sending, `fds` go out with SCM_RIGHTS and
+ * `address`, when given, is the destination; for receiving, pass `maxFds` room for descriptors
+ * and `receive` true, and the address field is left for the kernel to fill.
+ *
+ * SAFETY: the msghdr holds raw addresses of `bufs`; the caller keeps `bufs` and `block` alive
+ * until the kernel is done with the message.
+ */
+export function writeMessage(block: Uint8Array, base: number, bufs: readonly Uint8Array[], fds: readonly number[], maxFds: number, address: SocketAddress | undefined, receive: boolean): void {
+  const f = LAYOUT.msghdr.fields;
+  const view = dataView(block);
+  const controlAt = IOV_AT + bufs.length * LAYOUT.iovec.size;
+  block.fill(0, 0, messageSize(bufs.length, Math.max(fds.length, maxFds)));
+  fillIovecs(block.subarray(IOV_AT, controlAt), bufs);
+  setField(view, MSG_AT, f.iov, base + IOV_AT);
+  setField(view, MSG_AT, f.iovlen, bufs.length);
+  if (receive) {
+    setField(view, MSG_AT, f.name, base + NAME_AT);
+    setField(view, MSG_AT, f.namelen, SOCKADDR_MAX);
+  } else if (address) {
+    const len = encodeSockaddr(address, block.subarray(NAME_AT, IOV_AT));
+    setField(view, MSG_AT, f.name, base + NAME_AT);
+    setField(view, MSG_AT, f.namelen, len);
+  }
+  const count = receive ? maxFds : fds.length;
+  if (count > 0) {
+    const space = cmsgSpace(count * FD_SIZE);
+    if (!receive) {
+      const h = LAYOUT.cmsghdr.fields;
+      setField(view, controlAt, h.len, cmsgLen(fds.length * FD_SIZE));
+      setField(view, controlAt, h.level, C.SOL_SOCKET);
+      setField(view, controlAt, h.type, C.SCM_RIGHTS);
+      fds.forEach((x, i) => view.setInt32(controlAt + LAYOUT.cmsghdr.size + i * FD_SIZE, x, true));
+    }
+    setField(view, MSG_AT, f.control, base + controlAt);
+    setField(view, MSG_AT, f.controllen, space);
+  }
+}
+
+/**
+ * Decodes what recvmsg left in a message block written by {@link writeMessage} for one buffer:
+ * `n` is recvmsg's result. Descriptors beyond `maxFds` are closed and reported as truncation.
+ */
+export function readMessage(block: Uint8Array, n: number, maxFds: number): ReceivedMessage {
+  const f = LAYOUT.msghdr.fields;
+  const view = dataView(block);
+  const controlAt = IOV_AT + LAYOUT.iovec.size;
+  const flags = Number(getField(view, MSG_AT, f.flags));
+  const fds: number[] = [];
+  if (maxFds > 0) {
+    const used = Number(getField(view, MSG_AT, f.controllen));
+    const h = LAYOUT.cmsghdr.fields;
+    for (let at = 0; at + LAYOUT.cmsghdr.size <= used; ) {
+      const len = Number(getField(view, controlAt + at, h.len));
+      if (len < LAYOUT.cmsghdr.size) break;
+      if (getField(view, controlAt + at, h.level) === C.SOL_SOCKET && getField(view, controlAt + at, h.type) === C.SCM_RIGHTS) {
+        for (let p = at + LAYOUT.cmsghdr.size; p + FD_SIZE <= at + len; p += FD_SIZE) fds.push(view.getInt32(controlAt + p, true));
+      }
+      at += cmsgSpace(len - LAYOUT.cmsghdr.size);
+    }
+  }
+  // CMSG_SPACE rounds up to 8 bytes, so the kernel may fit one fd more than asked for: close
+  // the extras, as the kernel does with those that did not fit, and report the truncation.
+  const extra = fds.length > maxFds ? fds.splice(maxFds) : [];
+  for (const x of extra) libc.close(x);
+  const namelen = Number(getField(view, MSG_AT, f.namelen));
+  return {
+    bytes: n,
+    fds,
+    address: namelen > 0 ? decodeSockaddr(block.subarray(NAME_AT, IOV_AT), namelen) : null,
+    truncated: extra.length > 0 || (flags & (C.MSG_TRUNC | C.MSG_CTRUNC)) !== 0,
+  };
+}
+
+/** The message block of the synchronous calls below, grown as needed. */
+function scratchMessage(iovCount: number, maxFds: number): Uint8Array {
+  const size = messageSize(iovCount, maxFds);
+  if (msgScratch.byteLength < size) msgScratch = new Uint8Array(size);
+  return msgScratch;
+}
+
+/**
  * sendmsg(2) with MSG_NOSIGNAL: gathers `bufs`, passes `fds` with SCM_RIGHTS and sends to
  * `address` when given. Returns the bytes sent, or WOULD_BLOCK.
  */
 export function sendMsg(fd: number, bufs: readonly Uint8Array[], fds: readonly number[], address?: SocketAddress): number {
-  const f = LAYOUT.msghdr.fields;
-  msgBuf.fill(0);
-  setField(msgView, 0, f.iov, ffi.address(iovFor(bufs)));
-  setField(msgView, 0, f.iovlen, bufs.length);
-  if (address) {
-    const len = encodeSockaddr(address, addrBuf);
-    setField(msgView, 0, f.name, ffi.address(addrBuf));
-    setField(msgView, 0, f.namelen, len);
-  }
-  if (fds.length > 0) {
-    const space = cmsgSpace(fds.length * FD_SIZE);
-    const control = controlFor(space);
-    const c = dataView(control);
-    const h = LAYOUT.cmsghdr.fields;
-    setField(c, 0, h.len, cmsgLen(fds.length * FD_SIZE));
-    setField(c, 0, h.level, C.SOL_SOCKET);
-    setField(c, 0, h.type, C.SCM_RIGHTS);
-    fds.forEach((x, i) => c.setInt32(LAYOUT.cmsghdr.size + i * FD_SIZE, x, true));
-    setField(msgView, 0, f.control, ffi.address(control));
-    setField(msgView, 0, f.controllen, space);
-  }
+  const block = scratchMessage(bufs.length, fds.length);
+  writeMessage(block, Number(ffi.address(block)), bufs, fds, 0, address, false);
   pinned = bufs;
   try {
-    return call("sendmsg", true, libc.sendmsg, fd, msgBuf, C.MSG_NOSIGNAL);
+    return call("sendmsg", true, libc.sendmsg, fd, block, C.MSG_NOSIGNAL);
   } finally {
     pinned = null;
   }
@@ -221,50 +283,16 @@ export function sendMsg(fd: number, bufs: readonly Uint8Array[], fds: readonly n
  * closed by the kernel and reported through `truncated`.
  */
 export function recvMsg(fd: number, buf: Uint8Array, maxFds: number): ReceivedMessage | null {
-  const f = LAYOUT.msghdr.fields;
   const bufs = [buf];
-  msgBuf.fill(0);
-  setField(msgView, 0, f.iov, ffi.address(iovFor(bufs)));
-  setField(msgView, 0, f.iovlen, 1);
-  setField(msgView, 0, f.name, ffi.address(addrBuf));
-  setField(msgView, 0, f.namelen, SOCKADDR_MAX);
-  const control = maxFds > 0 ? controlFor(cmsgSpace(maxFds * FD_SIZE)) : null;
-  if (control) {
-    setField(msgView, 0, f.control, ffi.address(control));
-    setField(msgView, 0, f.controllen, cmsgSpace(maxFds * FD_SIZE));
-  }
+  const block = scratchMessage(1, maxFds);
+  writeMessage(block, Number(ffi.address(block)), bufs, [], maxFds, undefined, true);
   let n: number;
   pinned = bufs;
   try {
-    n = call("recvmsg", true, libc.recvmsg, fd, msgBuf, C.MSG_CMSG_CLOEXEC);
+    n = call("recvmsg", true, libc.recvmsg, fd, block, C.MSG_CMSG_CLOEXEC);
   } finally {
     pinned = null;
   }
   if (n === WOULD_BLOCK) return null;
-  const flags = Number(getField(msgView, 0, f.flags));
-  const fds: number[] = [];
-  if (control) {
-    const c = dataView(control);
-    const used = Number(getField(msgView, 0, f.controllen));
-    const h = LAYOUT.cmsghdr.fields;
-    for (let at = 0; at + LAYOUT.cmsghdr.size <= used; ) {
-      const len = Number(getField(c, at, h.len));
-      if (len < LAYOUT.cmsghdr.size) break;
-      if (getField(c, at, h.level) === C.SOL_SOCKET && getField(c, at, h.type) === C.SCM_RIGHTS) {
-        for (let p = at + LAYOUT.cmsghdr.size; p + FD_SIZE <= at + len; p += FD_SIZE) fds.push(c.getInt32(p, true));
-      }
-      at += cmsgSpace(len - LAYOUT.cmsghdr.size);
-    }
-  }
-  // CMSG_SPACE rounds up to 8 bytes, so the kernel may fit one fd more than asked for: close
-  // the extras, as the kernel does with those that did not fit, and report the truncation.
-  const extra = fds.length > maxFds ? fds.splice(maxFds) : [];
-  for (const x of extra) libc.close(x);
-  const namelen = Number(getField(msgView, 0, f.namelen));
-  return {
-    bytes: n,
-    fds,
-    address: namelen > 0 ? decodeSockaddr(addrBuf, namelen) : null,
-    truncated: extra.length > 0 || (flags & (C.MSG_TRUNC | C.MSG_CTRUNC)) !== 0,
-  };
+  return readMessage(block, n, maxFds);
 }

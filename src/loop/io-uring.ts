@@ -1,0 +1,1262 @@
+/**
+ * IoUringEventLoop: the completion contract on io_uring, with the kernel's own completions.
+ *
+ * Every operation becomes one 64-byte SQE written straight into the ring's shared memory; a
+ * whole batch of them costs one `io_uring_enter`. The kernel performs the recv/send/accept
+ * itself (trying it at once, and arming an internal poll when it would block) and posts a CQE
+ * with the result, which settles the operation's promise.
+ *
+ * Batching. In guest mode (the driver sets {@link IoUringEventLoop.guest}), the first SQE written
+ * in a macrotask schedules one flush in a microtask, so every operation the resolved promises'
+ * continuations start is submitted by the same syscall; Node's own loop polls the ring fd and
+ * runs `run(false)` to reap CQEs when it turns readable. In owner mode, `run(true)` submits and
+ * waits in the same `io_uring_enter`.
+ *
+ * Order. Per fd and direction, operations are a FIFO queue of which only the head is in the
+ * kernel: two RECVs armed on one socket would be woken together and could take the bytes out of
+ * order, and two SENDs could interleave. The next operation is issued when the head settles.
+ *
+ * Multishot (where the kernel has it, see {@link probeIoUring}): a listener gets one multishot
+ * ACCEPT that keeps producing connections, and a TCP socket one multishot RECV that fills
+ * buffers from a provided buffer ring (native memory); `read` copies out of those buffers and
+ * gives each back to the ring once consumed. Such a read waits in JS, not in the kernel.
+ *
+ * Cancellation is exact, and is the rule this file is built around: an operation that is in the
+ * kernel (it owns a slot) is cancelled with ASYNC_CANCEL, or times out through its linked
+ * LINK_TIMEOUT, and its promise settles only when its own CQE arrives — the kernel has then let
+ * go of its buffer. An operation that waits in JS (behind the queue head, or for multishot data)
+ * holds nothing the kernel could touch and settles at once.
+ */
+import { ffi } from "../ffi/runtime/load.js";
+import { ClosedError, SystemError, TimeoutError } from "../sys/errors.js";
+import { C, ERRNO, IORING } from "../sys/linux/constants.js";
+import { addressOf, BufferRing, featureNames, kernelRelease, NativeBlock, OPS, Ring } from "../sys/linux/io_uring.js";
+import { eventfdRead } from "../sys/linux/eventfd.js";
+import { close as closeFd } from "../sys/posix/fd.js";
+import { messageSize, readMessage, socketDomain, socketError, socketType, writeMessage, type ReceivedMessage } from "../sys/posix/socket.js";
+import { encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "../sys/posix/sockaddr.js";
+import type { Timer } from "./timers.js";
+import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
+import { checkBuffer, checkBuffers, checkOptions, clock, isDetached, LoopBase } from "./common.js";
+import { debug } from "./debug.js";
+
+// ---- kernel facts ----------------------------------------------------------------------------
+
+/** Ops evloop cannot work without (all in Linux 5.6). */
+const REQUIRED: ReadonlyArray<keyof typeof OPS> = [
+  "READ", "WRITE", "SEND", "RECV", "ACCEPT", "CONNECT", "SENDMSG", "RECVMSG", "POLL_ADD",
+  "ASYNC_CANCEL", "LINK_TIMEOUT", "TIMEOUT", "CLOSE",
+];
+
+/**
+ * What the kernel's io_uring offers evloop: setup succeeded, every required op is supported,
+ * and which throughput features are on.
+ *
+ * @example
+ * ```ts
+ * const p = probeIoUring();
+ * console.log(p.features.join(" "), p.multishotAccept, p.multishotRecv);
+ * ```
+ */
+export interface IoUringProbe {
+  /** `IORING_FEAT_*` names the kernel reported. */
+  readonly features: readonly string[];
+  /** Multishot ACCEPT (Linux 5.19). */
+  readonly multishotAccept: boolean;
+  /** Multishot RECV with a provided buffer ring (Linux 6.0). */
+  readonly multishotRecv: boolean;
+  /** The kernel release the multishot decisions were made from. */
+  readonly kernel: string;
+}
+
+/** `[major, minor]` of the running kernel, from /proc via uname's release string. */
+function kernelVersion(release: string): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+function atLeast(v: [number, number], major: number, minor: number): boolean {
+  return v[0] > major || (v[0] === major && v[1] >= minor);
+}
+
+/**
+ * Sets up a small ring, probes its ops and releases it. Throws, with the reason, when io_uring
+ * cannot be used here: `io_uring_setup` failed (ENOSYS: no io_uring; EPERM:
+ * `kernel.io_uring_disabled` or a seccomp filter), or a required op is missing.
+ * `EVLOOP_IO_URING_MULTISHOT=0` turns the multishot features off.
+ */
+export function probeIoUring(): IoUringProbe {
+  probed ??= probeOnce();
+  return probed;
+}
+
+let probed: IoUringProbe | undefined;
+
+function probeOnce(): IoUringProbe {
+  if (ffi.env("EVLOOP_IO_URING_DISABLE_FOR_TEST") === "1") {
+    // The failure path, forced: behaves as a kernel with io_uring disabled by sysctl.
+    throw new SystemError(ERRNO.EPERM, "io_uring_setup", "io_uring disabled (EVLOOP_IO_URING_DISABLE_FOR_TEST=1)");
+  }
+  const ring = Ring.setup({ entries: 4 });
+  try {
+    const ops = ring.probe();
+    const missing = REQUIRED.filter((name) => !ops.has(OPS[name]));
+    if (missing.length > 0) throw new Error(`the kernel's io_uring lacks ${missing.map((m) => `IORING_OP_${m}`).join(", ")}`);
+    const release = kernelRelease();
+    const version = kernelVersion(release);
+    const multishot = ffi.env("EVLOOP_IO_URING_MULTISHOT") !== "0";
+    return {
+      features: featureNames(ring.features),
+      multishotAccept: multishot && atLeast(version, 5, 19),
+      multishotRecv: multishot && atLeast(version, 6, 0),
+      kernel: release,
+    };
+  } finally {
+    ring.close();
+  }
+}
+
+// ---- operation records -----------------------------------------------------------------------
+
+const enum Kind {
+  // Readers.
+  Read,
+  Accept,
+  ReceiveFrom,
+  ReceiveMessage,
+  WaitReadable,
+  // Writers.
+  Write,
+  Connect,
+  SendTo,
+  SendMessage,
+  WaitWritable,
+  // Neither queue.
+  Close,
+}
+
+const SYSCALL: Record<Kind, string> = {
+  [Kind.Read]: "read",
+  [Kind.Accept]: "accept",
+  [Kind.ReceiveFrom]: "recvfrom",
+  [Kind.ReceiveMessage]: "recvmsg",
+  [Kind.WaitReadable]: "poll",
+  [Kind.Write]: "write",
+  [Kind.Connect]: "connect",
+  [Kind.SendTo]: "sendto",
+  [Kind.SendMessage]: "sendmsg",
+  [Kind.WaitWritable]: "poll",
+  [Kind.Close]: "close",
+};
+
+const isReader = (kind: Kind): boolean => kind <= Kind.WaitReadable;
+
+/** Where an operation is. */
+const enum Phase {
+  /** In its fd's queue behind the head, or waiting for multishot data: nothing in the kernel. */
+  Waiting,
+  /** Its SQE is written: it owns a slot and settles only on its CQE. */
+  InKernel,
+  Done,
+}
+
+/** The high word of an SQE's user_data says what the low word (a slot) refers to. */
+const enum Tag {
+  /** An operation, a multishot source or a deadline: `#slots[lo]`. */
+  Slot = 0,
+  /** The poll an operation waits on after its file answered EAGAIN: `#slots[lo]`'s prefix. */
+  Prefix = 1,
+  /** Cancels and link timeouts: their own results are not needed. */
+  Ignore = 2,
+  /** The poll on the wake eventfd. */
+  Wake = 3,
+}
+
+/** What an fd is, for choosing the op: multishot RECV only for TCP, READ/WRITE for non-sockets. */
+const enum FdKind {
+  Unknown,
+  Tcp,
+  Socket,
+  NotSocket,
+}
+
+type Settle = (value: never) => void;
+
+function noop(): void {}
+
+class Op {
+  kind: Kind = Kind.Read;
+  fd = -1;
+  phase = Phase.Waiting;
+  slot = -1;
+  state: FdState | null = null;
+  // SAFETY: while the operation is in the kernel its buffers stay referenced from here, and the
+  // record itself is referenced from `#slots` until its CQE has arrived: the kernel never
+  // writes into or reads from memory the GC may have reclaimed. Backing stores of ArrayBuffers
+  // never move (`checkBuffer` touches `.buffer`, which also moves a small on-heap array's bytes
+  // off the heap for good), so the address taken at submission stays valid.
+  buf: Uint8Array | null = null;
+  bufs: readonly Uint8Array[] | null = null;
+  fds: readonly number[] = [];
+  address: SocketAddress | null = null;
+  maxFds = 0;
+  /** sendmsg/recvmsg: the message block (msghdr, address, iovecs, control) in native memory. */
+  message: NativeBlock | null = null;
+  resolve: Settle = noop;
+  reject: (reason: unknown) => void = noop;
+  /** Absolute deadline (clock ms), Infinity without a timeout. */
+  deadline = Infinity;
+  timeoutMs = 0;
+  /** Heap timer while the operation waits in JS. */
+  timer: Timer | null = null;
+  signal: AbortSignal | null = null;
+  onAbort: (() => void) | null = null;
+  /** Set when we asked the kernel to cancel it: the reason it rejects with. */
+  cancelled = false;
+  cancelReason: unknown = undefined;
+  /** Whether a POLL_ADD linked in front of it (after EAGAIN) is in the kernel too. */
+  prefixed = false;
+  /** A connect the kernel left in progress, now waited for as writability (old kernels). */
+  connecting = false;
+  refed = true;
+  prev: Op | null = null;
+  next: Op | null = null;
+  queue: Queue | null = null;
+}
+
+/** A FIFO of operations on one fd and direction (doubly linked, so aborts unlink in O(1)). */
+class Queue {
+  head: Op | null = null;
+  tail: Op | null = null;
+
+  push(op: Op): void {
+    op.queue = this;
+    op.prev = this.tail;
+    op.next = null;
+    if (this.tail) this.tail.next = op;
+    else this.head = op;
+    this.tail = op;
+  }
+
+  unlink(op: Op): void {
+    if (op.prev) op.prev.next = op.next;
+    else this.head = op.next;
+    if (op.next) op.next.prev = op.prev;
+    else this.tail = op.prev;
+    op.queue = op.prev = op.next = null;
+  }
+}
+
+/** A multishot request feeding the reader queue of one fd (ACCEPT or RECV). */
+class Source {
+  slot = -1;
+  armed = false;
+  cancelling = false;
+  /** Accepted fds not yet taken by an accept(). */
+  readonly fds: number[] = [];
+  /** Received buffers not yet consumed: buffer id, length, bytes already read. */
+  readonly chunks: Array<{ bid: number; length: number; offset: number }> = [];
+  eof = false;
+  error: SystemError | null = null;
+  /** RECV ran out of provided buffers: re-armed when one is recycled. */
+  starved = false;
+  /** Whether it ever delivered something (an EINVAL before that means: flag unsupported). */
+  produced = false;
+
+  constructor(
+    readonly kind: Kind.Accept | Kind.Read,
+    readonly state: FdState,
+  ) {}
+}
+
+class FdState {
+  readonly readers = new Queue();
+  readonly writers = new Queue();
+  kind = FdKind.Unknown;
+  /** Requests in the kernel on this fd (operations and multishot sources). */
+  inflight = 0;
+  /** Set by remove/close: the fd is forgotten; its in-flight requests are being cancelled. */
+  removed = false;
+  /** The close() waiting for `inflight` to reach 0. */
+  closer: Op | null = null;
+  accept: Source | null = null;
+  recv: Source | null = null;
+
+  constructor(readonly fd: number) {}
+}
+
+/** A TIMEOUT armed for the earliest loop timer while owner mode waits. */
+class Deadline {
+  slot = -1;
+  constructor(readonly at: number) {}
+}
+
+type SlotEntry = Op | Source | Deadline;
+
+// Per-slot native scratch: the sockaddr (connect), the message block (sendTo/receiveFrom) and
+// the link timeout's timespec. Slots are grouped in blocks so a slot's scratch never moves.
+const SCRATCH_SIZE = 256;
+const SCRATCH_TIMESPEC = 224;
+const SLOTS_PER_BLOCK = 1024;
+
+/** Multishot RECV buffers: sized for the echo/stream case, shared by every TCP socket. */
+const RECV_BUFFER_SIZE = 16 * 1024;
+const RECV_BUFFER_COUNT = 512;
+const RECV_BUFFER_GROUP = 1;
+/** A socket with this many unread buffers stops receiving (its multishot is cancelled). */
+const MAX_CHUNKS_PER_FD = 16;
+/** Accepted connections kept ready for accept() before the multishot accept is paused. */
+const MAX_READY_ACCEPTS = 64;
+
+/** The source of a datagram from an unbound Unix socket. */
+const UNNAMED: SocketAddress = { family: "unix", path: "" };
+
+const POLL_READABLE = C.POLLIN | C.POLLPRI | C.POLLRDHUP;
+const U64_MAX_AS_NUMBER = -1; // written as 0xffffffff_ffffffff: "the current file position"
+
+/** Options of {@link IoUringEventLoop}'s constructor. */
+export interface IoUringOptions {
+  /** SQ entries (default 2048; the CQ gets four times as many). */
+  readonly entries?: number;
+  /** Use multishot ACCEPT/RECV where the kernel has them (default: as probed). */
+  readonly multishot?: boolean;
+}
+
+/**
+ * The io_uring backend. Create it with `createLoop({ backend: "io_uring" })`, which also attaches
+ * the driver; it is the default on Linux wherever the kernel allows io_uring.
+ *
+ * @example
+ * ```ts
+ * const loop = createLoop({ backend: "io_uring" });
+ * const listener = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+ * ```
+ */
+export class IoUringEventLoop extends LoopBase implements EventLoop {
+  readonly backend: BackendName = "io_uring";
+  readonly probe: IoUringProbe;
+  readonly #ring: Ring;
+  #multishotAccept: boolean;
+  #multishotRecv: boolean;
+  readonly #buffers: BufferRing | null;
+  readonly #fds = new Map<number, FdState>();
+  readonly #slots: Array<SlotEntry | null> = [];
+  readonly #freeSlots: number[] = [];
+  readonly #scratch: NativeBlock[] = [];
+  readonly #scratchViews: Scratch[] = [];
+  /** Sources waiting for a recycled buffer. */
+  readonly #starved = new Set<Source>();
+  #pending = 0;
+  #refedPending = 0;
+  readonly #unrefedFds = new Set<number>();
+  #flushQueued = false;
+  readonly #flushTask = (): void => {
+    this.#flushQueued = false;
+    if (!this.disposed) this.#submit(false);
+  };
+  /** Earliest deadline a TIMEOUT is armed for (owner mode). */
+  #armedDeadline = Infinity;
+  /** Whether the POLL_ADD on the wake eventfd is in the kernel. */
+  #wakeArmed = false;
+
+  constructor(options: IoUringOptions = {}) {
+    super();
+    this.probe = probeIoUring();
+    const entries = options.entries ?? 2048;
+    this.#ring = Ring.setup({ entries, cqEntries: entries * 4 });
+    this.#multishotAccept = options.multishot ?? this.probe.multishotAccept;
+    let buffers: BufferRing | null = null;
+    if (options.multishot ?? this.probe.multishotRecv) {
+      try {
+        buffers = new BufferRing(this.#ring, RECV_BUFFER_GROUP, RECV_BUFFER_COUNT, RECV_BUFFER_SIZE);
+      } catch (e) {
+        debug(`io_uring: no provided buffer ring (${e instanceof Error ? e.message : String(e)}); RECV is one-shot`);
+      }
+    }
+    this.#buffers = buffers;
+    this.#multishotRecv = buffers !== null;
+    this.#armWake();
+    debug(`io_uring ring: ${this.#ring.sqEntries} SQ / ${this.#ring.cqEntries} CQ entries; features ${this.probe.features.join(" ")}; multishot accept ${this.#multishotAccept}, recv ${this.#multishotRecv}`);
+  }
+
+  /** The ring fd: readable when CQEs are waiting (guest mode hands it to the host loop). */
+  override get selectorFd(): number {
+    return this.#ring.fd;
+  }
+
+  protected override get pendingCount(): number {
+    return this.#refedPending;
+  }
+
+  setRef(fd: number, ref: boolean): void {
+    if (ref === !this.#unrefedFds.has(fd)) return;
+    if (ref) this.#unrefedFds.delete(fd);
+    else this.#unrefedFds.add(fd);
+    const state = this.#fds.get(fd);
+    for (const q of state ? [state.readers, state.writers] : []) {
+      for (let op = q.head; op; op = op.next) {
+        if (op.refed !== ref) this.#refedPending += ref ? 1 : -1;
+        op.refed = ref;
+      }
+    }
+    this.changed();
+  }
+
+  // ---- operations ------------------------------------------------------------------------
+
+  read(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number> {
+    const op = this.#op(Kind.Read, fd, options);
+    op.buf = checkBuffer(buf, "read");
+    return this.#start(op, options);
+  }
+
+  write(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number> {
+    const op = this.#op(Kind.Write, fd, options);
+    op.buf = checkBuffer(buf, "write");
+    return this.#start(op, options);
+  }
+
+  accept(fd: number, options?: OperationOptions): Promise<number> {
+    return this.#start(this.#op(Kind.Accept, fd, options), options);
+  }
+
+  connect(fd: number, address: SocketAddress, options?: OperationOptions): Promise<void> {
+    const op = this.#op(Kind.Connect, fd, options);
+    op.address = address;
+    return this.#start(op, options);
+  }
+
+  sendTo(fd: number, buf: Uint8Array, address: SocketAddress, options?: OperationOptions): Promise<number> {
+    const op = this.#op(Kind.SendTo, fd, options);
+    op.buf = checkBuffer(buf, "sendTo", true);
+    op.address = address;
+    return this.#start(op, options);
+  }
+
+  receiveFrom(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<ReceiveFromResult> {
+    const op = this.#op(Kind.ReceiveFrom, fd, options);
+    op.buf = checkBuffer(buf, "receiveFrom", true);
+    return this.#start(op, options);
+  }
+
+  sendMessage(fd: number, bufs: readonly Uint8Array[], fds: readonly number[], options?: OperationOptions): Promise<number> {
+    const op = this.#op(Kind.SendMessage, fd, options);
+    op.bufs = checkBuffers(bufs, "sendMessage");
+    op.fds = fds;
+    return this.#start(op, options);
+  }
+
+  receiveMessage(fd: number, buf: Uint8Array, maxFds: number, options?: OperationOptions): Promise<ReceivedMessage> {
+    const op = this.#op(Kind.ReceiveMessage, fd, options);
+    op.buf = checkBuffer(buf, "receiveMessage", true);
+    if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > 253) {
+      throw new RangeError(`maxFds must be an integer from 0 to 253, got ${String(maxFds)}`);
+    }
+    op.maxFds = maxFds;
+    return this.#start(op, options);
+  }
+
+  waitReadable(fd: number, options?: OperationOptions): Promise<void> {
+    return this.#start(this.#op(Kind.WaitReadable, fd, options), options);
+  }
+
+  waitWritable(fd: number, options?: OperationOptions): Promise<void> {
+    return this.#start(this.#op(Kind.WaitWritable, fd, options), options);
+  }
+
+  remove(fd: number): void {
+    this.#unrefedFds.delete(fd);
+    const state = this.#fds.get(fd);
+    if (!state) return;
+    this.#fds.delete(fd);
+    state.removed = true;
+    for (const q of [state.readers, state.writers]) {
+      for (let op = q.head; op; ) {
+        const next = op.next;
+        this.#cancel(op, new ClosedError(SYSCALL[op.kind], fd));
+        op = next;
+      }
+    }
+    for (const source of [state.accept, state.recv]) {
+      if (source) this.#cancelSource(source);
+    }
+  }
+
+  close(fd: number): Promise<void> {
+    if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`fd must be a non-negative integer, got ${String(fd)}`);
+    if (this.disposed) return Promise.reject(new ClosedError("close", fd));
+    let state = this.#fds.get(fd);
+    if (state?.closer) return Promise.reject(new SystemError(ERRNO.EBADF, "close", `fd ${fd} is already being closed`));
+    if (!state) {
+      state = new FdState(fd);
+      this.#fds.set(fd, state);
+    }
+    this.remove(fd);
+    // The fd number stays taken (and open) until its requests are cancelled and CLOSE is done:
+    // keep the state findable so new operations on it are refused, not sent to the kernel.
+    this.#fds.set(fd, state);
+    const op = new Op();
+    op.kind = Kind.Close;
+    op.fd = fd;
+    op.state = state;
+    state.closer = op;
+    const promise = new Promise<void>((resolve, reject) => {
+      op.resolve = resolve as Settle;
+      op.reject = reject;
+    });
+    this.#pending++;
+    this.#refedPending++;
+    if (state.inflight === 0) this.#issueClose(op);
+    this.changed();
+    return promise;
+  }
+
+  // ---- the loop --------------------------------------------------------------------------
+
+  run(blocking: boolean): boolean {
+    if (this.disposed) return false;
+    if (this.#pending === 0 && this.timers.size === 0) return false;
+    let wait = false;
+    if (blocking && this.#ring.cqReady() === 0) {
+      const timeout = this.timers.timeout(clock());
+      if (timeout !== 0) {
+        wait = true;
+        if (timeout > 0) this.#armDeadline(clock() + timeout, timeout);
+      }
+    }
+    this.#submit(wait);
+    this.#reap();
+    this.timers.runDue(clock());
+    return true;
+  }
+
+  override dispose(): void {
+    if (this.disposed) return;
+    for (const fd of [...this.#fds.keys()]) this.remove(fd);
+    // Everything else the kernel still holds: the wake poll, deadline timeouts, closes.
+    for (let slot = 0; slot < this.#slots.length; slot++) {
+      const entry = this.#slots[slot];
+      if (entry instanceof Op && !entry.cancelled) this.#cancel(entry, new ClosedError(SYSCALL[entry.kind], -1));
+      else if (entry instanceof Deadline) this.#cancelRequest(slot, Tag.Slot);
+    }
+    this.#cancelRequest(0, Tag.Wake);
+    // SAFETY: wait (bounded) until every request's CQE is in: only then is no buffer of ours
+    // in the kernel's hands. A request that will not finish in time (a READ of a slow device in
+    // an io-wq worker) keeps its record, and so its buffer, referenced forever in `leaked`.
+    const until = clock() + 2000;
+    for (;;) {
+      this.#submit(false);
+      this.#reap();
+      if (this.#busySlots() === 0 && !this.#wakeArmed) break;
+      if (clock() > until) {
+        leaked.push(...this.#slots.filter((s) => s !== null));
+        debug(`io_uring dispose: ${this.#busySlots()} requests did not finish; their memory is kept`);
+        break;
+      }
+      pause(1);
+    }
+    this.#pending = this.#refedPending = 0;
+    const clean = this.#busySlots() === 0;
+    this.#ring.close();
+    if (clean) {
+      this.#buffers?.close();
+      for (const b of this.#scratch) b.free();
+    }
+    super.dispose();
+  }
+
+  // ---- starting operations ---------------------------------------------------------------
+
+  #op(kind: Kind, fd: number, options: OperationOptions | undefined): Op {
+    if (this.disposed) throw new ClosedError(SYSCALL[kind], fd);
+    if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
+      throw new TypeError(`fd must be a non-negative integer file descriptor, got ${String(fd)}`);
+    }
+    checkOptions(options);
+    const op = new Op();
+    op.kind = kind;
+    op.fd = fd;
+    return op;
+  }
+
+  #start<T>(op: Op, options: OperationOptions | undefined): Promise<T> {
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let state = this.#fds.get(op.fd);
+    if (state?.closer) return Promise.reject(new ClosedError(SYSCALL[op.kind], op.fd));
+    if (!state) {
+      state = new FdState(op.fd);
+      this.#fds.set(op.fd, state);
+    }
+    op.state = state;
+    const promise = new Promise<T>((resolve, reject) => {
+      op.resolve = resolve as Settle;
+      op.reject = reject;
+    });
+    const timeout = options?.timeout;
+    if (timeout !== undefined) {
+      op.timeoutMs = timeout;
+      op.deadline = clock() + timeout;
+    }
+    if (signal) {
+      op.signal = signal;
+      op.onAbort = () => this.#cancel(op, signal.reason);
+      signal.addEventListener("abort", op.onAbort, { once: true });
+    }
+    this.#pending++;
+    op.refed = !this.#unrefedFds.has(op.fd);
+    if (op.refed) this.#refedPending++;
+    const queue = isReader(op.kind) ? state.readers : state.writers;
+    queue.push(op);
+    if (queue.head === op) this.#issue(op);
+    if (op.phase === Phase.Waiting && op.deadline !== Infinity && !op.timer) this.#waitTimer(op);
+    this.changed();
+    return promise;
+  }
+
+  /** A heap timer for an operation that waits in JS (an SQE gets a LINK_TIMEOUT instead). */
+  #waitTimer(op: Op): void {
+    op.timer = this.timers.add(op.deadline, () => {
+      op.timer = null;
+      this.#cancel(op, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
+    });
+  }
+
+  /** Starts the operation at the head of its queue: from multishot data, or as an SQE. */
+  #issue(op: Op): void {
+    const state = op.state!;
+    if (state.kind === FdKind.Unknown) state.kind = classify(op.fd);
+    if (op.buf !== null && op.buf.byteLength === 0 && isDetached(op.buf)) {
+      this.#settle(op, false, new TypeError(`${SYSCALL[op.kind]}: buffer was detached while the operation was waiting`));
+      return;
+    }
+    if (op.deadline !== Infinity && op.deadline <= clock()) {
+      this.#settle(op, false, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
+      return;
+    }
+    switch (op.kind) {
+      case Kind.Read:
+      case Kind.ReceiveMessage:
+      case Kind.WaitReadable:
+        if (state.recv || (op.kind === Kind.Read && this.#multishotRecv && state.kind === FdKind.Tcp)) {
+          this.#fromRecvSource(op, state);
+          return;
+        }
+        break;
+      case Kind.Accept:
+        if (this.#multishotAccept || state.accept) {
+          this.#fromAcceptSource(op, state);
+          return;
+        }
+        break;
+    }
+    this.#sqe(op);
+  }
+
+  /** Writes the operation's SQE (and its LINK_TIMEOUT). */
+  #sqe(op: Op): void {
+    const state = op.state!;
+    const fd = op.fd;
+    const slot = this.#slot(op);
+    const link = op.deadline !== Infinity ? C.IOSQE_IO_LINK : 0;
+    const at = this.#claim(link ? 2 : 1);
+    const ring = this.#ring;
+    const scratch = this.#scratchOf(slot);
+    // SAFETY (every case): addresses written here point into `op.buf`/`op.bufs` (held by the
+    // record, see Op), into the slot's scratch or `op.message` (native memory freed only after
+    // the CQE), so they stay valid for as long as the kernel may use them.
+    switch (op.kind) {
+      case Kind.Read: {
+        const buf = op.buf!;
+        if (state.kind === FdKind.NotSocket) ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, 0, slot, Tag.Slot);
+        else ring.prep(at, OPS.RECV, link, fd, addressOf(buf), buf.byteLength, 0, 0, slot, Tag.Slot);
+        break;
+      }
+      case Kind.Write: {
+        const buf = op.buf!;
+        if (state.kind === FdKind.NotSocket) ring.prep(at, OPS.WRITE, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, 0, slot, Tag.Slot);
+        else ring.prep(at, OPS.SEND, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_NOSIGNAL, slot, Tag.Slot);
+        break;
+      }
+      case Kind.Accept:
+        ring.prep(at, OPS.ACCEPT, link, fd, 0, 0, 0, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, slot, Tag.Slot);
+        break;
+      case Kind.Connect: {
+        const len = encodeSockaddr(op.address!, scratch.bytes.subarray(0, SOCKADDR_MAX));
+        // IORING_OP_CONNECT takes the address length in `off`.
+        ring.prep(at, OPS.CONNECT, link, fd, scratch.address, 0, len, 0, slot, Tag.Slot);
+        break;
+      }
+      case Kind.SendTo:
+      case Kind.ReceiveFrom: {
+        const receive = op.kind === Kind.ReceiveFrom;
+        writeMessage(scratch.bytes, scratch.address, [op.buf!], [], 0, op.address ?? undefined, receive);
+        ring.prep(at, receive ? OPS.RECVMSG : OPS.SENDMSG, link, fd, scratch.address, 1, 0, receive ? 0 : C.MSG_NOSIGNAL, slot, Tag.Slot);
+        break;
+      }
+      case Kind.SendMessage:
+      case Kind.ReceiveMessage: {
+        const receive = op.kind === Kind.ReceiveMessage;
+        const bufs = receive ? [op.buf!] : op.bufs!;
+        const block = (op.message ??= new NativeBlock(messageSize(bufs.length, receive ? op.maxFds : op.fds.length)));
+        writeMessage(block.bytes, block.address, bufs, op.fds, op.maxFds, undefined, receive);
+        ring.prep(at, receive ? OPS.RECVMSG : OPS.SENDMSG, link, fd, block.address, 1, 0, receive ? C.MSG_CMSG_CLOEXEC : C.MSG_NOSIGNAL, slot, Tag.Slot);
+        break;
+      }
+      case Kind.WaitReadable:
+      case Kind.WaitWritable:
+        ring.prep(at, OPS.POLL_ADD, link, fd, 0, 0, 0, op.kind === Kind.WaitReadable ? POLL_READABLE : C.POLLOUT, slot, Tag.Slot);
+        break;
+      case Kind.Close:
+        ring.prep(at, OPS.CLOSE, 0, fd, 0, 0, 0, 0, slot, Tag.Slot);
+        break;
+    }
+    if (link) this.#linkTimeout(scratch, op.deadline - clock());
+    op.phase = Phase.InKernel;
+    if (op.timer) {
+      this.timers.cancel(op.timer);
+      op.timer = null;
+    }
+    state.inflight++;
+    this.#queueFlush();
+  }
+
+  /** Writes a LINK_TIMEOUT for the SQE just written; `ms` from now. */
+  #linkTimeout(scratch: Scratch, ms: number): void {
+    const at = this.#ring.claim(); // reserved by #claim(2)
+    const ns = Math.max(0, Math.round(ms * 1e6));
+    // SAFETY: the timespec lives in the slot's native scratch; the kernel copies it when it
+    // prepares the SQE, which happens before the slot can be reused.
+    scratch.view.setBigInt64(SCRATCH_TIMESPEC, BigInt(Math.floor(ns / 1e9)), true);
+    scratch.view.setBigInt64(SCRATCH_TIMESPEC + 8, BigInt(ns % 1e9), true);
+    this.#ring.prep(at, OPS.LINK_TIMEOUT, 0, -1, scratch.address + SCRATCH_TIMESPEC, 1, 0, 0, 0, Tag.Ignore);
+  }
+
+  #issueClose(op: Op): void {
+    this.#sqe(op);
+  }
+
+  /** One request on `state`'s fd finished: a close waiting for the fd to be idle may go now. */
+  #inflightDone(state: FdState): void {
+    state.inflight--;
+    const closer = state.closer;
+    if (closer && state.inflight === 0 && closer.phase === Phase.Waiting) this.#issueClose(closer);
+  }
+
+  // ---- multishot sources -----------------------------------------------------------------
+
+  #fromAcceptSource(op: Op, state: FdState): void {
+    const source = (state.accept ??= new Source(Kind.Accept, state));
+    const fd = source.fds.shift();
+    if (fd !== undefined) {
+      this.#adoptAccepted(fd, state);
+      this.#settle(op, true, fd);
+      return;
+    }
+    if (source.error) {
+      const e = source.error;
+      source.error = null;
+      this.#settle(op, false, e);
+      return;
+    }
+    if (!source.armed) this.#armSource(source);
+  }
+
+  #fromRecvSource(op: Op, state: FdState): void {
+    const source = (state.recv ??= new Source(Kind.Read, state));
+    if (op.kind === Kind.WaitReadable) {
+      if (source.chunks.length > 0 || source.eof || source.error) this.#settle(op, true, undefined);
+      else if (!source.armed && !source.starved) this.#armSource(source);
+      return;
+    }
+    const chunk = source.chunks[0];
+    if (chunk) {
+      const buf = op.buf!;
+      const n = Math.min(buf.byteLength, chunk.length - chunk.offset);
+      buf.set(this.#buffers!.view(chunk.bid, chunk.offset + n).subarray(chunk.offset), 0);
+      chunk.offset += n;
+      if (chunk.offset === chunk.length) {
+        source.chunks.shift();
+        this.#recycle(chunk.bid);
+      }
+      if (!source.armed && !source.eof && !source.error && !source.starved && source.chunks.length < MAX_CHUNKS_PER_FD / 2) {
+        // Paused for having too much unread: room again.
+        this.#armSource(source);
+      }
+      if (op.kind === Kind.ReceiveMessage) this.#settle(op, true, { bytes: n, fds: [], address: null, truncated: false });
+      else this.#settle(op, true, n);
+      return;
+    }
+    if (source.error) {
+      const e = source.error;
+      source.error = null;
+      this.#settle(op, false, e);
+      return;
+    }
+    if (source.eof) {
+      this.#settle(op, true, op.kind === Kind.ReceiveMessage ? { bytes: 0, fds: [], address: null, truncated: false } : 0);
+      return;
+    }
+    if (!source.armed && !source.starved) this.#armSource(source);
+  }
+
+  #armSource(source: Source): void {
+    const state = source.state;
+    if (state.removed) return;
+    const slot = this.#slot(source);
+    const at = this.#claim(1);
+    if (source.kind === Kind.Accept) {
+      this.#ring.prep(at, OPS.ACCEPT, 0, state.fd, 0, 0, 0, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, slot, Tag.Slot);
+      this.#ring.setIoprio(at, C.IORING_ACCEPT_MULTISHOT);
+    } else {
+      // SAFETY: the kernel picks buffers from the provided ring (native memory, see BufferRing).
+      this.#ring.prep(at, OPS.RECV, C.IOSQE_BUFFER_SELECT, state.fd, 0, 0, 0, 0, slot, Tag.Slot);
+      this.#ring.setIoprio(at, C.IORING_RECV_MULTISHOT);
+      this.#ring.setBufGroup(at, RECV_BUFFER_GROUP);
+    }
+    source.armed = true;
+    state.inflight++;
+    this.#queueFlush();
+  }
+
+  #cancelSource(source: Source): void {
+    if (source.armed && !source.cancelling) {
+      source.cancelling = true;
+      this.#cancelRequest(source.slot, Tag.Slot);
+    }
+    this.#starved.delete(source);
+    this.#drainSource(source);
+  }
+
+  /** Releases what a forgotten source holds: buffers back to the ring, accepted fds closed. */
+  #drainSource(source: Source): void {
+    for (const c of source.chunks.splice(0)) this.#recycle(c.bid);
+    for (const fd of source.fds.splice(0)) closeQuietly(fd);
+  }
+
+  #recycle(bid: number): void {
+    this.#buffers!.recycle(bid);
+    if (this.#starved.size > 0) {
+      for (const source of this.#starved) {
+        this.#starved.delete(source);
+        source.starved = false;
+        if (!source.state.removed && source.state.readers.head) this.#armSource(source);
+        break;
+      }
+    }
+  }
+
+  #sourceCqe(source: Source, res: number, flags: number): void {
+    const state = source.state;
+    const more = (flags & C.IORING_CQE_F_MORE) !== 0;
+    if (!more) {
+      source.armed = false;
+      source.cancelling = false;
+      this.#release(source.slot);
+      source.slot = -1;
+      this.#inflightDone(state);
+    }
+    if (source.kind === Kind.Accept) {
+      if (res >= 0) {
+        source.fds.push(res);
+        source.produced = true;
+      } else if (res === -ERRNO.EINVAL && !source.produced && !state.removed) {
+        // A kernel without multishot accept refuses the flag: fall back to one-shot ACCEPT.
+        debug("io_uring: multishot accept refused (EINVAL); using one-shot ACCEPT");
+        this.#multishotAccept = false;
+        state.accept = null;
+        const head = state.readers.head;
+        if (head && head.phase === Phase.Waiting) this.#issue(head);
+        return;
+      } else if (res !== -ERRNO.ECANCELED) {
+        source.error = new SystemError(-res, "accept");
+      }
+      if (state.removed) {
+        this.#drainSource(source);
+      } else {
+        while (state.readers.head && state.readers.head.phase === Phase.Waiting && (source.fds.length > 0 || source.error)) {
+          this.#fromAcceptSource(state.readers.head, state);
+        }
+        if (source.armed && source.fds.length >= MAX_READY_ACCEPTS && !source.cancelling) {
+          source.cancelling = true;
+          this.#cancelRequest(source.slot, Tag.Slot);
+        } else if (!source.armed && state.readers.head?.kind === Kind.Accept && !source.error) {
+          this.#armSource(source);
+        }
+      }
+    } else {
+      if (res > 0 && flags & C.IORING_CQE_F_BUFFER) {
+        source.produced = true;
+        source.chunks.push({ bid: flags >>> IORING.IORING_CQE_BUFFER_SHIFT, length: res, offset: 0 });
+      } else if (res === 0) {
+        if (flags & C.IORING_CQE_F_BUFFER) this.#recycle(flags >>> IORING.IORING_CQE_BUFFER_SHIFT);
+        source.eof = true;
+      } else if (res === -ERRNO.ENOBUFS) {
+        source.starved = true;
+        this.#starved.add(source);
+      } else if (res === -ERRNO.EINVAL && !source.produced && !state.removed) {
+        // A kernel without multishot RECV: stop using it; waiting reads go one-shot.
+        debug("io_uring: multishot recv refused (EINVAL); using one-shot RECV");
+        this.#multishotRecv = false;
+        state.recv = null;
+        const head = state.readers.head;
+        if (head && head.phase === Phase.Waiting) this.#issue(head);
+        return;
+      } else if (res < 0 && res !== -ERRNO.ECANCELED) {
+        source.error = new SystemError(-res, "read");
+      }
+      if (state.removed) {
+        this.#drainSource(source);
+        return;
+      }
+      while (state.readers.head && state.readers.head.phase === Phase.Waiting) {
+        const head = state.readers.head;
+        if (source.chunks.length === 0 && !source.eof && !source.error) break;
+        this.#fromRecvSource(head, state);
+        if (head.phase !== Phase.Done) break;
+      }
+      if (source.armed && source.chunks.length >= MAX_CHUNKS_PER_FD && !source.cancelling) {
+        source.cancelling = true;
+        this.#cancelRequest(source.slot, Tag.Slot);
+      } else if (!source.armed && !source.starved && !source.eof && !source.error && state.readers.head && state.readers.head.phase === Phase.Waiting) {
+        this.#armSource(source);
+      }
+    }
+  }
+
+  /** An accepted fd is a socket of the listener's kind: no need to ask the kernel later. */
+  #adoptAccepted(fd: number, listener: FdState): void {
+    const stale = this.#fds.get(fd);
+    if (stale && !stale.closer && stale.inflight === 0 && !stale.readers.head && !stale.writers.head) this.#fds.delete(fd);
+    if (!this.#fds.has(fd) && listener.kind !== FdKind.Unknown) {
+      const state = new FdState(fd);
+      state.kind = listener.kind;
+      this.#fds.set(fd, state);
+    }
+  }
+
+  // ---- cancellation and settling ---------------------------------------------------------
+
+  /**
+   * Cancels `op` with `reason`: at once when it waits in JS; through ASYNC_CANCEL when it is in
+   * the kernel, where it then settles on its own CQE (with its result if it won the race).
+   */
+  #cancel(op: Op, reason: unknown): void {
+    if (op.phase === Phase.Done) return;
+    if (op.phase === Phase.Waiting) {
+      this.#settle(op, false, reason);
+      return;
+    }
+    if (op.cancelled) return;
+    op.cancelled = true;
+    op.cancelReason = reason;
+    // A poll linked in front holds the operation back: cancelling it cancels the chain.
+    if (op.prefixed) this.#cancelRequest(op.slot, Tag.Prefix);
+    this.#cancelRequest(op.slot, Tag.Slot);
+  }
+
+  /** Writes an ASYNC_CANCEL for the request with user_data `(tag << 32) | slot`. */
+  #cancelRequest(slot: number, tag: Tag): void {
+    const at = this.#claim(1);
+    this.#ring.prep(at, OPS.ASYNC_CANCEL, 0, -1, tag * 0x1_0000_0000 + slot, 0, 0, 0, 0, Tag.Ignore);
+    this.#queueFlush();
+  }
+
+  /** Completes `op`: unlinks it, releases what it holds, settles its promise, issues the next. */
+  #settle(op: Op, ok: boolean, value: unknown): void {
+    if (op.phase === Phase.Done) return;
+    const wasInKernel = op.phase === Phase.InKernel;
+    op.phase = Phase.Done;
+    const state = op.state!;
+    const queue = op.queue;
+    const wasHead = queue !== null && queue.head === op;
+    if (queue) queue.unlink(op);
+    if (wasInKernel) {
+      this.#release(op.slot);
+      op.slot = -1;
+    }
+    this.#pending--;
+    if (op.refed) this.#refedPending--;
+    if (op.timer) {
+      this.timers.cancel(op.timer);
+      op.timer = null;
+    }
+    if (op.signal && op.onAbort) op.signal.removeEventListener("abort", op.onAbort);
+    op.message?.free();
+    op.message = null;
+    op.buf = null;
+    op.bufs = null;
+    if (ok) op.resolve(value as never);
+    else op.reject(value);
+    if (op.kind === Kind.Close) {
+      if (this.#fds.get(op.fd) === state) this.#fds.delete(op.fd);
+      state.closer = null;
+    } else if (wasHead && !state.removed && queue.head && queue.head.phase === Phase.Waiting) {
+      this.#issue(queue.head);
+    }
+    if (wasInKernel) this.#inflightDone(state);
+    if (this.#refedPending === 0) this.changed();
+  }
+
+  /** A CQE for operation `op`. */
+  #opCqe(op: Op, res: number): void {
+    if (res >= 0) {
+      let value: unknown;
+      try {
+        value = this.#result(op, res);
+      } catch (e) {
+        this.#settle(op, false, e);
+        return;
+      }
+      this.#settle(op, true, value);
+    } else if (op.cancelled) {
+      // Cancelled by us (abort, close, dispose): whatever the kernel says, the kernel is done.
+      this.#settle(op, false, op.cancelReason);
+    } else if ((res === -ERRNO.ECANCELED || res === -ERRNO.EINTR) && op.deadline !== Infinity) {
+      // Its LINK_TIMEOUT fired.
+      this.#settle(op, false, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
+    } else if (res === -ERRNO.EAGAIN || (op.kind === Kind.Connect && (res === -ERRNO.EINPROGRESS || res === -ERRNO.EALREADY))) {
+      // A file that cannot wait by itself, or (before Linux 5.x) a connect still in progress:
+      // wait for readiness with a POLL_ADD, then try again.
+      this.#retryAfterPoll(op);
+    } else {
+      this.#settle(op, false, new SystemError(-res, SYSCALL[op.kind]));
+    }
+  }
+
+  #retryAfterPoll(op: Op): void {
+    const state = op.state!;
+    this.#release(op.slot);
+    op.slot = -1;
+    op.phase = Phase.Waiting;
+    state.inflight--;
+    if (op.deadline !== Infinity && op.deadline <= clock()) {
+      this.#settle(op, false, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
+      return;
+    }
+    if (op.kind === Kind.Connect) {
+      // connect(2) was started; it completes when the socket turns writable, with SO_ERROR.
+      op.kind = Kind.WaitWritable;
+      op.connecting = true;
+      this.#sqe(op);
+      return;
+    }
+    const slot = this.#slot(op);
+    const at = this.#claim(op.deadline !== Infinity ? 3 : 2);
+    this.#ring.prep(at, OPS.POLL_ADD, C.IOSQE_IO_LINK, op.fd, 0, 0, 0, isReader(op.kind) ? POLL_READABLE : C.POLLOUT, slot, Tag.Prefix);
+    op.prefixed = true;
+    this.#sqe(op);
+  }
+
+  #result(op: Op, res: number): unknown {
+    switch (op.kind) {
+      case Kind.ReceiveFrom: {
+        const m = readMessage(this.#scratchOf(op.slot).bytes, res, 0);
+        return [res, m.address ?? UNNAMED] as ReceiveFromResult;
+      }
+      case Kind.ReceiveMessage:
+        return readMessage(op.message!.bytes, res, op.maxFds);
+      case Kind.Accept:
+        this.#adoptAccepted(res, op.state!);
+        return res;
+      case Kind.WaitReadable:
+      case Kind.WaitWritable: {
+        if (res & C.POLLNVAL) throw new SystemError(ERRNO.EBADF, "poll", `fd ${op.fd} is not open`);
+        const err = op.connecting ? socketErrorOf(op.fd) : 0;
+        if (err !== 0) throw new SystemError(err, "connect");
+        return undefined;
+      }
+      case Kind.Connect:
+      case Kind.Close:
+        return undefined;
+      default:
+        return res;
+    }
+  }
+
+  // ---- the rings -------------------------------------------------------------------------
+
+  #slot(entry: SlotEntry): number {
+    if (entry.slot >= 0) return entry.slot;
+    let slot = this.#freeSlots.pop();
+    if (slot === undefined) {
+      slot = this.#slots.length;
+      this.#slots.push(null);
+    }
+    this.#slots[slot] = entry;
+    entry.slot = slot;
+    return slot;
+  }
+
+  #release(slot: number): void {
+    if (slot < 0) return;
+    this.#slots[slot] = null;
+    this.#freeSlots.push(slot);
+  }
+
+  #busySlots(): number {
+    return this.#slots.length - this.#freeSlots.length;
+  }
+
+  /** The native scratch memory of `slot` (allocated a block of slots at a time, never moved). */
+  #scratchOf(slot: number): Scratch {
+    let s = this.#scratchViews[slot];
+    if (s) return s;
+    const index = Math.floor(slot / SLOTS_PER_BLOCK);
+    while (this.#scratch.length <= index) this.#scratch.push(new NativeBlock(SCRATCH_SIZE * SLOTS_PER_BLOCK));
+    const block = this.#scratch[index]!;
+    const offset = (slot % SLOTS_PER_BLOCK) * SCRATCH_SIZE;
+    s = {
+      address: block.address + offset,
+      bytes: block.bytes.subarray(offset, offset + SCRATCH_SIZE),
+      view: new DataView(block.bytes.buffer, offset, SCRATCH_SIZE),
+    };
+    this.#scratchViews[slot] = s;
+    return s;
+  }
+
+  /**
+   * Claims an SQE, making sure `n` are free: a linked chain must go out in one submission, so
+   * the caller claims the chain's other SQEs with `ring.claim()` straight after.
+   */
+  #claim(n: number): number {
+    if (this.#ring.sqSpace < n) this.#submit(false);
+    while (this.#ring.sqSpace < n) {
+      // The kernel did not take everything (CQ overflow backpressure): make room and retry.
+      this.#reap();
+      this.#submit(false);
+    }
+    return this.#ring.claim();
+  }
+
+  #queueFlush(): void {
+    if (this.guest && !this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushTask);
+    }
+  }
+
+  /** Publishes written SQEs and enters the kernel: submits them and, with `wait`, waits for a CQE. */
+  #submit(wait: boolean): void {
+    const ring = this.#ring;
+    const n = ring.publish();
+    if (n === 0 && !wait && !ring.needsEnter()) return;
+    for (;;) {
+      const r = ring.enter(n, wait ? 1 : 0, wait);
+      if (r === -ERRNO.EBUSY || r === -ERRNO.EAGAIN) {
+        // Completions are backed up: reap them, then submit again (without waiting: some just
+        // arrived).
+        if (this.#reap() === 0 && !wait) return;
+        wait = false;
+        continue;
+      }
+      return; // submitted, or EINTR: the caller's iteration simply ends early
+    }
+  }
+
+  /** Handles every available CQE; returns how many. */
+  #reap(): number {
+    const ring = this.#ring;
+    const cqes = ring.cqes;
+    let count = 0;
+    for (;;) {
+      while (ring.cqReady() > 0) {
+        const at = ring.cqIndex(0);
+        const lo = cqes[at]! >>> 0;
+        const hi = cqes[at + 1]! >>> 0;
+        const res = cqes[at + 2]!;
+        const flags = cqes[at + 3]! >>> 0;
+        ring.advance(1);
+        count++;
+        if (hi === Tag.Slot) {
+          const entry = this.#slots[lo];
+          if (entry instanceof Op) this.#opCqe(entry, res);
+          else if (entry instanceof Source) this.#sourceCqe(entry, res, flags);
+          else if (entry instanceof Deadline) this.#deadlineCqe(entry);
+        } else if (hi === Tag.Wake) {
+          this.#wakeArmed = false;
+          if (!this.disposed) {
+            eventfdRead(this.wakeFd);
+            this.#armWake();
+          }
+        }
+        // Tag.Prefix / Tag.Ignore: a poll in front of an operation, a cancel, a link timeout —
+        // the operation's own CQE carries the outcome.
+      }
+      if (!ring.needsEnter()) return count;
+      // The kernel holds completions it could not post (CQ overflow): have it flush them.
+      ring.enter(0, 0, true);
+    }
+  }
+
+  #armWake(): void {
+    if (this.#wakeArmed) return;
+    const at = this.#claim(1);
+    this.#ring.prep(at, OPS.POLL_ADD, 0, this.wakeFd, 0, 0, 0, C.POLLIN, 0, Tag.Wake);
+    this.#wakeArmed = true;
+    this.#queueFlush();
+  }
+
+  /** Arms a TIMEOUT for the earliest timer unless one at least as early is armed. */
+  #armDeadline(at: number, ms: number): void {
+    if (at >= this.#armedDeadline) return;
+    this.#armedDeadline = at;
+    const d = new Deadline(at);
+    const slot = this.#slot(d);
+    const scratch = this.#scratchOf(slot);
+    const ns = Math.round(ms * 1e6);
+    // SAFETY: the timespec is in the slot's native scratch, which stays reserved until the
+    // TIMEOUT's CQE releases the slot.
+    scratch.view.setBigInt64(SCRATCH_TIMESPEC, BigInt(Math.floor(ns / 1e9)), true);
+    scratch.view.setBigInt64(SCRATCH_TIMESPEC + 8, BigInt(ns % 1e9), true);
+    const sqe = this.#claim(1);
+    this.#ring.prep(sqe, OPS.TIMEOUT, 0, -1, scratch.address + SCRATCH_TIMESPEC, 1, 0, 0, slot, Tag.Slot);
+  }
+
+  #deadlineCqe(d: Deadline): void {
+    this.#release(d.slot);
+    if (d.at === this.#armedDeadline) this.#armedDeadline = Infinity;
+  }
+}
+
+/** Records of requests that never completed on a disposed loop: kept so their memory lives. */
+const leaked: SlotEntry[] = [];
+
+/** One slot's native scratch memory: its address and views over its bytes. */
+interface Scratch {
+  readonly address: number;
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+}
+
+function classify(fd: number): FdKind {
+  try {
+    if (socketType(fd) !== C.SOCK_STREAM) return FdKind.Socket;
+    const domain = socketDomain(fd);
+    return domain === C.AF_INET || domain === C.AF_INET6 ? FdKind.Tcp : FdKind.Socket;
+  } catch {
+    return FdKind.NotSocket;
+  }
+}
+
+function socketErrorOf(fd: number): number {
+  try {
+    return socketError(fd);
+  } catch (e) {
+    return e instanceof SystemError ? e.errno : ERRNO.EBADF;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeFd(fd);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Sleeps the thread for `ms` (dispose waiting for the kernel; never on the hot path). */
+function pause(ms: number): void {
+  Atomics.wait(pauseCell, 0, 0, ms);
+}
+const pauseCell = new Int32Array(new SharedArrayBuffer(4));
