@@ -21,11 +21,20 @@
  * buffers from a provided buffer ring (native memory); `read` copies out of those buffers and
  * gives each back to the ring once consumed. Such a read waits in JS, not in the kernel.
  *
- * Cancellation is exact, and is the rule this file is built around: an operation that is in the
- * kernel (it owns a slot) is cancelled with ASYNC_CANCEL, or times out through its linked
- * LINK_TIMEOUT, and its promise settles only when its own CQE arrives — the kernel has then let
- * go of its buffer. An operation that waits in JS (behind the queue head, or for multishot data)
- * holds nothing the kernel could touch and settles at once.
+ * Memory the kernel may touch after `io_uring_enter` returns is native, never a JS buffer:
+ * - reads of streams and files receive into a provided buffer ring (native memory the kernel
+ *   picks from when data arrives) and are copied into the caller's buffer on completion;
+ * - sends, writes, datagram and message I/O use the caller's memory, but with MSG_DONTWAIT /
+ *   RWF_NOWAIT, so the kernel performs them inside our own `io_uring_enter` or answers EAGAIN;
+ *   on EAGAIN the operation waits for readiness with a POLL_ADD (no buffer) and tries again;
+ * - addresses, msghdrs, iovecs and timespecs live in native scratch memory per slot.
+ * So a caller that detaches (transfers) a buffer while its operation waits gets a TypeError and
+ * loses nothing, exactly as on the polling backends.
+ *
+ * Cancellation is exact: an operation that is in the kernel (it owns a slot) is cancelled with
+ * ASYNC_CANCEL, or times out through its linked LINK_TIMEOUT, and its promise settles only when
+ * its own CQE arrives. An operation that waits in JS (behind the queue head, or for multishot
+ * data) holds nothing the kernel could touch and settles at once.
  */
 import { ffi } from "../ffi/runtime/load.js";
 import { ClosedError, SystemError, TimeoutError } from "../sys/errors.js";
@@ -164,19 +173,22 @@ const enum Phase {
 const enum Tag {
   /** An operation, a multishot source or a deadline: `#slots[lo]`. */
   Slot = 0,
-  /** The poll an operation waits on after its file answered EAGAIN: `#slots[lo]`'s prefix. */
-  Prefix = 1,
   /** Cancels and link timeouts: their own results are not needed. */
-  Ignore = 2,
+  Ignore = 1,
   /** The poll on the wake eventfd. */
-  Wake = 3,
+  Wake = 2,
 }
 
 /** What an fd is, for choosing the op: multishot RECV only for TCP, READ/WRITE for non-sockets. */
 const enum FdKind {
   Unknown,
+  /** A TCP stream: multishot RECV where the kernel has it. */
   Tcp,
-  Socket,
+  /** Another stream socket (Unix): one-shot RECV into a provided buffer. */
+  Stream,
+  /** Datagrams and packets: a read takes a whole message, into the caller's buffer. */
+  Packet,
+  /** Pipes, character devices, files: READ/WRITE. */
   NotSocket,
 }
 
@@ -214,8 +226,18 @@ class Op {
   /** Set when we asked the kernel to cancel it: the reason it rejects with. */
   cancelled = false;
   cancelReason: unknown = undefined;
-  /** Whether a POLL_ADD linked in front of it (after EAGAIN) is in the kernel too. */
-  prefixed = false;
+  /** The address, encoded when the operation was started (connect). */
+  sockaddr: Uint8Array | null = null;
+  /** The kernel answered EAGAIN: the operation waits for readiness with a POLL_ADD first. */
+  polling = false;
+  /** Tried once already: a deadline that has passed now means a timeout. */
+  attempted = false;
+  /** Its SQE receives into a provided buffer (the CQE names it). */
+  selected = false;
+  /** Issued again after a POLL_ADD said ready. */
+  retried = false;
+  /** A file that answered EAGAIN to RWF_NOWAIT although poll said ready: let the kernel block. */
+  mayBlock = false;
   /** A connect the kernel left in progress, now waited for as writability (old kernels). */
   connecting = false;
   refed = true;
@@ -266,6 +288,8 @@ class Source {
   constructor(
     readonly kind: Kind.Accept | Kind.Read,
     readonly state: FdState,
+    /** Whether a multishot request feeds it (else it only holds data a read left behind). */
+    readonly multishot: boolean,
   ) {}
 }
 
@@ -346,6 +370,8 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   readonly #scratchViews: Scratch[] = [];
   /** Sources waiting for a recycled buffer. */
   readonly #starved = new Set<Source>();
+  /** One-shot reads that found no free provided buffer: issued again when one is recycled. */
+  readonly #starvedOps = new Set<Op>();
   #pending = 0;
   #refedPending = 0;
   readonly #unrefedFds = new Set<number>();
@@ -422,13 +448,14 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
 
   connect(fd: number, address: SocketAddress, options?: OperationOptions): Promise<void> {
     const op = this.#op(Kind.Connect, fd, options);
-    op.address = address;
+    op.sockaddr = encodeAddress(address);
     return this.#start(op, options);
   }
 
   sendTo(fd: number, buf: Uint8Array, address: SocketAddress, options?: OperationOptions): Promise<number> {
     const op = this.#op(Kind.SendTo, fd, options);
     op.buf = checkBuffer(buf, "sendTo", true);
+    encodeAddress(address);
     op.address = address;
     return this.#start(op, options);
   }
@@ -506,7 +533,13 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     });
     this.#pending++;
     this.#refedPending++;
-    if (state.inflight === 0) this.#issueClose(op);
+    // CLOSE goes out in the same submission as the cancels remove() wrote. Requests still in
+    // flight hold their own reference to the file, so closing the number cannot pull anything
+    // from under them; they settle on their (cancelled) CQEs. Entering the kernel right away
+    // makes close() finish within this call in the usual case, as on the polling backends.
+    this.#sqe(op);
+    this.#submit(false);
+    this.#reap();
     this.changed();
     return promise;
   }
@@ -630,17 +663,17 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       this.#settle(op, false, new TypeError(`${SYSCALL[op.kind]}: buffer was detached while the operation was waiting`));
       return;
     }
-    if (op.deadline !== Infinity && op.deadline <= clock()) {
+    if (op.attempted && op.deadline <= clock()) {
       this.#settle(op, false, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
       return;
     }
+    op.attempted = true;
     switch (op.kind) {
       case Kind.Read:
       case Kind.ReceiveMessage:
       case Kind.WaitReadable:
         if (state.recv || (op.kind === Kind.Read && this.#multishotRecv && state.kind === FdKind.Tcp)) {
-          this.#fromRecvSource(op, state);
-          return;
+          if (this.#fromRecvSource(op, state)) return;
         }
         break;
       case Kind.Accept:
@@ -662,56 +695,71 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     const at = this.#claim(link ? 2 : 1);
     const ring = this.#ring;
     const scratch = this.#scratchOf(slot);
-    // SAFETY (every case): addresses written here point into `op.buf`/`op.bufs` (held by the
-    // record, see Op), into the slot's scratch or `op.message` (native memory freed only after
-    // the CQE), so they stay valid for as long as the kernel may use them.
-    switch (op.kind) {
-      case Kind.Read: {
-        const buf = op.buf!;
-        if (state.kind === FdKind.NotSocket) ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, 0, slot, Tag.Slot);
-        else ring.prep(at, OPS.RECV, link, fd, addressOf(buf), buf.byteLength, 0, 0, slot, Tag.Slot);
-        break;
+    // SAFETY (every case): the kernel writes only into native memory — a provided buffer, the
+    // slot's scratch, `op.message` — which stays reserved until the CQE. It reads the caller's
+    // buffer only while performing a MSG_DONTWAIT/RWF_NOWAIT operation inside our own
+    // io_uring_enter, while `op` holds the buffer; a would-block comes back as EAGAIN.
+    if (op.polling) {
+      ring.prep(at, OPS.POLL_ADD, link, fd, 0, 0, 0, isReader(op.kind) ? POLL_READABLE : C.POLLOUT, slot, Tag.Slot);
+    } else {
+      switch (op.kind) {
+        case Kind.Read: {
+          const buf = op.buf!;
+          const notSocket = state.kind === FdKind.NotSocket;
+          if (this.#buffers && state.kind !== FdKind.Packet) {
+            op.selected = true;
+            const len = Math.min(buf.byteLength, this.#buffers.size);
+            ring.prep(at, notSocket ? OPS.READ : OPS.RECV, link | C.IOSQE_BUFFER_SELECT, fd, 0, len, notSocket ? U64_MAX_AS_NUMBER : 0, 0, slot, Tag.Slot);
+            ring.setBufGroup(at, RECV_BUFFER_GROUP);
+          } else if (notSocket) {
+            ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, C.RWF_NOWAIT, slot, Tag.Slot);
+          } else {
+            ring.prep(at, OPS.RECV, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT, slot, Tag.Slot);
+          }
+          break;
+        }
+        case Kind.Write: {
+          const buf = op.buf!;
+          if (state.kind === FdKind.NotSocket) ring.prep(at, OPS.WRITE, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, op.mayBlock ? 0 : C.RWF_NOWAIT, slot, Tag.Slot);
+          else ring.prep(at, OPS.SEND, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT | C.MSG_NOSIGNAL, slot, Tag.Slot);
+          break;
+        }
+        case Kind.Accept:
+          ring.prep(at, OPS.ACCEPT, link, fd, 0, 0, 0, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, slot, Tag.Slot);
+          break;
+        case Kind.Connect: {
+          const addr = op.sockaddr!;
+          scratch.bytes.set(addr, 0);
+          // IORING_OP_CONNECT takes the address length in `off`.
+          ring.prep(at, OPS.CONNECT, link, fd, scratch.address, 0, addr.byteLength, 0, slot, Tag.Slot);
+          break;
+        }
+        case Kind.SendTo:
+        case Kind.ReceiveFrom: {
+          const receive = op.kind === Kind.ReceiveFrom;
+          writeMessage(scratch.bytes, scratch.address, [op.buf!], [], 0, op.address ?? undefined, receive);
+          ring.prep(at, receive ? OPS.RECVMSG : OPS.SENDMSG, link, fd, scratch.address, 1, 0, C.MSG_DONTWAIT | (receive ? 0 : C.MSG_NOSIGNAL), slot, Tag.Slot);
+          break;
+        }
+        case Kind.SendMessage:
+        case Kind.ReceiveMessage: {
+          const receive = op.kind === Kind.ReceiveMessage;
+          const bufs = receive ? [op.buf!] : op.bufs!;
+          const block = (op.message ??= new NativeBlock(messageSize(bufs.length, receive ? op.maxFds : op.fds.length)));
+          writeMessage(block.bytes, block.address, bufs, op.fds, op.maxFds, undefined, receive);
+          ring.prep(at, receive ? OPS.RECVMSG : OPS.SENDMSG, link, fd, block.address, 1, 0, C.MSG_DONTWAIT | (receive ? C.MSG_CMSG_CLOEXEC : C.MSG_NOSIGNAL), slot, Tag.Slot);
+          break;
+        }
+        case Kind.WaitReadable:
+        case Kind.WaitWritable:
+          ring.prep(at, OPS.POLL_ADD, link, fd, 0, 0, 0, op.kind === Kind.WaitReadable ? POLL_READABLE : C.POLLOUT, slot, Tag.Slot);
+          break;
+        case Kind.Close:
+          ring.prep(at, OPS.CLOSE, 0, fd, 0, 0, 0, 0, slot, Tag.Slot);
+          break;
       }
-      case Kind.Write: {
-        const buf = op.buf!;
-        if (state.kind === FdKind.NotSocket) ring.prep(at, OPS.WRITE, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, 0, slot, Tag.Slot);
-        else ring.prep(at, OPS.SEND, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_NOSIGNAL, slot, Tag.Slot);
-        break;
-      }
-      case Kind.Accept:
-        ring.prep(at, OPS.ACCEPT, link, fd, 0, 0, 0, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, slot, Tag.Slot);
-        break;
-      case Kind.Connect: {
-        const len = encodeSockaddr(op.address!, scratch.bytes.subarray(0, SOCKADDR_MAX));
-        // IORING_OP_CONNECT takes the address length in `off`.
-        ring.prep(at, OPS.CONNECT, link, fd, scratch.address, 0, len, 0, slot, Tag.Slot);
-        break;
-      }
-      case Kind.SendTo:
-      case Kind.ReceiveFrom: {
-        const receive = op.kind === Kind.ReceiveFrom;
-        writeMessage(scratch.bytes, scratch.address, [op.buf!], [], 0, op.address ?? undefined, receive);
-        ring.prep(at, receive ? OPS.RECVMSG : OPS.SENDMSG, link, fd, scratch.address, 1, 0, receive ? 0 : C.MSG_NOSIGNAL, slot, Tag.Slot);
-        break;
-      }
-      case Kind.SendMessage:
-      case Kind.ReceiveMessage: {
-        const receive = op.kind === Kind.ReceiveMessage;
-        const bufs = receive ? [op.buf!] : op.bufs!;
-        const block = (op.message ??= new NativeBlock(messageSize(bufs.length, receive ? op.maxFds : op.fds.length)));
-        writeMessage(block.bytes, block.address, bufs, op.fds, op.maxFds, undefined, receive);
-        ring.prep(at, receive ? OPS.RECVMSG : OPS.SENDMSG, link, fd, block.address, 1, 0, receive ? C.MSG_CMSG_CLOEXEC : C.MSG_NOSIGNAL, slot, Tag.Slot);
-        break;
-      }
-      case Kind.WaitReadable:
-      case Kind.WaitWritable:
-        ring.prep(at, OPS.POLL_ADD, link, fd, 0, 0, 0, op.kind === Kind.WaitReadable ? POLL_READABLE : C.POLLOUT, slot, Tag.Slot);
-        break;
-      case Kind.Close:
-        ring.prep(at, OPS.CLOSE, 0, fd, 0, 0, 0, 0, slot, Tag.Slot);
-        break;
     }
-    if (link) this.#linkTimeout(scratch, op.deadline - clock());
+    if (link) this.#linkTimeout(scratch, Math.max(0, op.deadline - clock()));
     op.phase = Phase.InKernel;
     if (op.timer) {
       this.timers.cancel(op.timer);
@@ -732,21 +780,15 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     this.#ring.prep(at, OPS.LINK_TIMEOUT, 0, -1, scratch.address + SCRATCH_TIMESPEC, 1, 0, 0, 0, Tag.Ignore);
   }
 
-  #issueClose(op: Op): void {
-    this.#sqe(op);
-  }
-
-  /** One request on `state`'s fd finished: a close waiting for the fd to be idle may go now. */
+  /** One request on `state`'s fd finished. */
   #inflightDone(state: FdState): void {
     state.inflight--;
-    const closer = state.closer;
-    if (closer && state.inflight === 0 && closer.phase === Phase.Waiting) this.#issueClose(closer);
   }
 
   // ---- multishot sources -----------------------------------------------------------------
 
   #fromAcceptSource(op: Op, state: FdState): void {
-    const source = (state.accept ??= new Source(Kind.Accept, state));
+    const source = (state.accept ??= new Source(Kind.Accept, state, true));
     const fd = source.fds.shift();
     if (fd !== undefined) {
       this.#adoptAccepted(fd, state);
@@ -762,12 +804,17 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     if (!source.armed) this.#armSource(source);
   }
 
-  #fromRecvSource(op: Op, state: FdState): void {
-    const source = (state.recv ??= new Source(Kind.Read, state));
+  /**
+   * Serves a reader from the fd's received data. Returns false when there is none and the fd
+   * has no multishot RECV to wait for: the operation then goes to the kernel itself.
+   */
+  #fromRecvSource(op: Op, state: FdState): boolean {
+    const source = (state.recv ??= new Source(Kind.Read, state, this.#multishotRecv && state.kind === FdKind.Tcp));
     if (op.kind === Kind.WaitReadable) {
       if (source.chunks.length > 0 || source.eof || source.error) this.#settle(op, true, undefined);
+      else if (!source.multishot) return false;
       else if (!source.armed && !source.starved) this.#armSource(source);
-      return;
+      return true;
     }
     const chunk = source.chunks[0];
     if (chunk) {
@@ -779,25 +826,27 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
         source.chunks.shift();
         this.#recycle(chunk.bid);
       }
-      if (!source.armed && !source.eof && !source.error && !source.starved && source.chunks.length < MAX_CHUNKS_PER_FD / 2) {
+      if (source.multishot && !source.armed && !source.eof && !source.error && !source.starved && source.chunks.length < MAX_CHUNKS_PER_FD / 2) {
         // Paused for having too much unread: room again.
         this.#armSource(source);
       }
       if (op.kind === Kind.ReceiveMessage) this.#settle(op, true, { bytes: n, fds: [], address: null, truncated: false });
       else this.#settle(op, true, n);
-      return;
+      return true;
     }
     if (source.error) {
       const e = source.error;
       source.error = null;
       this.#settle(op, false, e);
-      return;
+      return true;
     }
     if (source.eof) {
       this.#settle(op, true, op.kind === Kind.ReceiveMessage ? { bytes: 0, fds: [], address: null, truncated: false } : 0);
-      return;
+      return true;
     }
+    if (!source.multishot) return false;
     if (!source.armed && !source.starved) this.#armSource(source);
+    return true;
   }
 
   #armSource(source: Source): void {
@@ -836,7 +885,13 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
 
   #recycle(bid: number): void {
     this.#buffers!.recycle(bid);
-    if (this.#starved.size > 0) {
+    if (this.#starvedOps.size > 0) {
+      for (const op of this.#starvedOps) {
+        this.#starvedOps.delete(op);
+        if (op.phase === Phase.Waiting && op.queue?.head === op) this.#issue(op);
+        break;
+      }
+    } else if (this.#starved.size > 0) {
       for (const source of this.#starved) {
         this.#starved.delete(source);
         source.starved = false;
@@ -950,8 +1005,6 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     if (op.cancelled) return;
     op.cancelled = true;
     op.cancelReason = reason;
-    // A poll linked in front holds the operation back: cancelling it cancels the chain.
-    if (op.prefixed) this.#cancelRequest(op.slot, Tag.Prefix);
     this.#cancelRequest(op.slot, Tag.Slot);
   }
 
@@ -965,6 +1018,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   /** Completes `op`: unlinks it, releases what it holds, settles its promise, issues the next. */
   #settle(op: Op, ok: boolean, value: unknown): void {
     if (op.phase === Phase.Done) return;
+    this.#starvedOps.delete(op);
     const wasInKernel = op.phase === Phase.InKernel;
     op.phase = Phase.Done;
     const state = op.state!;
@@ -999,8 +1053,17 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   }
 
   /** A CQE for operation `op`. */
-  #opCqe(op: Op, res: number): void {
-    if (res >= 0) {
+  #opCqe(op: Op, res: number, flags: number): void {
+    if (op.selected && flags & C.IORING_CQE_F_BUFFER) {
+      this.#selectedCqe(op, res, flags >>> IORING.IORING_CQE_BUFFER_SHIFT);
+    } else if (res >= 0 && op.polling && !op.cancelled) {
+      // Ready now: try the operation itself again (from the top: buffer, deadline).
+      this.#backToWaiting(op);
+      op.polling = false;
+      op.retried = true;
+      if (op.connecting) this.#finishConnect(op);
+      else this.#issue(op);
+    } else if (res >= 0) {
       let value: unknown;
       try {
         value = this.#result(op, res);
@@ -1015,37 +1078,60 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     } else if ((res === -ERRNO.ECANCELED || res === -ERRNO.EINTR) && op.deadline !== Infinity) {
       // Its LINK_TIMEOUT fired.
       this.#settle(op, false, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
+    } else if (res === -ERRNO.ENOBUFS && op.selected) {
+      // Every provided buffer is in use: wait for one to be recycled.
+      this.#backToWaiting(op);
+      this.#starvedOps.add(op);
     } else if (res === -ERRNO.EAGAIN || (op.kind === Kind.Connect && (res === -ERRNO.EINPROGRESS || res === -ERRNO.EALREADY))) {
-      // A file that cannot wait by itself, or (before Linux 5.x) a connect still in progress:
-      // wait for readiness with a POLL_ADD, then try again.
-      this.#retryAfterPoll(op);
+      // Would block (MSG_DONTWAIT/RWF_NOWAIT), or (before Linux 5.x) a connect in progress:
+      // wait for readiness with a POLL_ADD, which holds no buffer, then try again. A file that
+      // says EAGAIN again right after poll said ready cannot do NOWAIT: let the kernel block.
+      if (op.retried && op.kind === Kind.Write) op.mayBlock = true;
+      this.#backToWaiting(op);
+      op.polling = true;
+      op.connecting = op.kind === Kind.Connect;
+      this.#sqe(op);
     } else {
       this.#settle(op, false, new SystemError(-res, SYSCALL[op.kind]));
     }
   }
 
-  #retryAfterPoll(op: Op): void {
-    const state = op.state!;
+  /** The operation leaves the kernel but not its queue (it will be issued again). */
+  #backToWaiting(op: Op): void {
     this.#release(op.slot);
     op.slot = -1;
     op.phase = Phase.Waiting;
-    state.inflight--;
-    if (op.deadline !== Infinity && op.deadline <= clock()) {
-      this.#settle(op, false, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
+    op.selected = false;
+    this.#inflightDone(op.state!);
+  }
+
+  /** A connect that was in progress and whose socket turned writable: SO_ERROR says how it went. */
+  #finishConnect(op: Op): void {
+    const err = socketErrorOf(op.fd);
+    if (err === 0) this.#settle(op, true, undefined);
+    else this.#settle(op, false, new SystemError(err, "connect"));
+  }
+
+  /** A read into provided buffer `bid` completed with `res` bytes. */
+  #selectedCqe(op: Op, res: number, bid: number): void {
+    if (res <= 0) {
+      this.#recycle(bid);
+      if (res === 0) this.#settle(op, true, 0);
+      else this.#settle(op, false, op.cancelled ? op.cancelReason : new SystemError(-res, SYSCALL[op.kind]));
       return;
     }
-    if (op.kind === Kind.Connect) {
-      // connect(2) was started; it completes when the socket turns writable, with SO_ERROR.
-      op.kind = Kind.WaitWritable;
-      op.connecting = true;
-      this.#sqe(op);
+    const buf = op.buf!;
+    if (buf.byteLength === 0 && isDetached(buf)) {
+      // The caller gave the buffer away while the read waited: keep the data for the next read.
+      const source = (op.state!.recv ??= new Source(Kind.Read, op.state!, false));
+      source.chunks.push({ bid, length: res, offset: 0 });
+      this.#settle(op, false, new TypeError("read: buffer was detached while the operation was pending"));
       return;
     }
-    const slot = this.#slot(op);
-    const at = this.#claim(op.deadline !== Infinity ? 3 : 2);
-    this.#ring.prep(at, OPS.POLL_ADD, C.IOSQE_IO_LINK, op.fd, 0, 0, 0, isReader(op.kind) ? POLL_READABLE : C.POLLOUT, slot, Tag.Prefix);
-    op.prefixed = true;
-    this.#sqe(op);
+    // Data that arrived is delivered even when a cancel lost the race: nothing is dropped.
+    buf.set(this.#buffers!.view(bid, res), 0);
+    this.#recycle(bid);
+    this.#settle(op, true, res);
   }
 
   #result(op: Op, res: number): unknown {
@@ -1170,7 +1256,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
         count++;
         if (hi === Tag.Slot) {
           const entry = this.#slots[lo];
-          if (entry instanceof Op) this.#opCqe(entry, res);
+          if (entry instanceof Op) this.#opCqe(entry, res, flags);
           else if (entry instanceof Source) this.#sourceCqe(entry, res, flags);
           else if (entry instanceof Deadline) this.#deadlineCqe(entry);
         } else if (hi === Tag.Wake) {
@@ -1180,8 +1266,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
             this.#armWake();
           }
         }
-        // Tag.Prefix / Tag.Ignore: a poll in front of an operation, a cancel, a link timeout —
-        // the operation's own CQE carries the outcome.
+        // Tag.Ignore: a cancel or a link timeout — the operation's own CQE carries the outcome.
       }
       if (!ring.needsEnter()) return count;
       // The kernel holds completions it could not post (CQ overflow): have it flush them.
@@ -1230,13 +1315,15 @@ interface Scratch {
 }
 
 function classify(fd: number): FdKind {
+  let type: number;
   try {
-    if (socketType(fd) !== C.SOCK_STREAM) return FdKind.Socket;
-    const domain = socketDomain(fd);
-    return domain === C.AF_INET || domain === C.AF_INET6 ? FdKind.Tcp : FdKind.Socket;
+    type = socketType(fd);
   } catch {
     return FdKind.NotSocket;
   }
+  if (type !== C.SOCK_STREAM) return FdKind.Packet;
+  const domain = socketDomain(fd);
+  return domain === C.AF_INET || domain === C.AF_INET6 ? FdKind.Tcp : FdKind.Stream;
 }
 
 function socketErrorOf(fd: number): number {
@@ -1253,6 +1340,12 @@ function closeQuietly(fd: number): void {
   } catch {
     // Already gone.
   }
+}
+
+/** Validates and encodes a socket address (a bad one throws before anything is queued). */
+function encodeAddress(address: SocketAddress): Uint8Array {
+  const bytes = new Uint8Array(SOCKADDR_MAX);
+  return bytes.subarray(0, encodeSockaddr(address, bytes));
 }
 
 /** Sleeps the thread for `ms` (dispose waiting for the kernel; never on the hot path). */

@@ -135,6 +135,8 @@ export const C = {
   IORING_CQE_F_BUFFER: 1 << 0,
   IORING_CQE_F_MORE: 1 << 1,
   IO_URING_OP_SUPPORTED: 1 << 0,
+  // preadv2/pwritev2 flags, also io_uring READ/WRITE's rw_flags
+  RWF_NOWAIT: 0x8,
 } as const;
 
 /**
@@ -156,7 +158,6 @@ export const IORING = {
   IORING_OP_WRITE: 23,
   IORING_OP_SEND: 26,
   IORING_OP_RECV: 27,
-  IORING_OP_LAST: 48,
   IORING_REGISTER_PROBE: 8,
   IORING_REGISTER_PBUF_RING: 22,
   IORING_UNREGISTER_PBUF_RING: 23,
