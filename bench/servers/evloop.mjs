@@ -97,7 +97,10 @@ function onSignals() {
     const { heapUsed, rss } = process.memoryUsage();
     process.stdout.write(`STATS ${JSON.stringify({ heapUsed, rss })}\n`);
   });
-  for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => process.exit(0));
+  for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => {
+    if (process.env.EVLOOP_STATS) process.stderr.write(`LOOPSTATS ${JSON.stringify(loop.stats ?? {})}\n`);
+    process.exit(0);
+  });
 }
 
 const { backend, mode, port } = parseArgs(process.argv.slice(2));
