@@ -59,6 +59,19 @@ export async function withWatchdog(loop, fn, ms = RUN_TIMEOUT) {
 }
 
 /**
+ * The loop configurations the conformance suite runs: one per backend, and for io_uring also its
+ * fallback without multishot ACCEPT/RECV ("io_uring one-shot"), which older kernels get.
+ */
+export function loopVariants(backends = testBackends()) {
+  const out = [];
+  for (const backend of backends) {
+    out.push({ backend, label: backend, options: {} });
+    if (backend === "io_uring") out.push({ backend, label: "io_uring one-shot", options: { ioUring: { multishot: false } } });
+  }
+  return out;
+}
+
+/**
  * Declares `describe(title)` with one nested `describe("<backend> <mode>")` per backend and
  * mode, each with a fresh loop (disposed afterwards). `fn(ctx)` declares the tests, where
  * `ctx.loop` is the loop (valid once tests run), `ctx.backend`/`ctx.mode` say which, and
@@ -76,9 +89,9 @@ export function forEachLoop(title, fn, options = {}) {
       describe("no backend", { skip: "no non-blocking backend available (or none selected by EVLOOP_TEST_BACKENDS)" }, () => {});
       return;
     }
-    for (const backend of backends) {
+    for (const { backend, label, options: loopOptions } of loopVariants(backends)) {
       for (const mode of modes) {
-        describe(`${backend} ${mode}`, () => {
+        describe(`${label} ${mode}`, () => {
           let loop = null;
           const ctx = {
             backend,
@@ -93,7 +106,7 @@ export function forEachLoop(title, fn, options = {}) {
             },
           };
           before(() => {
-            loop = createLoop({ backend, guest: mode === "guest" });
+            loop = createLoop({ backend, guest: mode === "guest", ...loopOptions });
           });
           after(() => {
             loop?.dispose();

@@ -39,10 +39,10 @@ const DEFAULT_CHUNK = 64 * 1024;
  * ```
  */
 export abstract class Stream extends Handle implements AsyncIterable<Uint8Array> {
-  /** Resolves when the last `writeAll` in line has finished (successfully or not). */
-  #writeTurn: Promise<void> = Promise.resolve();
   /** writeAll calls running or waiting for their turn. */
   #writers = 0;
+  /** Resumers of the writeAll calls waiting for their turn, in order. */
+  readonly #waiting: Array<() => void> = [];
 
   /**
    * Reads at least one byte into `buf` and resolves with the count; 0 means end of stream.
@@ -100,21 +100,27 @@ export abstract class Stream extends Handle implements AsyncIterable<Uint8Array>
     const timeout = options?.timeout;
     const signal = options?.signal;
     const deadline = timeout === undefined ? undefined : clock() + timeout;
-    const earlier = this.#writeTurn;
-    const busy = this.#writers > 0;
-    let done!: () => void;
-    this.#writeTurn = new Promise<void>((resolve) => (done = resolve));
-    this.#writers++;
-    let ours = false;
+    // The turn passes from a finishing writer straight to the next in line; one that gives up
+    // while waiting leaves the line and never hands a turn on, so nobody overtakes the writer
+    // still running ahead of it.
+    if (this.#writers++ > 0) {
+      try {
+        await this.#waitTurn(signal, deadline, timeout);
+      } catch (e) {
+        this.#writers--;
+        throw e;
+      }
+    }
     try {
-      if (busy) await this.#waitTurn(earlier, signal, deadline, timeout);
-      ours = true;
       for (let at = 0; at < buf.byteLength; ) {
         // close() may have run while the previous write was in flight.
         const fd = this.openFd("write");
-        const left = deadline === undefined ? undefined : Math.max(0, deadline - clock());
+        const chunk = at === 0 ? buf : buf.subarray(at);
         try {
-          at += await this.loop.write(fd, buf.subarray(at), { signal, timeout: left });
+          at +=
+            signal === undefined && deadline === undefined
+              ? await this.loop.write(fd, chunk)
+              : await this.loop.write(fd, chunk, { signal, timeout: deadline === undefined ? undefined : Math.max(0, deadline - clock()) });
         } catch (e) {
           // Report the caller's timeout, not what was left of it for the last write.
           throw e instanceof TimeoutError && timeout !== undefined ? new TimeoutError("write", timeout) : e;
@@ -122,18 +128,24 @@ export abstract class Stream extends Handle implements AsyncIterable<Uint8Array>
       }
     } finally {
       this.#writers--;
-      // A caller that gave up while waiting must not let the next one overtake the writer still
-      // running ahead of it: pass the turn on only when that writer is done.
-      if (ours) done();
-      else void earlier.then(done);
+      this.#waiting.shift()?.();
     }
   }
 
-  /** Waits for earlier writeAll calls, giving up on abort or when the deadline passes. */
-  async #waitTurn(earlier: Promise<void>, signal: AbortSignal | undefined, deadline: number | undefined, timeout: number | undefined): Promise<void> {
+  /** Waits until the writers ahead are done; rejects on abort or timeout (leaving the line). */
+  async #waitTurn(signal: AbortSignal | undefined, deadline: number | undefined, timeout: number | undefined): Promise<void> {
     if (signal?.aborted) throw signal.reason;
-    if (signal === undefined && deadline === undefined) return earlier;
-    const racers: Promise<void>[] = [earlier];
+    let resume!: () => void;
+    const turn = new Promise<void>((resolve) => (resume = resolve));
+    this.#waiting.push(resume);
+    const leave = (): void => {
+      const i = this.#waiting.indexOf(resume);
+      if (i >= 0) this.#waiting.splice(i, 1);
+      // The turn came in the same instant as the abort or timeout: hand it on.
+      else this.#waiting.shift()?.();
+    };
+    if (signal === undefined && deadline === undefined) return turn;
+    const racers: Promise<void>[] = [turn];
     let onAbort: (() => void) | undefined;
     if (signal) {
       racers.push(
@@ -154,6 +166,9 @@ export abstract class Stream extends Handle implements AsyncIterable<Uint8Array>
     }
     try {
       await Promise.race(racers);
+    } catch (e) {
+      leave();
+      throw e;
     } finally {
       if (onAbort) signal!.removeEventListener("abort", onAbort);
       // Cancels the timer. Promise.race subscribed to every racer, so the cancelled sleep's

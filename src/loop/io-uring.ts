@@ -39,7 +39,7 @@
 import { ffi } from "../ffi/runtime/load.js";
 import { ClosedError, SystemError, TimeoutError } from "../sys/errors.js";
 import { C, ERRNO, IORING } from "../sys/linux/constants.js";
-import { addressOf, BufferRing, featureNames, kernelRelease, NativeBlock, OPS, Ring } from "../sys/linux/io_uring.js";
+import { addressOf, BufferRing, featureNames, kernelRelease, NativeBlock, OPS, Ring, setupNames } from "../sys/linux/io_uring.js";
 import { eventfdRead } from "../sys/linux/eventfd.js";
 import { close as closeFd } from "../sys/posix/fd.js";
 import { messageSize, readMessage, socketDomain, socketError, socketType, writeMessage, type ReceivedMessage } from "../sys/posix/socket.js";
@@ -70,6 +70,8 @@ const REQUIRED: ReadonlyArray<keyof typeof OPS> = [
 export interface IoUringProbe {
   /** `IORING_FEAT_*` names the kernel reported. */
   readonly features: readonly string[];
+  /** `IORING_SETUP_*` flags the kernel accepted (newer ones are tried first). */
+  readonly setup: readonly string[];
   /** Multishot ACCEPT (Linux 5.19). */
   readonly multishotAccept: boolean;
   /** Multishot RECV with a provided buffer ring (Linux 6.0). */
@@ -116,6 +118,7 @@ function probeOnce(): IoUringProbe {
     const multishot = ffi.env("EVLOOP_IO_URING_MULTISHOT") !== "0";
     return {
       features: featureNames(ring.features),
+      setup: setupNames(ring.setupFlags),
       multishotAccept: multishot && atLeast(version, 5, 19),
       multishotRecv: multishot && atLeast(version, 6, 0),
       kernel: release,
@@ -329,7 +332,10 @@ const SLOTS_PER_BLOCK = 1024;
  */
 const INLINE_REAPS = 16;
 
-/** Multishot RECV buffers: sized for the echo/stream case, shared by every TCP socket. */
+/**
+ * The provided buffer ring every stream/file read receives into (multishot or not), shared by
+ * all fds: 512 × 16 KiB of native memory, touched only as data arrives.
+ */
 const RECV_BUFFER_SIZE = 16 * 1024;
 const RECV_BUFFER_COUNT = 512;
 const RECV_BUFFER_GROUP = 1;
@@ -405,18 +411,20 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     super();
     this.probe = probeIoUring();
     const entries = options.entries ?? 2048;
+    if (!Number.isInteger(entries) || entries < 2 || entries > 32768) {
+      throw new RangeError(`io_uring entries must be an integer from 2 to 32768, got ${String(entries)}`);
+    }
     this.#ring = Ring.setup({ entries, cqEntries: entries * 4 });
     this.#multishotAccept = options.multishot ?? this.probe.multishotAccept;
     let buffers: BufferRing | null = null;
-    if (options.multishot ?? this.probe.multishotRecv) {
-      try {
-        buffers = new BufferRing(this.#ring, RECV_BUFFER_GROUP, RECV_BUFFER_COUNT, RECV_BUFFER_SIZE);
-      } catch (e) {
-        debug(`io_uring: no provided buffer ring (${e instanceof Error ? e.message : String(e)}); RECV is one-shot`);
-      }
+    try {
+      buffers = new BufferRing(this.#ring, RECV_BUFFER_GROUP, RECV_BUFFER_COUNT, RECV_BUFFER_SIZE);
+    } catch (e) {
+      // Before Linux 5.19: reads use the caller's buffer with MSG_DONTWAIT/RWF_NOWAIT instead.
+      debug(`io_uring: no provided buffer ring (${e instanceof Error ? e.message : String(e)}); reads are MSG_DONTWAIT + POLL_ADD`);
     }
     this.#buffers = buffers;
-    this.#multishotRecv = buffers !== null;
+    this.#multishotRecv = buffers !== null && (options.multishot ?? this.probe.multishotRecv);
     this.#armWake();
     debug(`io_uring ring: ${this.#ring.sqEntries} SQ / ${this.#ring.cqEntries} CQ entries; features ${this.probe.features.join(" ")}; multishot accept ${this.#multishotAccept}, recv ${this.#multishotRecv}`);
   }

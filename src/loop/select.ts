@@ -18,7 +18,7 @@ import { PollSelector } from "../selector/poll.js";
 import { BlockingEventLoop } from "./blocking.js";
 import type { BackendName, EventLoop } from "./event-loop.js";
 import { PollingEventLoop } from "./polling.js";
-import { IoUringEventLoop, probeIoUring } from "./io-uring.js";
+import { IoUringEventLoop, probeIoUring, type IoUringOptions } from "./io-uring.js";
 import { debug } from "./debug.js";
 
 /**
@@ -71,7 +71,7 @@ function probe(name: BackendName): BackendProbe {
         return {
           name,
           available: true,
-          reason: `kernel ${p.kernel}; multishot ${multishot.length ? multishot.join(", ") : "off"}; features ${p.features.join(" ")}`,
+          reason: `kernel ${p.kernel}; multishot ${multishot.length ? multishot.join(", ") : "off"}; setup ${p.setup.join(" ")}; features ${p.features.join(" ")}`,
         };
       }
       case "kqueue":
@@ -139,7 +139,7 @@ export function chooseBackend(requested?: BackendName): BackendName {
 }
 
 /** Creates a bare loop of the named backend (no driver attached). */
-export function createBackend(name: BackendName): EventLoop & PollingOrBlocking {
+export function createBackend(name: BackendName, ioUring: IoUringOptions = {}): EventLoop & PollingOrBlocking {
   debug(`creating ${name} loop`);
   switch (name) {
     case "epoll":
@@ -151,7 +151,7 @@ export function createBackend(name: BackendName): EventLoop & PollingOrBlocking 
     case "blocking":
       return new BlockingEventLoop();
     case "io_uring":
-      return new IoUringEventLoop();
+      return new IoUringEventLoop(ioUring);
     default:
       throw new Error(`backend ${name} is not implemented`);
   }

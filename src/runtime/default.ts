@@ -25,6 +25,11 @@ export interface CreateLoopOptions {
    * is possible; elsewhere drive the loop with `runMain`.
    */
   guest?: boolean;
+  /**
+   * io_uring tuning (ignored by other backends): `multishot: false` uses one-shot ACCEPT/RECV
+   * even where the kernel has the multishot forms; `entries` sets the SQ size (default 2048).
+   */
+  ioUring?: { readonly multishot?: boolean; readonly entries?: number };
 }
 
 /**
@@ -52,7 +57,7 @@ const drivers = new WeakMap<EventLoop, GuestDriver>();
  */
 export function createLoop(options: CreateLoopOptions = {}): Loop {
   const backend = chooseBackend(options.backend);
-  const loop = createBackend(backend) as PollingOrBlocking & { mode?: "guest" | "owner" };
+  const loop = createBackend(backend, options.ioUring) as PollingOrBlocking & { mode?: "guest" | "owner" };
   const wantGuest = options.guest ?? hostLoopAvailable();
   if (wantGuest) {
     if (!hostLoopAvailable()) {

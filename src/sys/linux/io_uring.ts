@@ -65,6 +65,20 @@ const FEATURE_NAMES: ReadonlyArray<readonly [number, string]> = [
   [C.IORING_FEAT_LINKED_FILE, "linked_file"],
 ];
 
+/** Names of the `IORING_SETUP_*` flags evloop may ask for, for `evloop info`. */
+const SETUP_NAMES: ReadonlyArray<readonly [number, string]> = [
+  [C.IORING_SETUP_CLAMP, "clamp"],
+  [C.IORING_SETUP_CQSIZE, "cqsize"],
+  [C.IORING_SETUP_SUBMIT_ALL, "submit_all"],
+  [C.IORING_SETUP_COOP_TASKRUN, "coop_taskrun"],
+  [C.IORING_SETUP_TASKRUN_FLAG, "taskrun_flag"],
+];
+
+/** The names of the setup flags set in `flags`. */
+export function setupNames(flags: number): string[] {
+  return SETUP_NAMES.filter(([bit]) => (flags & bit) !== 0).map(([, name]) => name);
+}
+
 /** The names of the feature bits set in `features`. */
 export function featureNames(features: number): string[] {
   return FEATURE_NAMES.filter(([bit]) => (features & bit) !== 0).map(([, name]) => name);
