@@ -285,8 +285,6 @@ class Source {
   error: SystemError | null = null;
   /** RECV ran out of provided buffers: re-armed when one is recycled. */
   starved = false;
-  /** Whether it ever delivered something (an EINVAL before that means: flag unsupported). */
-  produced = false;
 
   constructor(
     readonly kind: Kind.Accept | Kind.Read,
@@ -354,7 +352,7 @@ const U64_MAX_AS_NUMBER = -1; // written as 0xffffffff_ffffffff: "the current fi
 export interface IoUringOptions {
   /** SQ entries (default 2048; the CQ gets four times as many). */
   readonly entries?: number;
-  /** Use multishot ACCEPT/RECV where the kernel has them (default: as probed). */
+  /** `false`: one-shot ACCEPT/RECV even where the kernel has the multishot forms (default: use them). */
   readonly multishot?: boolean;
 }
 
@@ -372,8 +370,8 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   readonly backend: BackendName = "io_uring";
   readonly probe: IoUringProbe;
   readonly #ring: Ring;
-  #multishotAccept: boolean;
-  #multishotRecv: boolean;
+  readonly #multishotAccept: boolean;
+  readonly #multishotRecv: boolean;
   readonly #buffers: BufferRing | null;
   readonly #fds = new Map<number, FdState>();
   readonly #slots: Array<SlotEntry | null> = [];
@@ -406,6 +404,8 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   #armedDeadline = Infinity;
   /** Whether the POLL_ADD on the wake eventfd is in the kernel. */
   #wakeArmed = false;
+  /** Set while `dispose` waits for the kernel to give everything back. */
+  #disposing = false;
 
   constructor(options: IoUringOptions = {}) {
     super();
@@ -415,7 +415,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       throw new RangeError(`io_uring entries must be an integer from 2 to 32768, got ${String(entries)}`);
     }
     this.#ring = Ring.setup({ entries, cqEntries: entries * 4 });
-    this.#multishotAccept = options.multishot ?? this.probe.multishotAccept;
+    this.#multishotAccept = options.multishot !== false && this.probe.multishotAccept;
     let buffers: BufferRing | null = null;
     try {
       buffers = new BufferRing(this.#ring, RECV_BUFFER_GROUP, RECV_BUFFER_COUNT, RECV_BUFFER_SIZE);
@@ -424,7 +424,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       debug(`io_uring: no provided buffer ring (${e instanceof Error ? e.message : String(e)}); reads are MSG_DONTWAIT + POLL_ADD`);
     }
     this.#buffers = buffers;
-    this.#multishotRecv = buffers !== null && (options.multishot ?? this.probe.multishotRecv);
+    this.#multishotRecv = buffers !== null && options.multishot !== false && this.probe.multishotRecv;
     this.#armWake();
     debug(`io_uring ring: ${this.#ring.sqEntries} SQ / ${this.#ring.cqEntries} CQ entries; features ${this.probe.features.join(" ")}; multishot accept ${this.#multishotAccept}, recv ${this.#multishotRecv}`);
   }
@@ -516,9 +516,18 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   }
 
   remove(fd: number): void {
+    if (!this.#forget(fd) || this.disposed) return;
+    // Have the kernel act on the cancels now, so the operations settle within this call in the
+    // usual case (as on the polling backends) even on a loop nobody is running.
+    this.#submit(false);
+    this.#reap();
+  }
+
+  /** Cancels everything on `fd` and forgets it; returns whether the loop knew it. */
+  #forget(fd: number): boolean {
     this.#unrefedFds.delete(fd);
     const state = this.#fds.get(fd);
-    if (!state) return;
+    if (!state) return false;
     this.#fds.delete(fd);
     state.removed = true;
     for (const q of [state.readers, state.writers]) {
@@ -531,6 +540,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     for (const source of [state.accept, state.recv]) {
       if (source) this.#cancelSource(source);
     }
+    return true;
   }
 
   close(fd: number): Promise<void> {
@@ -542,7 +552,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       state = new FdState(fd);
       this.#fds.set(fd, state);
     }
-    this.remove(fd);
+    this.#forget(fd);
     // The fd number stays taken (and open) until its requests are cancelled and CLOSE is done:
     // keep the state findable so new operations on it are refused, not sent to the kernel.
     this.#fds.set(fd, state);
@@ -589,8 +599,9 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   }
 
   override dispose(): void {
-    if (this.disposed) return;
-    for (const fd of [...this.#fds.keys()]) this.remove(fd);
+    if (this.disposed || this.#disposing) return;
+    this.#disposing = true;
+    for (const fd of [...this.#fds.keys()]) this.#forget(fd);
     // Everything else the kernel still holds: the wake poll, deadline timeouts, closes.
     for (let slot = 0; slot < this.#slots.length; slot++) {
       const entry = this.#slots[slot];
@@ -667,7 +678,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     const queue = isReader(op.kind) ? state.readers : state.writers;
     queue.push(op);
     if (queue.head === op) this.#issue(op);
-    if (op.phase === Phase.Waiting && op.deadline !== Infinity && !op.timer) this.#waitTimer(op);
+    this.#waitingTimer(op);
     this.changed();
     return promise;
   }
@@ -698,17 +709,22 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       case Kind.ReceiveMessage:
       case Kind.WaitReadable:
         if (state.recv || (op.kind === Kind.Read && this.#multishotRecv && state.kind === FdKind.Tcp)) {
-          if (this.#fromRecvSource(op, state)) return;
+          if (this.#fromRecvSource(op, state)) return this.#waitingTimer(op);
         }
         break;
       case Kind.Accept:
         if (this.#multishotAccept || state.accept) {
           this.#fromAcceptSource(op, state);
-          return;
+          return this.#waitingTimer(op);
         }
         break;
     }
     this.#sqe(op);
+  }
+
+  /** An operation left waiting in JS keeps its deadline through a heap timer. */
+  #waitingTimer(op: Op): void {
+    if (op.phase === Phase.Waiting && op.deadline !== Infinity && !op.timer) this.#waitTimer(op);
   }
 
   /** Writes the operation's SQE (and its LINK_TIMEOUT). */
@@ -945,15 +961,6 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     if (source.kind === Kind.Accept) {
       if (res >= 0) {
         source.fds.push(res);
-        source.produced = true;
-      } else if (res === -ERRNO.EINVAL && !source.produced && !state.removed) {
-        // A kernel without multishot accept refuses the flag: fall back to one-shot ACCEPT.
-        debug("io_uring: multishot accept refused (EINVAL); using one-shot ACCEPT");
-        this.#multishotAccept = false;
-        state.accept = null;
-        const head = state.readers.head;
-        if (head && head.phase === Phase.Waiting) this.#issue(head);
-        return;
       } else if (res !== -ERRNO.ECANCELED) {
         source.error = new SystemError(-res, "accept");
       }
@@ -972,7 +979,6 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       }
     } else {
       if (res > 0 && flags & C.IORING_CQE_F_BUFFER) {
-        source.produced = true;
         source.chunks.push({ bid: flags >>> IORING.IORING_CQE_BUFFER_SHIFT, length: res, offset: 0 });
       } else if (res === 0) {
         if (flags & C.IORING_CQE_F_BUFFER) this.#recycle(flags >>> IORING.IORING_CQE_BUFFER_SHIFT);
@@ -980,14 +986,6 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       } else if (res === -ERRNO.ENOBUFS) {
         source.starved = true;
         this.#starved.add(source);
-      } else if (res === -ERRNO.EINVAL && !source.produced && !state.removed) {
-        // A kernel without multishot RECV: stop using it; waiting reads go one-shot.
-        debug("io_uring: multishot recv refused (EINVAL); using one-shot RECV");
-        this.#multishotRecv = false;
-        state.recv = null;
-        const head = state.readers.head;
-        if (head && head.phase === Phase.Waiting) this.#issue(head);
-        return;
       } else if (res < 0 && res !== -ERRNO.ECANCELED) {
         source.error = new SystemError(-res, "read");
       }
@@ -1113,6 +1111,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       // Every provided buffer is in use: wait for one to be recycled.
       this.#backToWaiting(op);
       this.#starvedOps.add(op);
+      this.#waitingTimer(op);
     } else if (res === -ERRNO.EAGAIN || (op.kind === Kind.Connect && (res === -ERRNO.EINPROGRESS || res === -ERRNO.EALREADY))) {
       // Would block (MSG_DONTWAIT/RWF_NOWAIT), or (before Linux 5.x) a connect in progress:
       // wait for readiness with a POLL_ADD, which holds no buffer, then try again. A file that
@@ -1313,7 +1312,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
           else if (entry instanceof Deadline) this.#deadlineCqe(entry);
         } else if (hi === Tag.Wake) {
           this.#wakeArmed = false;
-          if (!this.disposed) {
+          if (!this.disposed && !this.#disposing) {
             eventfdRead(this.wakeFd);
             this.#armWake();
           }
