@@ -23,6 +23,7 @@ export { Poll, Registry, Waker, type WakerHandle, type SelectorName } from "./se
 
 export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult } from "./loop/event-loop.js";
 export { PollingEventLoop } from "./loop/polling.js";
+export { IoUringEventLoop, probeIoUring, type IoUringOptions, type IoUringProbe } from "./loop/io-uring.js";
 export { BlockingEventLoop } from "./loop/blocking.js";
 export { availableBackends, probeBackends, type BackendProbe } from "./loop/select.js";
 
