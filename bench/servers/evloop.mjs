@@ -3,7 +3,9 @@
 //   node bench/servers/evloop.mjs --backend epoll|poll|io_uring --mode guest|owner [--port P]
 //
 // Prints `PORT <n>` once listening on 127.0.0.1, echoes every byte on every connection, answers
-// SIGUSR2 with `STATS {"heapUsed":N,"rss":N}`, and exits 0 on SIGTERM or SIGINT.
+// SIGUSR2 with `STATS {"heapUsed":N,"rss":N}`, and exits 0 on SIGTERM or SIGINT. With
+// EVLOOP_STATS=1 it prints the io_uring loop's counters on exit to stderr (`LOOPSTATS {...}`:
+// kernel entries, SQEs submitted, CQEs handled), for tuning.
 //
 // Buffers: a connection holds a read buffer only once it has sent data, and only as large as its
 // traffic needs. It starts without one and waits for data with `loop.waitReadable(fd)`, which
