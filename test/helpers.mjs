@@ -60,13 +60,17 @@ export async function withWatchdog(loop, fn, ms = RUN_TIMEOUT) {
 
 /**
  * The loop configurations the conformance suite runs: one per backend, and for io_uring also its
- * fallback without multishot ACCEPT/RECV ("io_uring one-shot"), which older kernels get.
+ * fallback without multishot ACCEPT ("io_uring one-shot", what kernels before 5.19 get) and
+ * its opt-in multishot RECV ("io_uring multishot-recv").
  */
 export function loopVariants(backends = testBackends()) {
   const out = [];
   for (const backend of backends) {
     out.push({ backend, label: backend, options: {} });
-    if (backend === "io_uring") out.push({ backend, label: "io_uring one-shot", options: { ioUring: { multishot: false } } });
+    if (backend === "io_uring") {
+      out.push({ backend, label: "io_uring one-shot", options: { ioUring: { multishot: false } } });
+      out.push({ backend, label: "io_uring multishot-recv", options: { ioUring: { multishotRecv: true } } });
+    }
   }
   return out;
 }

@@ -17,9 +17,13 @@
  * order, and two SENDs could interleave. The next operation is issued when the head settles.
  *
  * Multishot (where the kernel has it, see {@link probeIoUring}): a listener gets one multishot
- * ACCEPT that keeps producing connections, and a TCP socket one multishot RECV that fills
- * buffers from a provided buffer ring (native memory); `read` copies out of those buffers and
- * gives each back to the ring once consumed. Such a read waits in JS, not in the kernel.
+ * ACCEPT that keeps producing connections. On request (`multishotRecv`), a TCP socket gets one
+ * multishot RECV that keeps filling buffers from the provided buffer ring; `read` copies out of
+ * those buffers and gives each back once consumed, and such a read waits in JS, not in the
+ * kernel. It is off by default because it measured slower on request/response traffic: it
+ * receives each arriving segment on its own, so the replies go out in smaller pieces, while a
+ * one-shot RECV issued when the caller reads takes everything that has arrived by then (see
+ * bench/RESULTS.md). Bulk transfers are as fast either way.
  *
  * Memory the kernel may touch after `io_uring_enter` returns is native, never a JS buffer:
  * - reads of streams and files receive into a provided buffer ring (native memory the kernel
@@ -80,6 +84,21 @@ export interface IoUringProbe {
   readonly kernel: string;
 }
 
+/** Why io_uring_setup failed, in words a user can act on. */
+function setupFailure(e: unknown): string {
+  if (!(e instanceof SystemError)) return e instanceof Error ? e.message : String(e);
+  switch (e.code) {
+    case "EPERM":
+      return `io_uring_setup failed with EPERM: io_uring is disabled (sysctl kernel.io_uring_disabled) or refused by a seccomp filter${e.message.includes("EVLOOP_IO_URING_DISABLE_FOR_TEST") ? " (forced by EVLOOP_IO_URING_DISABLE_FOR_TEST=1)" : ""}`;
+    case "ENOSYS":
+      return "io_uring_setup failed with ENOSYS: this kernel has no io_uring (Linux 5.1+), or a seccomp filter hides it";
+    case "ENOMEM":
+      return "io_uring_setup failed with ENOMEM: the memory lock limit (ulimit -l) is too low for a ring on this kernel";
+    default:
+      return `io_uring_setup failed with ${e.code}`;
+  }
+}
+
 /** `[major, minor]` of the running kernel, from /proc via uname's release string. */
 function kernelVersion(release: string): [number, number] {
   const m = /^(\d+)\.(\d+)/.exec(release);
@@ -115,9 +134,14 @@ let probed: IoUringProbe | undefined;
 function probeOnce(): IoUringProbe {
   if (ffi.env("EVLOOP_IO_URING_DISABLE_FOR_TEST") === "1") {
     // The failure path, forced: behaves as a kernel with io_uring disabled by sysctl.
-    throw new SystemError(ERRNO.EPERM, "io_uring_setup", "io_uring disabled (EVLOOP_IO_URING_DISABLE_FOR_TEST=1)");
+    throw new Error(setupFailure(new SystemError(ERRNO.EPERM, "io_uring_setup", "EVLOOP_IO_URING_DISABLE_FOR_TEST=1")));
   }
-  const ring = Ring.setup({ entries: 4 });
+  let ring: Ring;
+  try {
+    ring = Ring.setup({ entries: 4 });
+  } catch (e) {
+    throw new Error(setupFailure(e), { cause: e });
+  }
   try {
     const ops = ring.probe();
     const missing = REQUIRED.filter((name) => !ops.has(OPS[name]));
@@ -246,6 +270,8 @@ class Op {
   attempted = false;
   /** Its SQE receives into a provided buffer (the CQE names it). */
   selected = false;
+  /** …from the large ring. */
+  largeBuffer = false;
   /** Issued again after a POLL_ADD said ready. */
   retried = false;
   /** A file that answered EAGAIN to RWF_NOWAIT although poll said ready: let the kernel block. */
@@ -340,12 +366,14 @@ const SLOTS_PER_BLOCK = 1024;
 const INLINE_REAPS = 16;
 
 /**
- * The provided buffer ring every stream/file read receives into (multishot or not), shared by
- * all fds: 512 × 16 KiB of native memory, touched only as data arrives.
+ * The provided buffer rings every stream/file read receives into, shared by all fds and touched
+ * only as data arrives: 512 × 16 KiB for most reads (and multishot RECV), and 64 × 64 KiB for
+ * reads into a caller's buffer larger than 16 KiB, so a bulk transfer moves 64 KiB per RECV as
+ * it would with recv(2). A buffer is named by a "ref": its id, plus LARGE_REF for the large ring.
  */
-const RECV_BUFFER_SIZE = 16 * 1024;
-const RECV_BUFFER_COUNT = 512;
-const RECV_BUFFER_GROUP = 1;
+const SMALL_BUFFERS = { group: 1, count: 512, size: 16 * 1024 } as const;
+const LARGE_BUFFERS = { group: 2, count: 64, size: 64 * 1024 } as const;
+const LARGE_REF = 0x10000;
 /** A socket with this many unread buffers stops receiving (its multishot is cancelled). */
 const MAX_CHUNKS_PER_FD = 16;
 /** Accepted connections kept ready for accept() before the multishot accept is paused. */
@@ -362,15 +390,20 @@ const U64_MAX_AS_NUMBER = -1; // written as 0xffffffff_ffffffff: "the current fi
  *
  * @example
  * ```ts
- * const options: IoUringOptions = { entries: 256, multishot: false };
+ * const options: IoUringOptions = { entries: 256, multishotRecv: true };
  * const loop = createLoop({ backend: "io_uring", ioUring: options });
  * ```
  */
 export interface IoUringOptions {
   /** SQ entries (default 2048; the CQ gets four times as many). */
   readonly entries?: number;
-  /** `false`: one-shot ACCEPT/RECV even where the kernel has the multishot forms (default: use them). */
+  /** `false`: no multishot request at all, even where the kernel has them (default: as below). */
   readonly multishot?: boolean;
+  /**
+   * Multishot RECV on TCP sockets where the kernel has it (default false, or
+   * `EVLOOP_IO_URING_MULTISHOT_RECV=1`); multishot ACCEPT is on wherever the kernel has it.
+   */
+  readonly multishotRecv?: boolean;
 }
 
 /**
@@ -390,6 +423,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   readonly #multishotAccept: boolean;
   readonly #multishotRecv: boolean;
   readonly #buffers: BufferRing | null;
+  readonly #largeBuffers: BufferRing | null;
   readonly #fds = new Map<number, FdState>();
   readonly #slots: Array<SlotEntry | null> = [];
   readonly #freeSlots: number[] = [];
@@ -434,14 +468,20 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     this.#ring = Ring.setup({ entries, cqEntries: entries * 4 });
     this.#multishotAccept = options.multishot !== false && this.probe.multishotAccept;
     let buffers: BufferRing | null = null;
+    let large: BufferRing | null = null;
     try {
-      buffers = new BufferRing(this.#ring, RECV_BUFFER_GROUP, RECV_BUFFER_COUNT, RECV_BUFFER_SIZE);
+      buffers = new BufferRing(this.#ring, SMALL_BUFFERS.group, SMALL_BUFFERS.count, SMALL_BUFFERS.size);
+      large = new BufferRing(this.#ring, LARGE_BUFFERS.group, LARGE_BUFFERS.count, LARGE_BUFFERS.size);
     } catch (e) {
+      buffers?.close();
+      buffers = null;
       // Before Linux 5.19: reads use the caller's buffer with MSG_DONTWAIT/RWF_NOWAIT instead.
       debug(`io_uring: no provided buffer ring (${e instanceof Error ? e.message : String(e)}); reads are MSG_DONTWAIT + POLL_ADD`);
     }
     this.#buffers = buffers;
-    this.#multishotRecv = buffers !== null && options.multishot !== false && this.probe.multishotRecv;
+    this.#largeBuffers = large;
+    const wantRecv = options.multishotRecv ?? ffi.env("EVLOOP_IO_URING_MULTISHOT_RECV") === "1";
+    this.#multishotRecv = buffers !== null && options.multishot !== false && wantRecv && this.probe.multishotRecv;
     this.#armWake();
     debug(`io_uring ring: ${this.#ring.sqEntries} SQ / ${this.#ring.cqEntries} CQ entries; features ${this.probe.features.join(" ")}; multishot accept ${this.#multishotAccept}, recv ${this.#multishotRecv}`);
   }
@@ -646,6 +686,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     this.#ring.close();
     if (clean) {
       this.#buffers?.close();
+      this.#largeBuffers?.close();
       for (const b of this.#scratch) b.free();
     }
     super.dispose();
@@ -754,9 +795,12 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     const ring = this.#ring;
     const scratch = this.#scratchOf(slot);
     // SAFETY (every case): the kernel writes only into native memory — a provided buffer, the
-    // slot's scratch, `op.message` — which stays reserved until the CQE. It reads the caller's
+    // slot's scratch, `op.message` — which stays reserved until the CQE. It touches the caller's
     // buffer only while performing a MSG_DONTWAIT/RWF_NOWAIT operation inside our own
-    // io_uring_enter, while `op` holds the buffer; a would-block comes back as EAGAIN.
+    // io_uring_enter, while `op` holds the buffer; a would-block comes back as EAGAIN. The one
+    // exception is `mayBlock`: a regular file that answered EAGAIN although poll said ready is
+    // read or written by an io-wq worker later; `op` (referenced from `#slots` until the CQE)
+    // keeps the buffer alive until then.
     if (op.polling) {
       ring.prep(at, OPS.POLL_ADD, link, fd, 0, 0, 0, isReader(op.kind) ? POLL_READABLE : C.POLLOUT, slot, Tag.Slot);
     } else {
@@ -766,11 +810,13 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
           const notSocket = state.kind === FdKind.NotSocket;
           if (this.#buffers && state.kind !== FdKind.Packet) {
             op.selected = true;
-            const len = Math.min(buf.byteLength, this.#buffers.size);
+            const large = buf.byteLength > SMALL_BUFFERS.size;
+            op.largeBuffer = large;
+            const len = Math.min(buf.byteLength, large ? LARGE_BUFFERS.size : SMALL_BUFFERS.size);
             ring.prep(at, notSocket ? OPS.READ : OPS.RECV, link | C.IOSQE_BUFFER_SELECT, fd, 0, len, notSocket ? U64_MAX_AS_NUMBER : 0, 0, slot, Tag.Slot);
-            ring.setBufGroup(at, RECV_BUFFER_GROUP);
+            ring.setBufGroup(at, large ? LARGE_BUFFERS.group : SMALL_BUFFERS.group);
           } else if (notSocket) {
-            ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, C.RWF_NOWAIT, slot, Tag.Slot);
+            ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, op.mayBlock ? 0 : C.RWF_NOWAIT, slot, Tag.Slot);
           } else {
             ring.prep(at, OPS.RECV, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT, slot, Tag.Slot);
           }
@@ -882,7 +928,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       while (n < buf.byteLength && source.chunks.length > 0) {
         const chunk = source.chunks[0]!;
         const take = Math.min(buf.byteLength - n, chunk.length - chunk.offset);
-        buf.set(this.#buffers!.view(chunk.bid, chunk.offset + take).subarray(chunk.offset), n);
+        buf.set(this.#view(chunk.bid, chunk.offset + take).subarray(chunk.offset), n);
         chunk.offset += take;
         n += take;
         if (chunk.offset < chunk.length) break;
@@ -925,7 +971,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       // SAFETY: the kernel picks buffers from the provided ring (native memory, see BufferRing).
       this.#ring.prep(at, OPS.RECV, C.IOSQE_BUFFER_SELECT, state.fd, 0, 0, 0, 0, slot, Tag.Slot);
       this.#ring.setIoprio(at, C.IORING_RECV_MULTISHOT);
-      this.#ring.setBufGroup(at, RECV_BUFFER_GROUP);
+      this.#ring.setBufGroup(at, SMALL_BUFFERS.group);
     }
     source.armed = true;
     state.inflight++;
@@ -947,21 +993,43 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     for (const fd of source.fds.splice(0)) closeQuietly(fd);
   }
 
-  #recycle(bid: number): void {
-    this.#buffers!.recycle(bid);
-    if (this.#starvedOps.size > 0) {
-      for (const op of this.#starvedOps) {
-        this.#starvedOps.delete(op);
-        if (op.phase === Phase.Waiting && op.queue?.head === op) this.#issue(op);
-        break;
-      }
-    } else if (this.#starved.size > 0) {
-      for (const source of this.#starved) {
-        this.#starved.delete(source);
-        source.starved = false;
-        if (!source.state.removed && source.state.readers.head) this.#armSource(source);
-        break;
-      }
+  #publishBuffers(): void {
+    this.#buffers?.publish();
+    this.#largeBuffers?.publish();
+  }
+
+  /** Bytes `[0, end)` of the provided buffer `ref`. */
+  #view(ref: number, end: number): Uint8Array {
+    return ref >= LARGE_REF ? this.#largeBuffers!.view(ref - LARGE_REF, end) : this.#buffers!.view(ref, end);
+  }
+
+  /** Gives the provided buffer `ref` back to its ring; a receive waiting for one may go. */
+  #recycle(ref: number): void {
+    if (ref >= LARGE_REF) this.#largeBuffers!.recycle(ref - LARGE_REF);
+    else this.#buffers!.recycle(ref);
+    this.#recycled = true;
+  }
+
+  /** Whether a buffer went back since the receives that found none were last retried. */
+  #recycled = false;
+
+  /**
+   * Retries the receives that found every provided buffer in use, once buffers have come back
+   * (and been published). Called at the end of each reap and before each submission: an ENOBUFS
+   * may arrive after the recycles that made room, in the same batch.
+   */
+  #retryStarved(): void {
+    if (!this.#recycled || (this.#starvedOps.size === 0 && this.#starved.size === 0)) return;
+    this.#recycled = false;
+    const ops = [...this.#starvedOps];
+    this.#starvedOps.clear();
+    for (const op of ops) if (op.phase === Phase.Waiting && op.queue?.head === op) this.#issue(op);
+    const sources = [...this.#starved];
+    this.#starved.clear();
+    for (const source of sources) {
+      source.starved = false;
+      const head = source.state.readers.head;
+      if (!source.state.removed && !source.armed && head && head.phase === Phase.Waiting) this.#armSource(source);
     }
   }
 
@@ -1102,8 +1170,11 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   /** A CQE for operation `op`. */
   #opCqe(op: Op, res: number, flags: number): void {
     if (op.selected && flags & C.IORING_CQE_F_BUFFER) {
-      this.#selectedCqe(op, res, flags >>> IORING.IORING_CQE_BUFFER_SHIFT);
-    } else if (res >= 0 && op.polling && !op.cancelled) {
+      this.#selectedCqe(op, res, (flags >>> IORING.IORING_CQE_BUFFER_SHIFT) + (op.largeBuffer ? LARGE_REF : 0));
+    } else if (res >= 0 && op.polling && op.cancelled) {
+      // Its readiness poll fired, but the operation itself was never retried: nothing happened.
+      this.#settle(op, false, op.cancelReason);
+    } else if (res >= 0 && op.polling) {
       // Ready now: try the operation itself again (from the top: buffer, deadline).
       this.#backToWaiting(op);
       op.polling = false;
@@ -1135,7 +1206,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       // Would block (MSG_DONTWAIT/RWF_NOWAIT), or (before Linux 5.x) a connect in progress:
       // wait for readiness with a POLL_ADD, which holds no buffer, then try again. A file that
       // says EAGAIN again right after poll said ready cannot do NOWAIT: let the kernel block.
-      if (op.retried && op.kind === Kind.Write) op.mayBlock = true;
+      if (op.retried && (op.kind === Kind.Write || op.kind === Kind.Read)) op.mayBlock = true;
       this.#backToWaiting(op);
       op.polling = true;
       op.connecting = op.kind === Kind.Connect;
@@ -1161,7 +1232,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     else this.#settle(op, false, new SystemError(err, "connect"));
   }
 
-  /** A read into provided buffer `bid` completed with `res` bytes. */
+  /** A read into provided buffer `bid` (a ref) completed with `res` bytes. */
   #selectedCqe(op: Op, res: number, bid: number): void {
     if (res <= 0) {
       this.#recycle(bid);
@@ -1178,7 +1249,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       return;
     }
     // Data that arrived is delivered even when a cancel lost the race: nothing is dropped.
-    buf.set(this.#buffers!.view(bid, res), 0);
+    buf.set(this.#view(bid, res), 0);
     this.#recycle(bid);
     this.#settle(op, true, res);
   }
@@ -1274,7 +1345,8 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   /** Publishes written SQEs and enters the kernel: submits them and, with `wait`, waits for a CQE. */
   #submit(wait: boolean): void {
     const ring = this.#ring;
-    this.#buffers?.publish();
+    this.#publishBuffers();
+    this.#retryStarved();
     const n = ring.publish();
     if (n === 0 && !wait && !ring.needsEnter()) return;
     for (;;) {
@@ -1301,7 +1373,8 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     } finally {
       this.#reaping = false;
       this.#ring.release();
-      this.#buffers?.publish();
+      this.#publishBuffers();
+      this.#retryStarved();
     }
   }
 
@@ -1346,7 +1419,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       if (!ring.needsEnter()) return count;
       // The kernel holds completions it could not post (CQ overflow), or task work that posts
       // them (COOP_TASKRUN): have it run and flush them.
-      this.#buffers?.publish();
+      this.#publishBuffers();
       ring.enter(0, 0, true);
     }
   }

@@ -67,7 +67,7 @@ function probe(name: BackendName): BackendProbe {
         return { name, available: true, reason: "operations block the thread; used only when nothing else works" };
       case "io_uring": {
         const p = probeIoUring();
-        const multishot = [p.multishotAccept ? "accept" : "", p.multishotRecv ? "recv with a provided buffer ring" : ""].filter(Boolean);
+        const multishot = [p.multishotAccept ? "accept" : "", p.multishotRecv ? "recv (on request)" : ""].filter(Boolean);
         return {
           name,
           available: true,

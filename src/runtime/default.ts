@@ -4,6 +4,7 @@
 import { ffi } from "../ffi/runtime/load.js";
 import type { BackendName, EventLoop } from "../loop/event-loop.js";
 import { chooseBackend, createBackend, type PollingOrBlocking } from "../loop/select.js";
+import type { IoUringOptions } from "../loop/io-uring.js";
 import { debug } from "../loop/debug.js";
 import { GuestDriver } from "./guest.js";
 import { ownLoop } from "./owner.js";
@@ -25,11 +26,8 @@ export interface CreateLoopOptions {
    * is possible; elsewhere drive the loop with `runMain`.
    */
   guest?: boolean;
-  /**
-   * io_uring tuning (ignored by other backends): `multishot: false` uses one-shot ACCEPT/RECV
-   * even where the kernel has the multishot forms; `entries` sets the SQ size (default 2048).
-   */
-  ioUring?: { readonly multishot?: boolean; readonly entries?: number };
+  /** io_uring tuning (ignored by other backends): see {@link IoUringOptions}. */
+  ioUring?: IoUringOptions;
 }
 
 /**

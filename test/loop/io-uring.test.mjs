@@ -101,8 +101,8 @@ describe("io_uring", { skip }, () => {
       }
     }));
 
-  test("when the provided buffers run out (40 sockets × 320 KiB), every byte still arrives intact", () =>
-    withLoop({}, async (loop) => {
+  test("multishot RECV: when the provided buffers run out (40 sockets × 320 KiB), every byte still arrives intact", () =>
+    withLoop({ ioUring: { multishotRecv: true } }, async (loop) => {
       const SIZE = 320 * 1024;
       const pairs = await tcpPairs(loop, 40);
       try {
@@ -128,6 +128,37 @@ describe("io_uring", { skip }, () => {
         for (const { client, server } of pairs) {
           await client.close();
           await server.close();
+        }
+      }
+    }));
+
+  test("one-shot RECV: 100 reads into 64 KiB buffers complete at once, more than the 64 large buffers; all data arrives", () =>
+    withLoop({}, async (loop) => {
+      const SIZE = 64 * 1024;
+      const pairs = Array.from({ length: 100 }, () => raw.socketPair());
+      try {
+        const bufs = pairs.map(() => new Uint8Array(SIZE));
+        const reads = pairs.map(([a], i) => loop.read(a, bufs[i]));
+        await loop.sleep(1);
+        // Every write in one flush: the reads all become ready inside one io_uring_enter.
+        const sent = pairs.map((_, i) => pattern(SIZE, i));
+        const writes = pairs.map(([, b], i) => loop.write(b, sent[i]));
+        const counts = await Promise.all(reads);
+        await Promise.all(writes);
+        for (let i = 0; i < pairs.length; i++) {
+          let got = bufs[i].subarray(0, counts[i]);
+          if (counts[i] < SIZE) {
+            const rest = new Uint8Array(SIZE - counts[i]);
+            for (let at = 0; at < rest.length; ) at += await loop.read(pairs[i][0], rest.subarray(at));
+            got = new Uint8Array([...got, ...rest]);
+          }
+          assert.equal(digest(got), digest(sent[i]), `pair ${i}: data differs`);
+        }
+        assert.ok(loop.stats.starved > 0, "the large buffers never ran out: the test did not reach the ENOBUFS path");
+      } finally {
+        for (const [a, b] of pairs) {
+          await loop.close(a);
+          await loop.close(b);
         }
       }
     }));
