@@ -1052,7 +1052,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       if (state.removed) {
         this.#drainSource(source);
       } else {
-        while (state.readers.head && state.readers.head.phase === Phase.Waiting && (source.fds.length > 0 || source.error)) {
+        while (state.readers.head?.kind === Kind.Accept && state.readers.head.phase === Phase.Waiting && (source.fds.length > 0 || source.error)) {
           this.#fromAcceptSource(state.readers.head, state);
         }
         if (source.armed && source.fds.length >= MAX_READY_ACCEPTS && !source.cancelling) {
