@@ -5,7 +5,7 @@
  * Tables are padded to their widest cell so the report reads as well in a terminal as rendered.
  */
 import { formatInteger, formatNumber } from "../cli/table.js";
-import { ECHO_CONFIGS, type BenchReport, type EchoConfig, type EchoMeasurement, type InternalsResult } from "./types.js";
+import { ECHO_CONFIGS, SYSCALL_CONFIGS, type BenchReport, type EchoConfig, type EchoMeasurement, type InternalsResult } from "./types.js";
 
 /** The servers every other one is compared with. */
 export const REFERENCES = ["node:net", "c-epoll"] as const;
@@ -46,6 +46,15 @@ export function formatBytes(n: number): string {
   if (abs < 1024 ** 2) return `${formatNumber(n / 1024)} KiB`;
   if (abs < 1024 ** 3) return `${formatNumber(n / 1024 ** 2)} MiB`;
   return `${formatNumber(n / 1024 ** 3)} GiB`;
+}
+
+/**
+ * `n` to three significant digits, for figures far below 1: `0.001912` → `"0.00191"`, `0.1184`
+ * → `"0.118"`; `–` when missing.
+ */
+export function formatSignificant(n: number | null): string {
+  if (n === null || !Number.isFinite(n)) return "–";
+  return Math.abs(n) >= 1000 ? formatInteger(n) : n.toPrecision(3);
 }
 
 type Align = "left" | "right";
@@ -94,7 +103,7 @@ function echoSection(r: BenchReport): string {
   const parts = [
     `## Echo
 
-Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoes bytes back. msgs/s and MB/s count echoed messages; p50/p99 are round trips as the client saw them; CPU µs/msg is the server process's utime+stime (from /proc) during the measured window divided by the messages echoed in it — the steadiest figure; the window opens once every connection is up and warmed up and is closed by the bench itself, so neither connecting nor closing is counted. × node:net and × c-epoll are messages/s relative to those servers in the same run.`,
+Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoes bytes back. msgs/s and MB/s count echoed messages; p50/p99 are round trips as the client saw them; CPU µs/msg is the server process's utime+stime (from /proc) during the measured window divided by the messages echoed in it — the steadiest figure; the window opens once every connection is up and warmed up and is closed by the bench itself, so neither connecting nor closing is counted. syscalls/msg (${SYSCALL_CONFIGS.join(", ")} only) is the number of system calls the server process made, all its threads, counted by \`perf stat -e raw_syscalls:sys_enter -p <pid>\` enabled through the measured window, divided by the messages echoed in it${r.syscallsUnavailable === null ? "" : ` — not measured here: ${r.syscallsUnavailable}`}. × node:net and × c-epoll are messages/s relative to those servers in the same run.`,
   ];
   for (const config of r.configs) {
     const rows = measurementsOf(r, config.name);
@@ -106,10 +115,11 @@ Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoe
     const refs = REFERENCES.map((name) => ({ name, m: rows.find((m) => m.server === name) })).filter(
       (ref): ref is { name: (typeof REFERENCES)[number]; m: EchoMeasurement } => ref.m !== undefined,
     );
+    const syscalls = SYSCALL_CONFIGS.includes(config.name);
     parts.push(
       table(
-        ["server", "msgs/s", "MB/s", "p50 µs", "p99 µs", "CPU µs/msg", ...refs.map((ref) => `× ${ref.name}`)],
-        ["left", "right", "right", "right", "right", "right", ...refs.map((): Align => "right")],
+        ["server", "msgs/s", "MB/s", "p50 µs", "p99 µs", "CPU µs/msg", ...(syscalls ? ["syscalls/msg"] : []), ...refs.map((ref) => `× ${ref.name}`)],
+        ["left", "right", "right", "right", "right", "right", ...(syscalls ? ["right" as const] : []), ...refs.map((): Align => "right")],
         rows.map((m) => [
           m.server,
           formatInteger(m.messagesPerSec),
@@ -117,6 +127,7 @@ Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoe
           formatInteger(m.p50Us),
           formatInteger(m.p99Us),
           formatNumber(m.cpuUsPerMessage, 2),
+          ...(syscalls ? [formatSignificant(m.syscallsPerMessage)] : []),
           ...refs.map((ref) => formatRatio(m.messagesPerSec, ref.m.messagesPerSec)),
         ]),
       ),

@@ -23,6 +23,12 @@
  * around it (the load is steady there, so the CPU grows linearly between samples). The window
  * is at least the planned length: the loadgen starts its warm-up once its connections are up,
  * which is no later than the server having accepted them all.
+ *
+ * System calls per message (the {@link SYSCALL_CONFIGS} only): perf is attached to the server
+ * before the load starts, its counter disabled, and enabled when the warm-up has passed; it is
+ * disabled at the instant the window is closed. Its window is therefore the end of the loadgen's,
+ * a little shorter, so the count is taken as a rate: syscalls per second over messages per
+ * second. Where perf cannot count, the first run says why and no later run tries again.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
@@ -33,8 +39,10 @@ import { runInternals } from "./internals.js";
 import { openIdle, startLoad } from "./loadgen.js";
 import type { Progress } from "./progress.js";
 import { serverSpecs, startServer, type CServers } from "./servers.js";
+import { SyscallCounter } from "./syscalls.js";
 import {
   ECHO_CONFIGS,
+  SYSCALL_CONFIGS,
   type BenchReport,
   type EchoConfig,
   type EchoMeasurement,
@@ -194,6 +202,8 @@ class CpuTimeline {
 interface EchoSample {
   readonly result: LoadResult;
   readonly cpuUs: number;
+  /** Null where system calls were not counted. */
+  readonly syscallsPerMessage: number | null;
   readonly peakRssBytes: number;
 }
 
@@ -201,6 +211,8 @@ interface EchoSample {
 class Session {
   readonly servers = new Set<RunningServer>();
   readonly failures: { server: string; config: string; reason: string }[] = [];
+  /** Why perf could not count system calls; once set, no run tries again. */
+  syscallsUnavailable: string | null = null;
   readonly progress: Progress;
   readonly signal: AbortSignal | undefined;
 
@@ -222,6 +234,37 @@ class Session {
     }
   }
 
+  /** perf counting `pid`'s system calls, or null when it cannot (the reason is recorded once). */
+  async attachSyscalls(pid: number): Promise<SyscallCounter | null> {
+    if (this.syscallsUnavailable !== null) return null;
+    try {
+      return await SyscallCounter.attach(pid, this.signal);
+    } catch (e) {
+      this.noSyscalls(e);
+      return null;
+    }
+  }
+
+  /** What `counter` counted, per message of `result`; null (the reason recorded) when it failed. */
+  async syscallsPerMessage(counter: SyscallCounter, result: LoadResult): Promise<number | null> {
+    try {
+      const { count, seconds } = await counter.result();
+      const perMessage = count / seconds / (result.messages / result.seconds);
+      return Number.isFinite(perMessage) ? perMessage : null;
+    } catch (e) {
+      this.noSyscalls(e);
+      return null;
+    }
+  }
+
+  /** Counting system calls is a bonus: its failure is noted once, never a failed run. */
+  noSyscalls(e: unknown): void {
+    if (this.signal?.aborted) throw this.signal.reason;
+    if (this.syscallsUnavailable !== null) return;
+    this.syscallsUnavailable = message(e);
+    this.progress.note(`not counting system calls: ${this.syscallsUnavailable}`);
+  }
+
   /** Records a failed run and says so; an abort is not a failure but the end of the suite. */
   fail(server: string, config: string, e: unknown): void {
     if (this.signal?.aborted) throw this.signal.reason;
@@ -232,54 +275,80 @@ class Session {
 }
 
 /**
- * One run: the server fresh, the loadgen started, its window closed by this script once every
- * connection is up and the warm-up and measured seconds have passed (see the module comment).
+ * One run: the server fresh, perf attached to it in the {@link SYSCALL_CONFIGS}, then the load
+ * (see {@link loadWindow}).
  */
 async function echoRun(session: Session, spec: ServerSpec, config: EchoConfig, p: Plan, loadgen: string): Promise<EchoSample> {
-  const { signal } = session;
   return session.withServer(spec, async (server) => {
-    const baseFds = openFds(server.pid);
-    const timeline = new CpuTimeline(server);
-    const load = startLoad(loadgen, {
-      port: server.port,
-      connections: config.connections,
-      depth: config.depth,
-      size: config.size,
-      seconds: p.seconds + BACKSTOP_SECONDS,
-      warmup: p.warmup,
-      signal,
-    });
-    // The loadgen ending before it is stopped is a failure: racing the waits against `ended`
-    // turns that into a rejection at once instead of a wait for connections that will not come.
-    const ended = load.done.then(() => {
-      throw new Error("the loadgen ended before its window was closed");
-    });
-    ended.catch(() => {});
-    let end: number;
-    let cpuEnd: number;
+    const syscalls = SYSCALL_CONFIGS.includes(config.name) ? await session.attachSyscalls(server.pid) : null;
     try {
-      if (baseFds !== null) await Promise.race([waitForFds(server.pid, baseFds + config.connections, CONNECT_TIMEOUT_MS, signal), ended]);
-      await Promise.race([sleep((p.warmup + p.seconds) * 1000, undefined, { signal }), ended]);
-      timeline.sample();
-      end = performance.now();
-      cpuEnd = server.cpuTimeUs();
-      load.stop();
-    } catch (e) {
-      load.stop();
-      await load.done.catch(() => {});
-      throw e;
+      return await loadWindow(session, server, config, p, loadgen, syscalls);
     } finally {
-      timeline.stop();
+      syscalls?.stop();
     }
-    const result = await load.done;
-    if (!(result.seconds > 0)) throw new Error("the loadgen measured nothing: its connections were not up in time");
-    const cpuUs = cpuEnd - timeline.at(end - result.seconds * 1000);
-    return { result, cpuUs, peakRssBytes: server.peakRssBytes() };
   });
+}
+
+/**
+ * The loadgen started against `server`, its window closed by this script once every connection
+ * is up and the warm-up and measured seconds have passed (see the module comment); `syscalls`,
+ * when there is one, counts through the measured seconds.
+ */
+async function loadWindow(
+  session: Session,
+  server: RunningServer,
+  config: EchoConfig,
+  p: Plan,
+  loadgen: string,
+  syscalls: SyscallCounter | null,
+): Promise<EchoSample> {
+  const { signal } = session;
+  const baseFds = openFds(server.pid);
+  const timeline = new CpuTimeline(server);
+  const load = startLoad(loadgen, {
+    port: server.port,
+    connections: config.connections,
+    depth: config.depth,
+    size: config.size,
+    seconds: p.seconds + BACKSTOP_SECONDS,
+    warmup: p.warmup,
+    signal,
+  });
+  // The loadgen ending before it is stopped is a failure: racing the waits against `ended`
+  // turns that into a rejection at once instead of a wait for connections that will not come.
+  const ended = load.done.then(() => {
+    throw new Error("the loadgen ended before its window was closed");
+  });
+  ended.catch(() => {});
+  let end: number;
+  let cpuEnd: number;
+  try {
+    if (baseFds !== null) await Promise.race([waitForFds(server.pid, baseFds + config.connections, CONNECT_TIMEOUT_MS, signal), ended]);
+    await Promise.race([sleep(p.warmup * 1000, undefined, { signal }), ended]);
+    if (syscalls !== null) await Promise.race([syscalls.enable(), ended]);
+    await Promise.race([sleep(p.seconds * 1000, undefined, { signal }), ended]);
+    syscalls?.disable();
+    timeline.sample();
+    end = performance.now();
+    cpuEnd = server.cpuTimeUs();
+    load.stop();
+  } catch (e) {
+    load.stop();
+    await load.done.catch(() => {});
+    throw e;
+  } finally {
+    timeline.stop();
+  }
+  const result = await load.done;
+  if (!(result.seconds > 0)) throw new Error("the loadgen measured nothing: its connections were not up in time");
+  const cpuUs = cpuEnd - timeline.at(end - result.seconds * 1000);
+  const syscallsPerMessage = syscalls === null ? null : await session.syscallsPerMessage(syscalls, result);
+  return { result, cpuUs, syscallsPerMessage, peakRssBytes: server.peakRssBytes() };
 }
 
 function summarize(server: string, config: EchoConfig, samples: readonly EchoSample[]): EchoMeasurement {
   const each = (f: (s: EchoSample) => number): number => median(samples.map(f));
+  const syscalls = samples.flatMap((s) => (s.syscallsPerMessage === null ? [] : [s.syscallsPerMessage]));
   return {
     server,
     config: config.name,
@@ -288,6 +357,7 @@ function summarize(server: string, config: EchoConfig, samples: readonly EchoSam
     p50Us: each((s) => s.result.p50Us),
     p99Us: each((s) => s.result.p99Us),
     cpuUsPerMessage: each((s) => (s.result.messages > 0 ? s.cpuUs / s.result.messages : Number.NaN)),
+    syscallsPerMessage: syscalls.length > 0 ? median(syscalls) : null,
     errors: samples.reduce((sum, s) => sum + s.result.errors, 0),
   };
 }
@@ -462,6 +532,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       memory,
       internals,
       skipped,
+      syscallsUnavailable: session.syscallsUnavailable,
       failures: session.failures,
     };
   } finally {

@@ -22,6 +22,12 @@ export const ECHO_CONFIGS: readonly EchoConfig[] = [
   { name: "scale", connections: 10000, size: 64, depth: 1 },
 ];
 
+/**
+ * The configurations whose runs count the server's system calls (with perf; see syscalls.ts):
+ * one is enough to compare the servers, and attaching perf costs every run a moment.
+ */
+export const SYSCALL_CONFIGS: readonly string[] = ["pipelined"];
+
 /** What the C load generator reports for one run (its JSON line, camel-cased). */
 export interface LoadResult {
   readonly messages: number;
@@ -81,6 +87,11 @@ export interface EchoMeasurement {
   readonly p99Us: number;
   /** Server CPU (utime+stime) per echoed message, in microseconds. */
   readonly cpuUsPerMessage: number;
+  /**
+   * The server's system calls (all its threads) per echoed message, counted by perf during the
+   * measured window; null outside {@link SYSCALL_CONFIGS} and where perf could not count.
+   */
+  readonly syscallsPerMessage: number | null;
   readonly errors: number;
 }
 
@@ -131,6 +142,8 @@ export interface BenchReport {
   readonly memory: readonly MemoryMeasurement[];
   readonly internals: InternalsResult | null;
   readonly skipped: ReadonlyArray<{ readonly server: string; readonly reason: string }>;
+  /** Why system calls could not be counted (perf missing, not permitted, or failing), or null. */
+  readonly syscallsUnavailable: string | null;
   /**
    * Runs that failed or fell short (a server that would not start, a loadgen error, fewer
    * connections than asked for); `config` is `memory` or `internals` for those phases.

@@ -53,7 +53,8 @@ export function isDetached(buf: ArrayBufferView): boolean {
  */
 export function checkBuffer(buf: unknown, what: string, allowEmpty = false): Uint8Array {
   if (!(buf instanceof Uint8Array)) throw new TypeError(`${what}: buffer must be a Uint8Array (or Buffer), got ${describe(buf)}`);
-  if (isDetached(buf)) throw new TypeError(`${what}: buffer is detached`);
+  // A detached buffer's views all have length 0: only an empty view needs the closer look.
+  if (buf.byteLength === 0 && isDetached(buf)) throw new TypeError(`${what}: buffer is detached`);
   if (!allowEmpty && buf.byteLength === 0) throw new RangeError(`${what}: buffer must not be empty`);
   return buf;
 }

@@ -241,7 +241,7 @@ class Op {
   // SAFETY: while the operation is in the kernel its buffers stay referenced from here, and the
   // record itself is referenced from `#slots` until its CQE has arrived: the kernel never
   // writes into or reads from memory the GC may have reclaimed. Backing stores of ArrayBuffers
-  // never move (`checkBuffer` touches `.buffer`, which also moves a small on-heap array's bytes
+  // never move (`addressOf` touches `.buffer`, which also moves a small on-heap array's bytes
   // off the heap for good), so the address taken at submission stays valid.
   buf: Uint8Array | null = null;
   bufs: readonly Uint8Array[] | null = null;
