@@ -737,7 +737,9 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     queue.push(op);
     if (queue.head === op) this.#issue(op);
     this.#waitingTimer(op);
-    this.changed();
+    // Drivers care about transitions only: the first pending operation (owner mode waking up)
+    // and the first ref'd one (keep-alive); #waitTimer reports new deadlines itself.
+    if (this.#pending === 1 || (op.refed && this.#refedPending === 1)) this.changed();
     return promise;
   }
 
@@ -747,6 +749,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       op.timer = null;
       this.#cancel(op, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
     });
+    this.changed(); // the guest driver mirrors the earliest deadline with a host timer
   }
 
   /** Starts the operation at the head of its queue: from multishot data, or as an SQE. */
@@ -793,7 +796,6 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     const link = op.deadline !== Infinity ? C.IOSQE_IO_LINK : 0;
     const at = this.#claim(link ? 2 : 1);
     const ring = this.#ring;
-    const scratch = this.#scratchOf(slot);
     // SAFETY (every case): the kernel writes only into native memory — a provided buffer, the
     // slot's scratch, `op.message` — which stays reserved until the CQE. It touches the caller's
     // buffer only while performing a MSG_DONTWAIT/RWF_NOWAIT operation inside our own
@@ -833,6 +835,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
           break;
         case Kind.Connect: {
           const addr = op.sockaddr!;
+          const scratch = this.#scratchOf(slot);
           scratch.bytes.set(addr, 0);
           // IORING_OP_CONNECT takes the address length in `off`.
           ring.prep(at, OPS.CONNECT, link, fd, scratch.address, 0, addr.byteLength, 0, slot, Tag.Slot);
@@ -841,6 +844,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
         case Kind.SendTo:
         case Kind.ReceiveFrom: {
           const receive = op.kind === Kind.ReceiveFrom;
+          const scratch = this.#scratchOf(slot);
           writeMessage(scratch.bytes, scratch.address, [op.buf!], [], 0, op.address ?? undefined, receive);
           ring.prep(at, receive ? OPS.RECVMSG : OPS.SENDMSG, link, fd, scratch.address, 1, 0, C.MSG_DONTWAIT | (receive ? 0 : C.MSG_NOSIGNAL), slot, Tag.Slot);
           break;
@@ -863,7 +867,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
           break;
       }
     }
-    if (link) this.#linkTimeout(scratch, Math.max(0, op.deadline - clock()));
+    if (link) this.#linkTimeout(this.#scratchOf(slot), Math.max(0, op.deadline - clock()));
     op.phase = Phase.InKernel;
     if (op.timer) {
       this.timers.cancel(op.timer);
