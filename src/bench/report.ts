@@ -5,6 +5,7 @@
  * Tables are padded to their widest cell so the report reads as well in a terminal as rendered.
  */
 import { formatInteger, formatNumber } from "../cli/table.js";
+import { SYSCALL_EVENT } from "./syscalls.js";
 import { ECHO_CONFIGS, SYSCALL_CONFIGS, type BenchReport, type EchoConfig, type EchoMeasurement, type InternalsResult } from "./types.js";
 
 /** The servers every other one is compared with. */
@@ -103,7 +104,7 @@ function echoSection(r: BenchReport): string {
   const parts = [
     `## Echo
 
-Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoes bytes back. msgs/s and MB/s count echoed messages; p50/p99 are round trips as the client saw them; CPU µs/msg is the server process's utime+stime (from /proc) during the measured window divided by the messages echoed in it — the steadiest figure; the window opens once every connection is up and warmed up and is closed by the bench itself, so neither connecting nor closing is counted. syscalls/msg (${SYSCALL_CONFIGS.join(", ")} only) is the number of system calls the server process made, all its threads, counted by \`perf stat -e raw_syscalls:sys_enter -p <pid>\` enabled through the measured window, divided by the messages echoed in it${r.syscallsUnavailable === null ? "" : ` — not measured here: ${r.syscallsUnavailable}`}. × node:net and × c-epoll are messages/s relative to those servers in the same run.`,
+Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoes bytes back. msgs/s and MB/s count echoed messages; p50/p99 are round trips as the client saw them; CPU µs/msg is the server process's utime+stime (from /proc) during the measured window divided by the messages echoed in it — the steadiest figure; the window opens once every connection is up and warmed up and is closed by the bench itself, so neither connecting nor closing is counted. syscalls/msg (${SYSCALL_CONFIGS.join(", ")} only) is the number of system calls the server process made, all its threads, counted by \`perf stat -e ${SYSCALL_EVENT} -p <pid>\` through the measured window of an extra round run only for counting (the tracepoint slows every system call, so the other figures come from rounds without it), divided by the messages echoed in it${r.syscallsUnavailable === null ? "" : ` (– where perf could not count: ${r.syscallsUnavailable})`}. × node:net and × c-epoll are messages/s relative to those servers in the same run.`,
   ];
   for (const config of r.configs) {
     const rows = measurementsOf(r, config.name);

@@ -24,11 +24,15 @@
  * is at least the planned length: the loadgen starts its warm-up once its connections are up,
  * which is no later than the server having accepted them all.
  *
- * System calls per message (the {@link SYSCALL_CONFIGS} only): perf is attached to the server
- * before the load starts, its counter disabled, and enabled when the warm-up has passed; it is
- * disabled at the instant the window is closed. Its window is therefore the end of the loadgen's,
- * a little shorter, so the count is taken as a rate: syscalls per second over messages per
- * second. Where perf cannot count, the first run says why and no later run tries again.
+ * System calls per message (the {@link SYSCALL_CONFIGS} only): counted in one extra round of
+ * their own, after the measured rounds, because while perf's tracepoint is on every system call
+ * on the machine takes a slower path, which would weigh on the servers that make many (the
+ * epoll ones) in the throughput and CPU figures. (`--quick` has one round, which then does both.)
+ * perf is attached to the server before the load starts, its counter disabled, and enabled when
+ * the warm-up has passed; it is disabled at the instant the window is closed. Its window is
+ * therefore the end of the loadgen's, a little shorter, so the count is taken as a rate:
+ * syscalls per second over messages per second. Where perf cannot count, the first run says why
+ * and no later run tries again.
  */
 import { readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
@@ -278,9 +282,9 @@ class Session {
  * One run: the server fresh, perf attached to it in the {@link SYSCALL_CONFIGS}, then the load
  * (see {@link loadWindow}).
  */
-async function echoRun(session: Session, spec: ServerSpec, config: EchoConfig, p: Plan, loadgen: string): Promise<EchoSample> {
+async function echoRun(session: Session, spec: ServerSpec, config: EchoConfig, p: Plan, loadgen: string, count: boolean): Promise<EchoSample> {
   return session.withServer(spec, async (server) => {
-    const syscalls = SYSCALL_CONFIGS.includes(config.name) ? await session.attachSyscalls(server.pid) : null;
+    const syscalls = count ? await session.attachSyscalls(server.pid) : null;
     try {
       return await loadWindow(session, server, config, p, loadgen, syscalls);
     } finally {
@@ -346,9 +350,10 @@ async function loadWindow(
   return { result, cpuUs, syscallsPerMessage, peakRssBytes: server.peakRssBytes() };
 }
 
-function summarize(server: string, config: EchoConfig, samples: readonly EchoSample[]): EchoMeasurement {
+/** The figures of `samples`; the system-call count from `counted` (the counting round). */
+function summarize(server: string, config: EchoConfig, samples: readonly EchoSample[], counted: readonly EchoSample[]): EchoMeasurement {
   const each = (f: (s: EchoSample) => number): number => median(samples.map(f));
-  const syscalls = samples.flatMap((s) => (s.syscallsPerMessage === null ? [] : [s.syscallsPerMessage]));
+  const syscalls = counted.flatMap((s) => (s.syscallsPerMessage === null ? [] : [s.syscallsPerMessage]));
   return {
     server,
     config: config.name,
@@ -372,12 +377,20 @@ async function echoPhase(
   const peakPipelined = new Map<string, number>();
   for (const config of p.configs) {
     const samples = new Map<string, EchoSample[]>(servers.map((s) => [s.label, []]));
-    for (let round = 0; round < p.rounds; round++) {
+    const counted = new Map<string, EchoSample[]>(servers.map((s) => [s.label, []]));
+    const counting = SYSCALL_CONFIGS.includes(config.name);
+    const total = p.rounds + countingRounds(config, p);
+    for (let round = 0; round < total; round++) {
+      // The counting round: the extra last one, or the only one in --quick.
+      const count = counting && round === total - 1;
+      const measured = round < p.rounds;
       for (const spec of rotate(servers, round)) {
-        const rounds = p.rounds > 1 ? ` · round ${round + 1}/${p.rounds}` : "";
+        const rounds = !measured ? " · counting system calls" : p.rounds > 1 ? ` · round ${round + 1}/${p.rounds}` : "";
         session.progress.step(`${config.name} · ${spec.label}${rounds}`);
         try {
-          const sample = await echoRun(session, spec, config, p, loadgen);
+          const sample = await echoRun(session, spec, config, p, loadgen, count);
+          if (count) counted.get(spec.label)!.push(sample);
+          if (!measured) continue;
           samples.get(spec.label)!.push(sample);
           const { connected } = sample.result;
           if (connected < config.connections) session.fail(spec.label, config.name, `connected ${connected} of ${config.connections}`);
@@ -390,10 +403,15 @@ async function echoPhase(
     }
     for (const spec of servers) {
       const list = samples.get(spec.label)!;
-      if (list.length > 0) echo.push(summarize(spec.label, config, list));
+      if (list.length > 0) echo.push(summarize(spec.label, config, list, counted.get(spec.label)!));
     }
   }
   return { echo, peakPipelined };
+}
+
+/** Rounds run only to count system calls: one for the {@link SYSCALL_CONFIGS}, none in --quick. */
+function countingRounds(config: EchoConfig, p: Plan): number {
+  return SYSCALL_CONFIGS.includes(config.name) && p.rounds > 1 ? 1 : 0;
 }
 
 /** Descriptors open in `pid`, or null when /proc does not say. */
@@ -487,7 +505,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const servers = specs.filter((s) => s.available);
   const skipped = specs.filter((s) => !s.available).map((s) => ({ server: s.label, reason: s.reason ?? "unavailable" }));
   for (const s of skipped) progress.note(`skipping ${s.server}: ${s.reason}`);
-  progress.begin(p.configs.length * p.rounds * servers.length + servers.length + (options.internals ? 1 : 0));
+  const echoRuns = p.configs.reduce((n, c) => n + (p.rounds + countingRounds(c, p)) * servers.length, 0);
+  progress.begin(echoRuns + servers.length + (options.internals ? 1 : 0));
 
   const session = new Session(progress, signal);
   // Stopping the running server is all an abort needs here: startLoad and openIdle kill their

@@ -67,12 +67,15 @@ function parseCount(stderr: string): number | string {
   return `perf stat printed no count for ${SYSCALL_EVENT}`;
 }
 
-/** perf's stderr as one line, without its own progress messages. */
+/**
+ * perf's complaint as one line: without its progress messages, the usage it prints after an
+ * option it rejected, its pointer to `perf list`, and the `\___` that underlines a bad event.
+ */
 function explain(stderr: string): string {
-  return stderr
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l !== "" && !/^Events (en|dis)abled$/.test(l))
+  const lines = stderr.split("\n").map((l) => l.replace(/\\_+/g, "").replace(/\s+/g, " ").trim());
+  const usage = lines.findIndex((l) => l.startsWith("Usage:"));
+  return (usage < 0 ? lines : lines.slice(0, usage))
+    .filter((l) => l !== "" && !/^Events (en|dis)abled$/.test(l) && !l.startsWith("Run 'perf list'"))
     .join(" ")
     .slice(0, 400);
 }

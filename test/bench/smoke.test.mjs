@@ -85,6 +85,8 @@ test("evloop bench --quick writes a Markdown report, a JSON report and an SVG ch
     assert.match(h, /× node:net/);
     assert.match(h, /× c-epoll/);
   }
+  // System calls are counted in the pipelined configuration only.
+  assert.deepEqual(headers.map((h) => h.includes("syscalls/msg")), CONFIGS.map((c) => c === "pipelined"));
   for (const server of SERVERS) {
     const rows = stdout.split("\n").filter((l) => l.startsWith(`| ${server} `));
     assert.equal(rows.length, CONFIGS.length + 1, `${server}: a row per configuration and one in the memory table`);
@@ -108,6 +110,8 @@ test("evloop bench --quick writes a Markdown report, a JSON report and an SVG ch
   assert.deepEqual(report.configs.map((c) => c.name), CONFIGS);
   assert.equal(report.internals, null, "--no-internals");
   assert.ok(Array.isArray(report.skipped));
+  // perf may be missing or not permitted here: then the report says why instead.
+  assert.ok(report.syscallsUnavailable === null || typeof report.syscallsUnavailable === "string", "syscallsUnavailable is a reason or null");
   assert.deepEqual(report.failures, [], "no run failed");
 
   assert.equal(report.echo.length, SERVERS.length * CONFIGS.length);
@@ -121,6 +125,8 @@ test("evloop bench --quick writes a Markdown report, a JSON report and an SVG ch
     assertNumber(m.p50Us, `${what} p50Us`, { nullable: true });
     assertNumber(m.p99Us, `${what} p99Us`, { nullable: true });
     assertNumber(m.cpuUsPerMessage, `${what} cpuUsPerMessage`, { nullable: true });
+    if (m.config === "pipelined") assertNumber(m.syscallsPerMessage, `${what} syscallsPerMessage`, { nullable: true });
+    else assert.equal(m.syscallsPerMessage, null, `${what}: system calls counted in the pipelined configuration only`);
     assertNumber(m.errors, `${what} errors`);
   }
   assert.deepEqual(report.memory.map((m) => m.server).sort(), [...SERVERS].sort());
