@@ -6,7 +6,10 @@
  * Rules every backend keeps:
  * - `read`/`write` transfer at least one byte and return the count; `read` returns 0 at EOF.
  * - A cancelled or timed-out operation never completes later: once its promise rejects, the
- *   kernel no longer holds its buffer and the buffer is not written.
+ *   kernel no longer holds its buffer and the buffer is not written. On a completion backend
+ *   (io_uring) the rejection waits for the kernel's confirmation, and an operation that
+ *   completed before the cancel reached it resolves with its result instead: nothing received
+ *   or sent is ever unaccounted for.
  * - `close(fd)` rejects every pending operation on `fd` with a ClosedError (code EBADF) before
  *   the fd is closed; nothing hangs.
  * - Timeouts reject with a TimeoutError (code ETIMEDOUT); aborts with the signal's reason.

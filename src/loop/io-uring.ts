@@ -272,6 +272,8 @@ class Op {
   selected = false;
   /** …from the large ring. */
   largeBuffer = false;
+  /** Found no provided buffer free: reads into the caller's buffer, without waiting, instead. */
+  direct = false;
   /** Issued again after a POLL_ADD said ready. */
   retried = false;
   /** A file that answered EAGAIN to RWF_NOWAIT although poll said ready: let the kernel block. */
@@ -431,8 +433,6 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   readonly #scratchViews: Scratch[] = [];
   /** Sources waiting for a recycled buffer. */
   readonly #starved = new Set<Source>();
-  /** One-shot reads that found no free provided buffer: issued again when one is recycled. */
-  readonly #starvedOps = new Set<Op>();
   #pending = 0;
   #refedPending = 0;
   readonly #unrefedFds = new Set<number>();
@@ -461,11 +461,11 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   constructor(options: IoUringOptions = {}) {
     super();
     this.probe = probeIoUring();
-    const entries = options.entries ?? 2048;
+    const entries = options.entries ?? 4096;
     if (!Number.isInteger(entries) || entries < 2 || entries > 32768) {
       throw new RangeError(`io_uring entries must be an integer from 2 to 32768, got ${String(entries)}`);
     }
-    this.#ring = Ring.setup({ entries, cqEntries: entries * 4 });
+    this.#ring = Ring.setup({ entries, cqEntries: Math.min(entries * 16, 65536) });
     this.#multishotAccept = options.multishot !== false && this.probe.multishotAccept;
     let buffers: BufferRing | null = null;
     let large: BufferRing | null = null;
@@ -810,7 +810,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
         case Kind.Read: {
           const buf = op.buf!;
           const notSocket = state.kind === FdKind.NotSocket;
-          if (this.#buffers && state.kind !== FdKind.Packet) {
+          if (this.#buffers && state.kind !== FdKind.Packet && !op.direct) {
             op.selected = true;
             const large = buf.byteLength > SMALL_BUFFERS.size;
             op.largeBuffer = large;
@@ -1018,16 +1018,13 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   #recycled = false;
 
   /**
-   * Retries the receives that found every provided buffer in use, once buffers have come back
+   * Re-arms the multishot receives that found every provided buffer in use, once buffers came back
    * (and been published). Called at the end of each reap and before each submission: an ENOBUFS
    * may arrive after the recycles that made room, in the same batch.
    */
   #retryStarved(): void {
-    if (!this.#recycled || (this.#starvedOps.size === 0 && this.#starved.size === 0)) return;
+    if (!this.#recycled || this.#starved.size === 0) return;
     this.#recycled = false;
-    const ops = [...this.#starvedOps];
-    this.#starvedOps.clear();
-    for (const op of ops) if (op.phase === Phase.Waiting && op.queue?.head === op) this.#issue(op);
     const sources = [...this.#starved];
     this.#starved.clear();
     for (const source of sources) {
@@ -1137,7 +1134,6 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   /** Completes `op`: unlinks it, releases what it holds, settles its promise, issues the next. */
   #settle(op: Op, ok: boolean, value: unknown): void {
     if (op.phase === Phase.Done) return;
-    this.#starvedOps.delete(op);
     const wasInKernel = op.phase === Phase.InKernel;
     op.phase = Phase.Done;
     const state = op.state!;
@@ -1201,11 +1197,12 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       // Its LINK_TIMEOUT fired.
       this.#settle(op, false, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
     } else if (res === -ERRNO.ENOBUFS && op.selected) {
-      // Every provided buffer is in use: wait for one to be recycled.
+      // Every provided buffer is in use (a burst of receives larger than the ring): the data is
+      // there, so take it straight into the caller's buffer with MSG_DONTWAIT/RWF_NOWAIT.
       this.stats.starved++;
       this.#backToWaiting(op);
-      this.#starvedOps.add(op);
-      this.#waitingTimer(op);
+      op.direct = true;
+      this.#issue(op);
     } else if (res === -ERRNO.EAGAIN || (op.kind === Kind.Connect && (res === -ERRNO.EINPROGRESS || res === -ERRNO.EALREADY))) {
       // Would block (MSG_DONTWAIT/RWF_NOWAIT), or (before Linux 5.x) a connect in progress:
       // wait for readiness with a POLL_ADD, which holds no buffer, then try again. A file that
