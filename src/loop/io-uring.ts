@@ -26,8 +26,10 @@
  * bench/RESULTS.md). Bulk transfers are as fast either way.
  *
  * Memory the kernel may touch after `io_uring_enter` returns is native, never a JS buffer:
- * - reads of streams and files receive into a provided buffer ring (native memory the kernel
- *   picks from when data arrives) and are copied into the caller's buffer on completion;
+ * - a read of a stream or file is first tried straight into the caller's buffer with
+ *   MSG_DONTWAIT/RWF_NOWAIT (done inside our io_uring_enter, or EAGAIN); when nothing is there
+ *   it waits in a receive into a provided buffer ring (native memory the kernel picks from when
+ *   data arrives), copied into the caller's buffer on completion;
  * - sends, writes, datagram and message I/O use the caller's memory, but with MSG_DONTWAIT /
  *   RWF_NOWAIT, so the kernel performs them inside our own `io_uring_enter` or answers EAGAIN;
  *   on EAGAIN the operation waits for readiness with a POLL_ADD (no buffer) and tries again;
@@ -274,6 +276,10 @@ class Op {
   largeBuffer = false;
   /** Found no provided buffer free: reads into the caller's buffer, without waiting, instead. */
   direct = false;
+  /** Its SQE is the first, MSG_DONTWAIT/RWF_NOWAIT try of a read into the caller's buffer. */
+  optimistic = false;
+  /** That try found nothing: the read now waits in a provided-buffer receive. */
+  waitedDirect = false;
   /** Issued again after a POLL_ADD said ready. */
   retried = false;
   /** A file that answered EAGAIN to RWF_NOWAIT although poll said ready: let the kernel block. */
@@ -810,7 +816,13 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
         case Kind.Read: {
           const buf = op.buf!;
           const notSocket = state.kind === FdKind.NotSocket;
-          if (this.#buffers && state.kind !== FdKind.Packet && !op.direct) {
+          if (this.#buffers && state.kind !== FdKind.Packet && !op.direct && !op.waitedDirect) {
+            // First straight into the caller's buffer, without waiting: usually data is there
+            // (a copy and a provided buffer saved); on EAGAIN the read waits as below.
+            op.optimistic = true;
+            if (notSocket) ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, C.RWF_NOWAIT, slot, Tag.Slot);
+            else ring.prep(at, OPS.RECV, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT, slot, Tag.Slot);
+          } else if (this.#buffers && state.kind !== FdKind.Packet && !op.direct) {
             op.selected = true;
             const large = buf.byteLength > SMALL_BUFFERS.size;
             op.largeBuffer = large;
@@ -1202,6 +1214,12 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       this.stats.starved++;
       this.#backToWaiting(op);
       op.direct = true;
+      this.#issue(op);
+    } else if (res === -ERRNO.EAGAIN && op.optimistic) {
+      // Nothing to read yet: wait for data in a receive into a provided buffer.
+      this.#backToWaiting(op);
+      op.optimistic = false;
+      op.waitedDirect = true;
       this.#issue(op);
     } else if (res === -ERRNO.EAGAIN || (op.kind === Kind.Connect && (res === -ERRNO.EINPROGRESS || res === -ERRNO.EALREADY))) {
       // Would block (MSG_DONTWAIT/RWF_NOWAIT), or (before Linux 5.x) a connect in progress:
