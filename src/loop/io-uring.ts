@@ -52,7 +52,8 @@ import { messageSize, readMessage, socketDomain, socketError, socketType, writeM
 import { encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "../sys/posix/sockaddr.js";
 import type { Timer } from "./timers.js";
 import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
-import { checkBuffer, checkBuffers, checkOptions, clock, isDetached, LoopBase } from "./common.js";
+import { checkBuffer, checkBuffers, clock, isDetached, LoopBase } from "./common.js";
+import { checkOperation, isReader, Kind, Queue, SYSCALL } from "./operations.js";
 import { debug } from "./debug.js";
 
 // ---- kernel facts ----------------------------------------------------------------------------
@@ -165,39 +166,6 @@ function probeOnce(): IoUringProbe {
 
 // ---- operation records -----------------------------------------------------------------------
 
-const enum Kind {
-  // Readers.
-  Read,
-  Accept,
-  ReceiveFrom,
-  ReceiveMessage,
-  WaitReadable,
-  // Writers.
-  Write,
-  Connect,
-  SendTo,
-  SendMessage,
-  WaitWritable,
-  // Neither queue.
-  Close,
-}
-
-const SYSCALL: Record<Kind, string> = {
-  [Kind.Read]: "read",
-  [Kind.Accept]: "accept",
-  [Kind.ReceiveFrom]: "recvfrom",
-  [Kind.ReceiveMessage]: "recvmsg",
-  [Kind.WaitReadable]: "poll",
-  [Kind.Write]: "write",
-  [Kind.Connect]: "connect",
-  [Kind.SendTo]: "sendto",
-  [Kind.SendMessage]: "sendmsg",
-  [Kind.WaitWritable]: "poll",
-  [Kind.Close]: "close",
-};
-
-const isReader = (kind: Kind): boolean => kind <= Kind.WaitReadable;
-
 /** Where an operation is. */
 const enum Phase {
   /** In its fd's queue behind the head, or waiting for multishot data: nothing in the kernel. */
@@ -289,30 +257,7 @@ class Op {
   refed = true;
   prev: Op | null = null;
   next: Op | null = null;
-  queue: Queue | null = null;
-}
-
-/** A FIFO of operations on one fd and direction (doubly linked, so aborts unlink in O(1)). */
-class Queue {
-  head: Op | null = null;
-  tail: Op | null = null;
-
-  push(op: Op): void {
-    op.queue = this;
-    op.prev = this.tail;
-    op.next = null;
-    if (this.tail) this.tail.next = op;
-    else this.head = op;
-    this.tail = op;
-  }
-
-  unlink(op: Op): void {
-    if (op.prev) op.prev.next = op.next;
-    else this.head = op.next;
-    if (op.next) op.next.prev = op.prev;
-    else this.tail = op.prev;
-    op.queue = op.prev = op.next = null;
-  }
+  queue: Queue<Op> | null = null;
 }
 
 /** A multishot request feeding the reader queue of one fd (ACCEPT or RECV). */
@@ -338,8 +283,8 @@ class Source {
 }
 
 class FdState {
-  readonly readers = new Queue();
-  readonly writers = new Queue();
+  readonly readers = new Queue<Op>();
+  readonly writers = new Queue<Op>();
   kind = FdKind.Unknown;
   /** Requests in the kernel on this fd (operations and multishot sources). */
   inflight = 0;
@@ -701,11 +646,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   // ---- starting operations ---------------------------------------------------------------
 
   #op(kind: Kind, fd: number, options: OperationOptions | undefined): Op {
-    if (this.disposed) throw new ClosedError(SYSCALL[kind], fd);
-    if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
-      throw new TypeError(`fd must be a non-negative integer file descriptor, got ${String(fd)}`);
-    }
-    checkOptions(options);
+    checkOperation(kind, fd, options, this.disposed);
     const op = new Op();
     op.kind = kind;
     op.fd = fd;

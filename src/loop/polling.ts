@@ -26,7 +26,8 @@ import { Events, Interest, Ready } from "../selector/event.js";
 import { MAX_TOKEN, type Selector } from "../selector/selector.js";
 import { TimerHeap, type Timer } from "./timers.js";
 import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
-import { checkBuffer, checkBuffers, checkOptions, clock, isDetached, LoopBase } from "./common.js";
+import { checkBuffer, checkBuffers, clock, isDetached, LoopBase } from "./common.js";
+import { checkOperation, isReader, Kind, Queue, SYSCALL } from "./operations.js";
 
 const WAKER_TOKEN = MAX_TOKEN - 1;
 
@@ -37,34 +38,6 @@ const WAKER_TOKEN = MAX_TOKEN - 1;
  * the next iteration, like any Node socket callback.
  */
 const FAST_PATH_BUDGET = 128;
-
-const enum Kind {
-  Read,
-  Accept,
-  ReceiveFrom,
-  ReceiveMessage,
-  WaitReadable,
-  Write,
-  Connect,
-  SendTo,
-  SendMessage,
-  WaitWritable,
-}
-
-const SYSCALL: Record<Kind, string> = {
-  [Kind.Read]: "read",
-  [Kind.Accept]: "accept",
-  [Kind.ReceiveFrom]: "recvfrom",
-  [Kind.ReceiveMessage]: "recvmsg",
-  [Kind.WaitReadable]: "poll",
-  [Kind.Write]: "write",
-  [Kind.Connect]: "connect",
-  [Kind.SendTo]: "sendto",
-  [Kind.SendMessage]: "sendmsg",
-  [Kind.WaitWritable]: "poll",
-};
-
-const isReader = (kind: Kind): boolean => kind <= Kind.WaitReadable;
 
 /** A parked operation: everything needed to retry its syscall and settle its promise. */
 class Operation {
@@ -85,7 +58,7 @@ class Operation {
   timeoutMs = 0;
   signal: AbortSignal | null = null;
   onAbort: (() => void) | null = null;
-  queue: Queue | null = null;
+  queue: Queue<Operation> | null = null;
   /** Whether this operation keeps the process alive (its fd is not unref'd). */
   refed = true;
   prev: Operation | null = null;
@@ -94,33 +67,10 @@ class Operation {
 
 function noop(): void {}
 
-/** A FIFO of parked operations (doubly linked, so abort unlinks in O(1)). */
-class Queue {
-  head: Operation | null = null;
-  tail: Operation | null = null;
-
-  push(op: Operation): void {
-    op.queue = this;
-    op.prev = this.tail;
-    op.next = null;
-    if (this.tail) this.tail.next = op;
-    else this.head = op;
-    this.tail = op;
-  }
-
-  unlink(op: Operation): void {
-    if (op.prev) op.prev.next = op.next;
-    else this.head = op.next;
-    if (op.next) op.next.prev = op.prev;
-    else this.tail = op.prev;
-    op.queue = op.prev = op.next = null;
-  }
-}
-
 /** Per-fd state: the two queues and whether the selector knows the fd. */
 class FdState {
-  readonly readers = new Queue();
-  readonly writers = new Queue();
+  readonly readers = new Queue<Operation>();
+  readonly writers = new Queue<Operation>();
   registered = false;
   /**
    * For stream sockets only: whether the fd may still have data to read / room to write. A short
@@ -177,7 +127,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   readonly #unrefedFds = new Set<number>();
   #budget = FAST_PATH_BUDGET;
   /** Queues holding an operation deferred by the budget: retried by the next `run`. */
-  #deferred: Queue[] = [];
+  #deferred: Queue<Operation>[] = [];
 
   constructor(backend: BackendName, selector: Selector, hooks: SelectorHooks = {}) {
     super();
@@ -350,11 +300,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   // ---- internals -------------------------------------------------------------------------
 
   #op(kind: Kind, fd: number, options: OperationOptions | undefined): Operation {
-    if (this.disposed) throw new ClosedError(SYSCALL[kind], fd);
-    if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
-      throw new TypeError(`fd must be a non-negative integer file descriptor, got ${String(fd)}`);
-    }
-    checkOptions(options);
+    checkOperation(kind, fd, options, this.disposed);
     const op = new Operation();
     op.kind = kind;
     op.fd = fd;
@@ -439,7 +385,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   }
 
   /** Retries queued operations in order until one would block. */
-  #drain(queue: Queue, interest: number, state: FdState | undefined): void {
+  #drain(queue: Queue<Operation>, interest: number, state: FdState | undefined): void {
     for (let op = queue.head; op; op = queue.head) {
       let result: unknown;
       try {
