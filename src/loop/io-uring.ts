@@ -290,7 +290,7 @@ class FdState {
   inflight = 0;
   /** Set by remove/close: the fd is forgotten; its in-flight requests are being cancelled. */
   removed = false;
-  /** The close() waiting for `inflight` to reach 0. */
+  /** The close() in progress: operations on the fd are refused until its CLOSE completes. */
   closer: Op | null = null;
   accept: Source | null = null;
   recv: Source | null = null;
@@ -841,7 +841,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     this.#ring.prep(at, OPS.LINK_TIMEOUT, 0, -1, scratch.address + SCRATCH_TIMESPEC, 1, 0, 0, 0, Tag.Ignore);
   }
 
-  /** One request on `state`'s fd finished. */
+  /** One request on `state`'s fd finished (an idle state may be replaced on fd reuse). */
   #inflightDone(state: FdState): void {
     state.inflight--;
   }
