@@ -84,3 +84,18 @@ export class Queue<T extends Queued<T>> {
     op.queue = op.prev = op.next = null;
   }
 }
+
+/**
+ * Marks every operation in `queues` as keeping the process alive or not (`setRef`); returns by
+ * how much the count of ref'd operations changed.
+ */
+export function markRefed<T extends Queued<T> & { refed: boolean }>(queues: readonly Queue<T>[], ref: boolean): number {
+  let delta = 0;
+  for (const q of queues) {
+    for (let op = q.head; op; op = op.next) {
+      if (op.refed !== ref) delta += ref ? 1 : -1;
+      op.refed = ref;
+    }
+  }
+  return delta;
+}

@@ -27,7 +27,7 @@ import { MAX_TOKEN, type Selector } from "../selector/selector.js";
 import { TimerHeap, type Timer } from "./timers.js";
 import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
 import { checkBuffer, checkBuffers, clock, isDetached, LoopBase } from "./common.js";
-import { checkOperation, isReader, Kind, Queue, SYSCALL } from "./operations.js";
+import { checkOperation, isReader, Kind, markRefed, Queue, SYSCALL } from "./operations.js";
 
 const WAKER_TOKEN = MAX_TOKEN - 1;
 
@@ -158,12 +158,7 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     if (ref) this.#unrefedFds.delete(fd);
     else this.#unrefedFds.add(fd);
     const state = this.#fds.get(fd);
-    for (const q of state ? [state.readers, state.writers] : []) {
-      for (let op = q.head; op; op = op.next) {
-        if (op.refed !== ref) this.#refedPending += ref ? 1 : -1;
-        op.refed = ref;
-      }
-    }
+    if (state) this.#refedPending += markRefed([state.readers, state.writers], ref);
     this.changed();
   }
 
