@@ -21,7 +21,7 @@ export type { ReceivedMessage } from "./sys/posix/socket.js";
 export { Interest, Event, Events } from "./selector/event.js";
 export { Poll, Registry, Waker, type WakerHandle, type SelectorName } from "./selector/poll-api.js";
 
-export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult } from "./loop/event-loop.js";
+export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult, BorrowOptions, BorrowedBytes } from "./loop/event-loop.js";
 export { PollingEventLoop } from "./loop/polling.js";
 export { IoUringEventLoop, probeIoUring, type IoUringOptions, type IoUringProbe } from "./loop/io-uring.js";
 export { BlockingEventLoop } from "./loop/blocking.js";

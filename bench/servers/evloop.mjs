@@ -87,11 +87,30 @@ async function echo(loop, conn) {
   }
 }
 
+async function echoBorrowed(conn) {
+  try {
+    conn.setNoDelay();
+    for (;;) {
+      const chunk = await conn.readBorrowed();
+      try {
+        if (chunk.bytes.byteLength === 0) break;
+        await conn.writeAll(chunk.bytes);
+      } finally {
+        chunk.release();
+      }
+    }
+  } catch (e) {
+    if (!DISCONNECTS.has(e?.code)) process.stderr.write(`evloop echo: ${e?.stack ?? e}\n`);
+  } finally {
+    await conn.close();
+  }
+}
+
 async function serve(loop, port) {
   // The same backlog as the C servers (SOMAXCONN): see node.mjs.
   const listener = await TcpListener.bind({ host: "127.0.0.1", port, backlog: 4096, loop });
   process.stdout.write(`PORT ${listener.address.port}\n`);
-  for await (const conn of listener) void echo(loop, conn);
+  for await (const conn of listener) void (process.env.BORROW ? echoBorrowed(conn) : echo(loop, conn));
 }
 
 function onSignals() {

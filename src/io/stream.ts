@@ -5,7 +5,7 @@
  * Every operation passes `{ signal, timeout }` straight to the loop, so cancellation keeps the
  * loop's guarantee: once a promise rejects, the buffer is no longer used.
  */
-import type { OperationOptions } from "../loop/event-loop.js";
+import type { BorrowedBytes, BorrowOptions, EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkBuffer, checkOptions, clock } from "../loop/common.js";
 import { SystemError, TimeoutError } from "../sys/errors.js";
 import { shutdown } from "../sys/posix/socket.js";
@@ -58,6 +58,33 @@ export abstract class Stream extends Handle implements AsyncIterable<Uint8Array>
     if (this.closed) return this.rejectClosed("read");
     try {
       return this.loop.read(this.fd, buf, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Reads at least one byte into memory the loop lends (see {@link EventLoop.readBorrowed}): no
+   * buffer of the caller's, none held while waiting, and on io_uring no copy. `bytes` is empty
+   * at end of stream; call `release()` when done with it (it is reused afterwards).
+   *
+   * @example
+   * ```ts
+   * for (;;) {
+   *   const chunk = await stream.readBorrowed({ maxBytes: 16384 });
+   *   try {
+   *     if (chunk.bytes.byteLength === 0) break;
+   *     await stream.writeAll(chunk.bytes); // echo
+   *   } finally {
+   *     chunk.release();
+   *   }
+   * }
+   * ```
+   */
+  readBorrowed(options?: BorrowOptions): Promise<BorrowedBytes> {
+    if (this.closed) return this.rejectClosed("read");
+    try {
+      return this.loop.readBorrowed(this.fd, options);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -16,8 +16,8 @@ import { pollOne } from "../sys/posix/poll.js";
 import { accept, connect, recvFrom, recvMsg, sendMsg, sendTo, socketError, type ReceivedMessage } from "../sys/posix/socket.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import { eventfdRead } from "../sys/linux/eventfd.js";
-import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
-import { checkBuffer, checkBuffers, checkOptions, clock, LoopBase } from "./common.js";
+import type { BackendName, BorrowedBytes, BorrowOptions, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
+import { BufferPool, checkBorrow, checkBuffer, checkBuffers, checkOptions, clock, LoopBase } from "./common.js";
 
 const READ_EVENTS = C.POLLIN | C.POLLPRI | C.POLLRDHUP;
 const WRITE_EVENTS = C.POLLOUT;
@@ -67,6 +67,20 @@ export class BlockingEventLoop extends LoopBase implements EventLoop {
     checkBuffer(buf, "read");
     return this.#block("read", fd, READ_EVENTS, options, () => read(fd, buf));
   }
+
+  readBorrowed(fd: number, options?: BorrowOptions): Promise<BorrowedBytes> {
+    const max = checkBorrow(options);
+    const pool = this.#pool;
+    return this.#block("read", fd, READ_EVENTS, options, () => {
+      const backing = pool.take(max);
+      const n = read(fd, max < backing.byteLength ? backing.subarray(0, max) : backing);
+      if (n !== WOULD_BLOCK) return pool.lend(backing, n);
+      pool.giveBack(0, backing);
+      return WOULD_BLOCK;
+    });
+  }
+
+  readonly #pool = new BufferPool();
 
   write(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number> {
     checkBuffer(buf, "write");

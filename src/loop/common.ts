@@ -6,6 +6,7 @@ import { ClosedError } from "../sys/errors.js";
 import { eventfd, eventfdWrite } from "../sys/linux/eventfd.js";
 import { close as closeFd } from "../sys/posix/fd.js";
 import type { WakerHandle } from "../selector/poll-api.js";
+import type { BorrowedBytes } from "./event-loop.js";
 import { TimerHeap } from "./timers.js";
 
 /** The loops' monotonic clock, in ms. */
@@ -65,6 +66,87 @@ export function checkBuffers(bufs: unknown, what: string): readonly Uint8Array[]
   if (bufs.length > 1024) throw new RangeError(`${what}: at most 1024 buffers (IOV_MAX), got ${bufs.length}`);
   for (const b of bufs) checkBuffer(b, what, true);
   return bufs as Uint8Array[];
+}
+
+/** Default and largest `maxBytes` of a borrowed read. */
+export const BORROW_DEFAULT = 16 * 1024;
+export const BORROW_MAX = 64 * 1024;
+
+/** Validates a borrowed read's options; returns its `maxBytes`. */
+export function checkBorrow(options: { maxBytes?: unknown } | undefined): number {
+  const max = options?.maxBytes;
+  if (max === undefined) return BORROW_DEFAULT;
+  if (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > BORROW_MAX) {
+    throw new RangeError(`maxBytes must be an integer from 1 to ${BORROW_MAX}, got ${String(max)}`);
+  }
+  return max;
+}
+
+/** Whoever lent a {@link Loan}'s memory, and takes it back. */
+export interface Lender {
+  /** `ref` and `backing` are what the lender put into the loan. */
+  giveBack(ref: number, backing: Uint8Array | null): void;
+}
+
+/** The {@link BorrowedBytes} a borrowed read resolves with. */
+export class Loan implements BorrowedBytes {
+  #lender: Lender | null;
+  readonly #ref: number;
+  readonly #backing: Uint8Array | null;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    lender: Lender | null,
+    ref: number,
+    backing: Uint8Array | null,
+  ) {
+    this.#lender = lender;
+    this.#ref = ref;
+    this.#backing = backing;
+  }
+
+  release(): void {
+    const lender = this.#lender;
+    if (lender === null) return;
+    this.#lender = null;
+    lender.giveBack(this.#ref, this.#backing);
+  }
+}
+
+/** A loan of memory nobody needs back (a fresh buffer, end of stream). */
+export function ownLoan(bytes: Uint8Array): Loan {
+  return new Loan(bytes, null, 0, null);
+}
+
+/**
+ * Buffers lent by the readiness backends' borrowed reads: taken only when a read is attempted,
+ * so a waiting read holds none, and kept for reuse when released (a few dozen at most; the rest
+ * are left to the GC).
+ */
+export class BufferPool implements Lender {
+  readonly #small: Uint8Array[] = [];
+  readonly #large: Uint8Array[] = [];
+
+  /** A buffer to read up to `maxBytes` into: its first `maxBytes` bytes (or fewer) are used. */
+  take(maxBytes: number): Uint8Array {
+    const large = maxBytes > BORROW_DEFAULT;
+    return (large ? this.#large.pop() : this.#small.pop()) ?? new Uint8Array(large ? BORROW_MAX : BORROW_DEFAULT);
+  }
+
+  /** Lends `n` bytes of `backing` (returns it at once for end of stream). */
+  lend(backing: Uint8Array, n: number): Loan {
+    if (n === 0) {
+      this.giveBack(0, backing);
+      return ownLoan(backing.subarray(0, 0));
+    }
+    return new Loan(backing.subarray(0, n), this, 0, backing);
+  }
+
+  giveBack(_ref: number, backing: Uint8Array | null): void {
+    if (backing === null) return;
+    const list = backing.byteLength > BORROW_DEFAULT ? this.#large : this.#small;
+    if (list.length < (backing.byteLength > BORROW_DEFAULT ? 8 : 64)) list.push(backing);
+  }
 }
 
 function describe(v: unknown): string {

@@ -40,6 +40,43 @@ export interface OperationOptions {
 }
 
 /**
+ * Options of `readBorrowed`: `{ signal, timeout }` and the most bytes to take.
+ *
+ * @example
+ * ```ts
+ * const options: BorrowOptions = { maxBytes: 4096, timeout: 5000 };
+ * const chunk = await loop.readBorrowed(fd, options);
+ * ```
+ */
+export interface BorrowOptions extends OperationOptions {
+  /** The most bytes one read may lend, from 1 to 65,536; default 16,384. */
+  maxBytes?: number | undefined;
+}
+
+/**
+ * Bytes a read lent out of the loop's own memory (see `readBorrowed`). `bytes` stays valid until
+ * `release()`; after it the memory is reused for other reads, so copy what must outlive it.
+ * `release()` is idempotent; a borrow never released is never reused (on io_uring the loop then
+ * has one provided buffer fewer), so release every one, also on error paths.
+ *
+ * @example
+ * ```ts
+ * const chunk: BorrowedBytes = await stream.readBorrowed();
+ * try {
+ *   if (chunk.bytes.byteLength > 0) await stream.writeAll(chunk.bytes);
+ * } finally {
+ *   chunk.release();
+ * }
+ * ```
+ */
+export interface BorrowedBytes {
+  /** The bytes read; empty at end of stream. Do not transfer or detach `bytes.buffer`. */
+  readonly bytes: Uint8Array;
+  /** Gives the memory back to the loop. */
+  release(): void;
+}
+
+/**
  * A datagram received by `receiveFrom`: `[count, source address]`.
  *
  * @example
@@ -76,6 +113,14 @@ export interface EventLoop {
 
   /** Reads at least one byte into `buf`; resolves with the count, 0 at EOF. */
   read(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number>;
+  /**
+   * Reads at least one byte into memory the loop lends, without a buffer of the caller's: on
+   * io_uring the bytes are a view of the provided buffer the kernel received into (no copy);
+   * elsewhere a buffer from the loop's pool, taken only once data is there. Either way an fd
+   * waiting for data holds no buffer. Resolves with empty `bytes` at EOF. Reads and borrowed
+   * reads on one fd share one queue, in order.
+   */
+  readBorrowed(fd: number, options?: BorrowOptions): Promise<BorrowedBytes>;
   /** Writes at least one byte of `buf`; resolves with the count. */
   write(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number>;
   /** Accepts a connection on a listening socket; resolves with its fd (non-blocking, cloexec). */

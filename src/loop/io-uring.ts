@@ -51,8 +51,8 @@ import { close as closeFd } from "../sys/posix/fd.js";
 import { messageSize, readMessage, socketDomain, socketError, socketType, writeMessage, type ReceivedMessage } from "../sys/posix/socket.js";
 import { encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "../sys/posix/sockaddr.js";
 import type { Timer } from "./timers.js";
-import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
-import { checkBuffer, checkBuffers, clock, isDetached, LoopBase } from "./common.js";
+import type { BackendName, BorrowedBytes, BorrowOptions, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
+import { BufferPool, checkBorrow, checkBuffer, checkBuffers, clock, isDetached, type Lender, Loan, LoopBase, ownLoan } from "./common.js";
 import { checkOperation, isReader, Kind, markRefed, Queue, SYSCALL } from "./operations.js";
 import { debug } from "./debug.js";
 
@@ -238,6 +238,13 @@ class Op {
   polling = false;
   /** Tried once already: a deadline that has passed now means a timeout. */
   attempted = false;
+  /**
+   * A borrowed read's `maxBytes`, else 0. It has no buffer of its own (`buf` stays null) unless
+   * it has to read directly (no provided buffer, a packet socket): into `backing` then, a
+   * buffer from the loop's pool that the loan gives back.
+   */
+  borrow = 0;
+  backing: Uint8Array | null = null;
   /** Its SQE receives into a provided buffer (the CQE names it). */
   selected = false;
   /** …from the large ring. */
@@ -463,6 +470,13 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     return this.#start(op, options);
   }
 
+  readBorrowed(fd: number, options?: BorrowOptions): Promise<BorrowedBytes> {
+    const max = checkBorrow(options);
+    const op = this.#op(Kind.Read, fd, options);
+    op.borrow = max;
+    return this.#start(op, options);
+  }
+
   write(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number> {
     const op = this.#op(Kind.Write, fd, options);
     op.buf = checkBuffer(buf, "write");
@@ -631,8 +645,9 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     const clean = this.#busySlots() === 0;
     this.#ring.close();
     if (clean) {
-      this.#buffers?.close();
-      this.#largeBuffers?.close();
+      // SAFETY: borrowed reads' views point into the provided buffers: their memory is freed
+      // only when the last loan comes back (#giveBack).
+      if (this.#lent === 0) this.#freeBuffers();
       for (const b of this.#scratch) b.free();
     }
     super.dispose();
@@ -750,21 +765,32 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     } else {
       switch (op.kind) {
         case Kind.Read: {
-          const buf = op.buf!;
           const notSocket = state.kind === FdKind.NotSocket;
-          if (this.#buffers && state.kind !== FdKind.Packet && !op.direct && !op.waitedDirect) {
+          const borrowed = op.borrow > 0;
+          if (this.#buffers && state.kind !== FdKind.Packet && !op.direct && (op.waitedDirect || borrowed)) {
+            // Into a provided buffer, whenever the data comes. A borrowed read lends that buffer
+            // to the caller as is; a read into the caller's buffer copies it out.
+            op.selected = true;
+            const want = borrowed ? op.borrow : op.buf!.byteLength;
+            const large = want > SMALL_BUFFERS.size;
+            op.largeBuffer = large;
+            const len = Math.min(want, large ? LARGE_BUFFERS.size : SMALL_BUFFERS.size);
+            ring.prep(at, notSocket ? OPS.READ : OPS.RECV, link | C.IOSQE_BUFFER_SELECT, fd, 0, len, notSocket ? U64_MAX_AS_NUMBER : 0, 0, slot, Tag.Slot);
+            ring.setBufGroup(at, large ? LARGE_BUFFERS.group : SMALL_BUFFERS.group);
+            break;
+          }
+          // Straight into the caller's buffer (a borrowed read takes one from the pool).
+          if (op.buf === null) {
+            const backing = (op.backing = this.#pool.take(op.borrow));
+            op.buf = op.borrow < backing.byteLength ? backing.subarray(0, op.borrow) : backing;
+          }
+          const buf = op.buf;
+          if (this.#buffers && state.kind !== FdKind.Packet && !op.direct) {
             // First straight into the caller's buffer, without waiting: usually data is there
             // (a copy and a provided buffer saved); on EAGAIN the read waits as below.
             op.optimistic = true;
             if (notSocket) ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, C.RWF_NOWAIT, slot, Tag.Slot);
             else ring.prep(at, OPS.RECV, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT, slot, Tag.Slot);
-          } else if (this.#buffers && state.kind !== FdKind.Packet && !op.direct) {
-            op.selected = true;
-            const large = buf.byteLength > SMALL_BUFFERS.size;
-            op.largeBuffer = large;
-            const len = Math.min(buf.byteLength, large ? LARGE_BUFFERS.size : SMALL_BUFFERS.size);
-            ring.prep(at, notSocket ? OPS.READ : OPS.RECV, link | C.IOSQE_BUFFER_SELECT, fd, 0, len, notSocket ? U64_MAX_AS_NUMBER : 0, 0, slot, Tag.Slot);
-            ring.setBufGroup(at, large ? LARGE_BUFFERS.group : SMALL_BUFFERS.group);
           } else if (notSocket) {
             ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, op.mayBlock ? 0 : C.RWF_NOWAIT, slot, Tag.Slot);
           } else {
@@ -872,6 +898,19 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       else if (!source.armed && !source.starved) this.#armSource(source);
       return true;
     }
+    if (source.chunks.length > 0 && op.buf === null) {
+      // A borrowed read: lend the first buffer as it is, unless a read already took part of it
+      // or it holds more than the caller wants; then copy into a fresh buffer below.
+      const chunk = source.chunks[0]!;
+      if (chunk.offset === 0 && chunk.length <= op.borrow) {
+        source.chunks.shift();
+        this.#rearmPaused(source);
+        this.#settle(op, true, this.#lend(chunk.bid, chunk.length));
+        return true;
+      }
+      const backing = (op.backing = this.#pool.take(op.borrow));
+      op.buf = backing.subarray(0, Math.min(op.borrow, backing.byteLength));
+    }
     if (source.chunks.length > 0) {
       // Everything received so far that fits: one read (and the caller's one write after it)
       // for what arrived in several segments.
@@ -888,10 +927,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
         this.#recycle(chunk.bid);
         if (op.kind === Kind.ReceiveMessage) break;
       }
-      if (source.multishot && !source.armed && !source.eof && !source.error && !source.starved && source.chunks.length < MAX_CHUNKS_PER_FD / 2) {
-        // Paused for having too much unread: room again.
-        this.#armSource(source);
-      }
+      this.#rearmPaused(source);
       if (op.kind === Kind.ReceiveMessage) this.#settle(op, true, { bytes: n, fds: [], address: null, truncated: false });
       else this.#settle(op, true, n);
       return true;
@@ -906,9 +942,18 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       this.#settle(op, true, op.kind === Kind.ReceiveMessage ? { bytes: 0, fds: [], address: null, truncated: false } : 0);
       return true;
     }
-    if (!source.multishot) return false;
-    if (!source.armed && !source.starved) this.#armSource(source);
+    // Every provided buffer is taken (borrowed reads may keep them as long as they like): the
+    // read goes to the kernel itself, and reads directly if none is free by then.
+    if (!source.multishot || source.starved) return false;
+    if (!source.armed) this.#armSource(source);
     return true;
+  }
+
+  /** A multishot receive paused for having too much unread resumes once there is room again. */
+  #rearmPaused(source: Source): void {
+    if (source.multishot && !source.armed && !source.eof && !source.error && !source.starved && source.chunks.length < MAX_CHUNKS_PER_FD / 2) {
+      this.#armSource(source);
+    }
   }
 
   #armSource(source: Source): void {
@@ -964,6 +1009,40 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
 
   /** Whether a buffer went back since the receives that found none were last retried. */
   #recycled = false;
+
+  /** Buffers for borrowed reads that cannot use a provided buffer. */
+  readonly #pool = new BufferPool();
+  /** Provided buffers lent to callers by borrowed reads and not given back yet. */
+  #lent = 0;
+  readonly #lender: Lender = { giveBack: (ref) => this.#giveBack(ref) };
+
+  /**
+   * Lends provided buffer `ref` (its first `length` bytes) to a borrowed read.
+   * SAFETY: a buffer taken off the ring is not the kernel's until `#recycle` puts it back, which
+   * only the loan's release does; the memory stays mapped while any loan is out, even after
+   * `dispose` (see there).
+   */
+  #lend(ref: number, length: number): Loan {
+    this.#lent++;
+    return new Loan(this.#view(ref, length), this.#lender, ref, null);
+  }
+
+  #giveBack(ref: number): void {
+    this.#lent--;
+    if (this.disposed || this.#disposing) {
+      // The rings are gone or going: nothing to recycle into. The last loan frees their memory.
+      if (this.#lent === 0 && this.disposed) this.#freeBuffers();
+      return;
+    }
+    this.#recycle(ref);
+    // A receive waiting for a free buffer may go now (owner mode submits on its next iteration).
+    if (this.#starved.size > 0) this.#queueFlush();
+  }
+
+  #freeBuffers(): void {
+    this.#buffers?.close();
+    this.#largeBuffers?.close();
+  }
 
   /**
    * Re-arms the multishot receives that found every provided buffer in use, once buffers came back
@@ -1101,6 +1180,15 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     if (op.signal && op.onAbort) op.signal.removeEventListener("abort", op.onAbort);
     op.message?.free();
     op.message = null;
+    // A borrowed read that read into a pool buffer (or hit EOF) lends that buffer.
+    const backing = op.backing;
+    if (backing !== null) {
+      op.backing = null;
+      if (ok) value = this.#pool.lend(backing, value as number);
+      else this.#pool.giveBack(0, backing);
+    } else if (ok && op.borrow > 0 && typeof value === "number") {
+      value = ownLoan(new Uint8Array(0)); // end of stream: the only count without a buffer
+    }
     op.buf = null;
     op.bufs = null;
     if (ok) op.resolve(value as never);
@@ -1195,7 +1283,12 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
       else this.#settle(op, false, op.cancelled ? op.cancelReason : new SystemError(-res, SYSCALL[op.kind]));
       return;
     }
-    const buf = op.buf!;
+    if (op.buf === null) {
+      // A borrowed read: the provided buffer itself is the result.
+      this.#settle(op, true, this.#lend(bid, res));
+      return;
+    }
+    const buf = op.buf;
     if (buf.byteLength === 0 && isDetached(buf)) {
       // The caller gave the buffer away while the read waited: keep the data for the next read.
       const source = (op.state!.recv ??= new Source(Kind.Read, op.state!, false));

@@ -25,8 +25,8 @@ import { eventfdRead } from "../sys/linux/eventfd.js";
 import { Events, Interest, Ready } from "../selector/event.js";
 import { MAX_TOKEN, type Selector } from "../selector/selector.js";
 import { TimerHeap, type Timer } from "./timers.js";
-import type { BackendName, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
-import { checkBuffer, checkBuffers, clock, isDetached, LoopBase } from "./common.js";
+import type { BackendName, BorrowedBytes, BorrowOptions, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
+import { BufferPool, checkBorrow, checkBuffer, checkBuffers, clock, isDetached, LoopBase } from "./common.js";
 import { checkOperation, isReader, Kind, markRefed, Queue, SYSCALL } from "./operations.js";
 
 const WAKER_TOKEN = MAX_TOKEN - 1;
@@ -50,6 +50,8 @@ class Operation {
   fds: readonly number[] | null = null;
   address: SocketAddress | null = null;
   maxFds = 0;
+  /** A borrowed read's `maxBytes` (its buffer comes from the pool when it is attempted); else 0. */
+  borrow = 0;
   /** For connect: whether connect(2) was called (later attempts read SO_ERROR instead). */
   started = false;
   resolve: (value: never) => void = noop;
@@ -121,6 +123,8 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   readonly #hooks: SelectorHooks;
   readonly #events = new Events(1024);
   readonly #fds = new Map<number, FdState>();
+  /** Buffers for borrowed reads. */
+  readonly #pool = new BufferPool();
   #pending = 0;
   /** Parked operations on fds that keep the process alive. */
   #refedPending = 0;
@@ -167,6 +171,13 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
   read(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number> {
     const op = this.#op(Kind.Read, fd, options);
     op.buf = checkBuffer(buf, "read");
+    return this.#start(op, options);
+  }
+
+  readBorrowed(fd: number, options?: BorrowOptions): Promise<BorrowedBytes> {
+    const max = checkBorrow(options);
+    const op = this.#op(Kind.Read, fd, options);
+    op.borrow = max;
     return this.#start(op, options);
   }
 
@@ -425,9 +436,17 @@ export class PollingEventLoop extends LoopBase implements EventLoop {
     }
     switch (op.kind) {
       case Kind.Read: {
-        const n = read(fd, op.buf!);
-        if (state?.stream && !state.readClosed && n < op.buf!.byteLength && n !== 0) state.readable = false;
-        return orWouldBlock(n);
+        // A borrowed read takes a buffer only now, and gives it back if nothing was there.
+        const backing = op.borrow > 0 ? this.#pool.take(op.borrow) : null;
+        const buf = backing === null ? op.buf! : op.borrow < backing.byteLength ? backing.subarray(0, op.borrow) : backing;
+        const n = read(fd, buf);
+        if (state?.stream && !state.readClosed && n < buf.byteLength && n !== 0) state.readable = false;
+        if (backing === null) return orWouldBlock(n);
+        if (n === WOULD_BLOCK) {
+          this.#pool.giveBack(0, backing);
+          return WOULD_BLOCK_RESULT;
+        }
+        return this.#pool.lend(backing, n);
       }
       case Kind.Write: {
         const n = write(fd, op.buf!);

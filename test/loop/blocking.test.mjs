@@ -50,6 +50,30 @@ describe("blocking backend", { skip }, () => {
     }
   });
 
+  test("readBorrowed: lends what is there (at most maxBytes), empty bytes at EOF, a timeout when nothing comes", async () => {
+    const loop = createLoop({ backend: "blocking", guest: false });
+    const [r, w] = Pipe.create({ loop });
+    try {
+      await w.writeAll(bytes("borrowed bytes"));
+      const first = await r.readBorrowed({ maxBytes: 8 });
+      assert.equal(text(first.bytes), "borrowed");
+      first.release();
+      const rest = await r.readBorrowed();
+      assert.equal(text(rest.bytes), " bytes");
+      rest.release();
+      await assert.rejects(r.readBorrowed({ timeout: 10 }), TimeoutError);
+      assert.throws(() => loop.readBorrowed(r.fd, { maxBytes: 70_000 }), RangeError);
+      await w.close();
+      const eof = await r.readBorrowed();
+      assert.equal(eof.bytes.byteLength, 0);
+      eof.release();
+    } finally {
+      await r.close();
+      await w.close();
+      loop.dispose();
+    }
+  });
+
   test("UnixStream.pair(): round trip in both directions", async () => {
     const loop = createLoop({ backend: "blocking", guest: false });
     const [a, b] = UnixStream.pair({ loop });

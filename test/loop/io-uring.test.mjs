@@ -226,3 +226,97 @@ describe("io_uring", { skip }, () => {
     assert.equal(openFds(), before, "the ring fd, the eventfd or a socket is still open");
   });
 });
+
+describe("io_uring borrowed reads", { skip }, () => {
+  for (const [label, options] of [
+    ["one-shot RECV", {}],
+    ["multishot RECV", { ioUring: { multishotRecv: true } }],
+  ]) {
+    test(`${label}: a borrowed read lends the provided buffer itself (no copy), and it comes back on release`, () =>
+      withLoop(options, async (loop) => {
+        const [{ client, server }] = await tcpPairs(loop, 1);
+        try {
+          const completionsBefore = loop.stats.completions;
+          const pending = server.readBorrowed();
+          await client.writeAll(new TextEncoder().encode("zero copy"));
+          const chunk = await pending;
+          assert.equal(new TextDecoder().decode(chunk.bytes), "zero copy");
+          // A view of the 512 × 16 KiB provided buffer ring, not a buffer of its own.
+          assert.equal(chunk.bytes.buffer.byteLength, 512 * 16 * 1024);
+          assert.ok(loop.stats.completions > completionsBefore);
+          // Hold it: the next data lands in another buffer, and this loan stays as it was.
+          const next = server.readBorrowed();
+          await client.writeAll(new TextEncoder().encode("second"));
+          const second = await next;
+          assert.equal(new TextDecoder().decode(second.bytes), "second");
+          assert.notEqual(second.bytes.byteOffset, chunk.bytes.byteOffset);
+          assert.equal(new TextDecoder().decode(chunk.bytes), "zero copy");
+          chunk.release();
+          second.release();
+          // A one-shot RECV for more than 16 KiB takes a buffer of the 64 × 64 KiB ring; the
+          // multishot RECV receives into 16 KiB buffers whatever the reads ask for.
+          const big = new Uint8Array(40_000).fill(7);
+          const third = server.readBorrowed({ maxBytes: 65536 });
+          await client.writeAll(big);
+          const lent = await third;
+          const multishot = options.ioUring?.multishotRecv === true;
+          assert.equal(lent.bytes.buffer.byteLength, multishot ? 512 * 16 * 1024 : 64 * 64 * 1024);
+          assert.ok(lent.bytes.byteLength <= (multishot ? 16 * 1024 : 65536));
+          assert.ok(lent.bytes.every((b) => b === 7));
+          lent.release();
+        } finally {
+          await client.close();
+          await server.close();
+        }
+      }));
+
+    test(`${label}: loans outlive dispose (their memory stays mapped until the last release)`, async () => {
+      const loop = createLoop({ backend: "io_uring", ...options });
+      let chunk;
+      try {
+        await withWatchdog(loop, async () => {
+          const [{ client, server }] = await tcpPairs(loop, 1);
+          const pending = server.readBorrowed();
+          await client.writeAll(new TextEncoder().encode("kept"));
+          chunk = await pending;
+          await client.close();
+          await server.close();
+        }, 30_000);
+      } finally {
+        loop.dispose();
+      }
+      // Reading unmapped memory would crash the process here.
+      assert.equal(new TextDecoder().decode(chunk.bytes), "kept");
+      chunk.release();
+      chunk.release();
+      assert.equal(leakedRequests(), 0);
+    });
+  }
+
+  test("with every provided buffer lent out, reads fall back to reading directly (ENOBUFS) and nothing hangs", () =>
+    withLoop({}, async (loop) => {
+      const [{ client, server }] = await tcpPairs(loop, 1);
+      try {
+        const loans = [];
+        for (let i = 0; i < 520; i++) {
+          const pending = server.readBorrowed({ maxBytes: 16 });
+          await client.writeAll(new Uint8Array([i & 0xff]));
+          const chunk = await pending;
+          assert.deepEqual([...chunk.bytes], [i & 0xff]);
+          loans.push(chunk);
+        }
+        assert.ok(loop.stats.starved > 0, "some reads found no provided buffer");
+        // Those loans are fresh buffers of their own.
+        assert.ok(loans.some((l) => l.bytes.buffer.byteLength !== 512 * 16 * 1024));
+        for (const l of loans) l.release();
+        const pending = server.readBorrowed();
+        await client.writeAll(new Uint8Array([42]));
+        const again = await pending;
+        assert.equal(again.bytes.buffer.byteLength, 512 * 16 * 1024, "buffers lent again once released");
+        again.release();
+      } finally {
+        await client.close();
+        await server.close();
+      }
+    }));
+});
