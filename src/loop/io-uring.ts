@@ -301,8 +301,21 @@ class FdState {
   closer: Op | null = null;
   accept: Source | null = null;
   recv: Source | null = null;
+  /** The memory the fd's last direct read or write used, and its address (saves a lookup). */
+  lastMemory: ArrayBufferLike | null = null;
+  lastAddress = 0;
 
   constructor(readonly fd: number) {}
+
+  /** The address of `buf`'s first byte (see `addressOf`). */
+  addressOf(buf: Uint8Array): number {
+    const memory = buf.buffer;
+    if (memory !== this.lastMemory) {
+      this.lastAddress = addressOf(buf) - buf.byteOffset;
+      this.lastMemory = memory;
+    }
+    return this.lastAddress + buf.byteOffset;
+  }
 }
 
 /** A TIMEOUT armed for the earliest loop timer while owner mode waits. */
@@ -789,19 +802,19 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
             // First straight into the caller's buffer, without waiting: usually data is there
             // (a copy and a provided buffer saved); on EAGAIN the read waits as below.
             op.optimistic = true;
-            if (notSocket) ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, C.RWF_NOWAIT, slot, Tag.Slot);
-            else ring.prep(at, OPS.RECV, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT, slot, Tag.Slot);
+            if (notSocket) ring.prep(at, OPS.READ, link, fd, state.addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, C.RWF_NOWAIT, slot, Tag.Slot);
+            else ring.prep(at, OPS.RECV, link, fd, state.addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT, slot, Tag.Slot);
           } else if (notSocket) {
-            ring.prep(at, OPS.READ, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, op.mayBlock ? 0 : C.RWF_NOWAIT, slot, Tag.Slot);
+            ring.prep(at, OPS.READ, link, fd, state.addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, op.mayBlock ? 0 : C.RWF_NOWAIT, slot, Tag.Slot);
           } else {
-            ring.prep(at, OPS.RECV, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT, slot, Tag.Slot);
+            ring.prep(at, OPS.RECV, link, fd, state.addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT, slot, Tag.Slot);
           }
           break;
         }
         case Kind.Write: {
           const buf = op.buf!;
-          if (state.kind === FdKind.NotSocket) ring.prep(at, OPS.WRITE, link, fd, addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, op.mayBlock ? 0 : C.RWF_NOWAIT, slot, Tag.Slot);
-          else ring.prep(at, OPS.SEND, link, fd, addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT | C.MSG_NOSIGNAL, slot, Tag.Slot);
+          if (state.kind === FdKind.NotSocket) ring.prep(at, OPS.WRITE, link, fd, state.addressOf(buf), buf.byteLength, U64_MAX_AS_NUMBER, op.mayBlock ? 0 : C.RWF_NOWAIT, slot, Tag.Slot);
+          else ring.prep(at, OPS.SEND, link, fd, state.addressOf(buf), buf.byteLength, 0, C.MSG_DONTWAIT | C.MSG_NOSIGNAL, slot, Tag.Slot);
           break;
         }
         case Kind.Accept:
@@ -1374,8 +1387,8 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
    * the caller claims the chain's other SQEs with `ring.claim()` straight after.
    */
   #claim(n: number): number {
-    if (this.#ring.sqSpace < n) this.#submit(false);
-    while (this.#ring.sqSpace < n) {
+    if (!this.#ring.hasSpace(n)) this.#submit(false);
+    while (!this.#ring.hasSpace(n)) {
       // The kernel did not take everything (CQ overflow backpressure): make room and retry.
       this.#reap();
       this.#submit(false);

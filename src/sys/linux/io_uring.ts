@@ -174,6 +174,8 @@ export class Ring {
   #tail = 0;
   /** The tail the kernel has seen (published). */
   #published = 0;
+  /** The SQ head as last read: the kernel only moves it forward, so it bounds the space. */
+  #headSeen = 0;
   /** The CQ head we have consumed up to (published by {@link advance}). */
   #cqHeadLocal = 0;
   readonly #maps: Array<[bigint, number]> = [];
@@ -273,27 +275,39 @@ export class Ring {
 
   /** Free SQ slots (ours, counting unpublished ones as used). */
   get sqSpace(): number {
-    return this.sqEntries - ((this.#tail - Atomics.load(this.#sqRing, this.#sqHead)) >>> 0);
+    this.#headSeen = Atomics.load(this.#sqRing, this.#sqHead);
+    return this.sqEntries - ((this.#tail - this.#headSeen) >>> 0);
   }
 
   /**
-   * Claims the next SQE, zeroed, and returns its first word's index in {@link sqes}; -1 when the
-   * SQ is full (submit, then retry).
+   * Whether `n` SQEs can be claimed now. Reads the kernel's head only when the head last seen
+   * leaves too little room: one atomic load per ring's worth of SQEs, not one per SQE.
+   */
+  hasSpace(n: number): boolean {
+    return this.sqEntries - ((this.#tail - this.#headSeen) >>> 0) >= n || this.sqSpace >= n;
+  }
+
+  /**
+   * Claims the next SQE and returns its first word's index in {@link sqes}; -1 when the SQ is
+   * full (submit, then retry). The entry holds stale words until {@link prep} writes them all.
    */
   claim(): number {
-    if (this.sqSpace === 0) return -1;
+    if (!this.hasSpace(1)) return -1;
     const at = (this.#tail & this.#sqMask) * SQE_WORDS;
     this.#tail = (this.#tail + 1) >>> 0;
-    this.sqes.fill(0, at, at + SQE_WORDS);
     return at;
   }
 
   /**
-   * Fills the common SQE fields at word `at` (from {@link claim}). `addr` and `off` are numbers
-   * below 2^53; `userData` is split into two 32-bit words.
+   * Writes the whole SQE at word `at` (from {@link claim}): the common fields from the arguments,
+   * every other word zero (the setters below fill some of them afterwards). `addr` and `off` are
+   * numbers below 2^53; `userData` is split into two 32-bit words.
    */
   prep(at: number, opcode: number, flags: number, fd: number, addr: number, len: number, off: number, opFlags: number, userLo: number, userHi: number): void {
     const s = this.sqes;
+    // The first 40 bytes are the fields below; after them come buf_index/personality,
+    // splice_fd_in/file_index, addr3 and the pad.
+    for (let w = W_USER_DATA + 2; w < SQE_WORDS; w++) s[at + w] = 0;
     s[at + W_HEAD] = opcode | (flags << 8);
     s[at + W_FD] = fd;
     s[at + W_OFF] = off >>> 0;
