@@ -5,6 +5,7 @@
  *
  * Rules every backend keeps:
  * - `read`/`write` transfer at least one byte and return the count; `read` returns 0 at EOF.
+ *   `readBorrowed` is `read` into memory the loop lends (empty `bytes` at EOF), in the same queue.
  * - A cancelled or timed-out operation never completes later: once its promise rejects, the
  *   kernel no longer holds its buffer and the buffer is not written. On a completion backend
  *   (io_uring) the rejection waits for the kernel's confirmation, and an operation that

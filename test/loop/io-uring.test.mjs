@@ -2,8 +2,10 @@
  * io_uring-specific behaviour the conformance suite does not reach: a submission queue much
  * smaller than the work (SQ full: flush and continue), a completion queue that overflows, the
  * provided buffers running out while sockets hold unread data, regular files (which io_uring
- * reads and writes, unlike epoll), and dispose() with requests in the kernel (they must all come
- * back: nothing is abandoned, no fd is left open). Skipped where io_uring is unavailable.
+ * reads and writes, unlike epoll), dispose() with requests in the kernel (they must all come
+ * back: nothing is abandoned, no fd is left open), and borrowed reads lending the provided
+ * buffers themselves (no copy; loans outliving dispose; every buffer lent out). Skipped where
+ * io_uring is unavailable.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
