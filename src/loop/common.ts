@@ -144,8 +144,9 @@ export class BufferPool implements Lender {
 
   giveBack(_ref: number, backing: Uint8Array | null): void {
     if (backing === null) return;
-    const list = backing.byteLength > BORROW_DEFAULT ? this.#large : this.#small;
-    if (list.length < (backing.byteLength > BORROW_DEFAULT ? 8 : 64)) list.push(backing);
+    const large = backing.byteLength > BORROW_DEFAULT;
+    const list = large ? this.#large : this.#small;
+    if (list.length < (large ? 8 : 64)) list.push(backing);
   }
 }
 

@@ -656,6 +656,7 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
     }
     this.#pending = this.#refedPending = 0;
     const clean = this.#busySlots() === 0;
+    this.#disposedClean = clean;
     this.#ring.close();
     if (clean) {
       // SAFETY: borrowed reads' views point into the provided buffers: their memory is freed
@@ -1043,14 +1044,18 @@ export class IoUringEventLoop extends LoopBase implements EventLoop {
   #giveBack(ref: number): void {
     this.#lent--;
     if (this.disposed || this.#disposing) {
-      // The rings are gone or going: nothing to recycle into. The last loan frees their memory.
-      if (this.#lent === 0 && this.disposed) this.#freeBuffers();
+      // The rings are gone or going: nothing to recycle into. The last loan frees their memory,
+      // unless a request the kernel never gave back may still use them (see dispose).
+      if (this.#lent === 0 && this.disposed && this.#disposedClean) this.#freeBuffers();
       return;
     }
     this.#recycle(ref);
     // A receive waiting for a free buffer may go now (owner mode submits on its next iteration).
     if (this.#starved.size > 0) this.#queueFlush();
   }
+
+  /** Set by dispose when every request came back: the buffer rings may then be freed. */
+  #disposedClean = false;
 
   #freeBuffers(): void {
     this.#buffers?.close();
