@@ -6,7 +6,7 @@ import { checkOptions, clock } from "../loop/common.js";
 import { SystemError, TimeoutError } from "../sys/errors.js";
 import { bind, listen, localAddress, setIntOption } from "../sys/posix/socket.js";
 import { familyOf } from "../sys/posix/sockaddr.js";
-import { C } from "../sys/target.js";
+import { C, ERRNO } from "../sys/target.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
 import { checkHost, checkPort, formatAddress, resolveHost, type InetAddress, type IPFamily } from "./address.js";
 import { annotate, Listener, openSocket, SocketStream } from "./socket.js";
@@ -165,7 +165,8 @@ export class TcpStream extends SocketStream {
 
   /**
    * Enables or disables TCP keep-alive probes (SO_KEEPALIVE). `initialDelayMs` sets how long the
-   * connection must be idle before the first probe (TCP_KEEPIDLE, in whole seconds, rounded up).
+   * connection must be idle before the first probe (TCP_KEEPIDLE, in whole seconds, rounded up);
+   * OpenBSD has no such per-socket option, and there it throws ENOPROTOOPT.
    *
    * @example
    * ```ts
@@ -174,14 +175,18 @@ export class TcpStream extends SocketStream {
    */
   setKeepAlive(on = true, initialDelayMs?: number): this {
     const fd = this.openFd("setsockopt");
+    const keepIdle = C.TCP_KEEPIDLE;
     if (initialDelayMs !== undefined) {
       if (typeof initialDelayMs !== "number" || !(initialDelayMs >= 0) || initialDelayMs > 32767 * 1000) {
         throw new RangeError(`initialDelayMs must be from 0 to ${32767 * 1000}, got ${String(initialDelayMs)}`);
       }
+      if (keepIdle === undefined) {
+        throw new SystemError(ERRNO.ENOPROTOOPT, "setsockopt", "this OS has no per-socket keep-alive delay (TCP_KEEPIDLE)");
+      }
     }
     setIntOption(fd, C.SOL_SOCKET, C.SO_KEEPALIVE, on ? 1 : 0);
-    if (on && initialDelayMs !== undefined) {
-      setIntOption(fd, C.IPPROTO_TCP, C.TCP_KEEPIDLE, Math.max(1, Math.ceil(initialDelayMs / 1000)));
+    if (on && initialDelayMs !== undefined && keepIdle !== undefined) {
+      setIntOption(fd, C.IPPROTO_TCP, keepIdle, Math.max(1, Math.ceil(initialDelayMs / 1000)));
     }
     return this;
   }

@@ -6,7 +6,7 @@
  * polling event loop costs no epoll_ctl per operation. Thread safety: one thread selects; the
  * only cross-thread call is a Waker write, which epoll observes like any other event.
  */
-import { C } from "../sys/target.js";
+import { C } from "../sys/linux/constants.js";
 import { epollCreate, epollCtl, epollWait, eventData, eventMask, EPOLL_EVENT_SIZE } from "../sys/linux/epoll.js";
 import { close } from "../sys/posix/fd.js";
 import { dataView } from "../ffi/layout.js";

@@ -2,8 +2,8 @@
  * The readiness API (mio-style): `Poll` owns a selector, `Registry` registers fds under tokens,
  * `Waker` wakes a blocked `poll()` from any thread.
  */
-import { eventfd, eventfdRead, eventfdWrite } from "../sys/linux/eventfd.js";
-import { close } from "../sys/posix/fd.js";
+import { TARGET } from "../sys/target.js";
+import { createWakeupFd, isWakerHandle, wakeFromHandle, type WakerHandle, type WakeupFd } from "../sys/wakeup.js";
 import { Interest, type Events } from "./event.js";
 import { EpollSelector } from "./epoll.js";
 import { PollSelector } from "./poll.js";
@@ -68,22 +68,11 @@ export class Registry {
   }
 }
 
-/**
- * A serialisable reference to a {@link Waker}, to hand to another thread with `postMessage`.
- *
- * @example
- * ```ts
- * new Worker(url, { workerData: loop.interruptHandle }); // worker: Waker.fromHandle(workerData).wake()
- * ```
- */
-export interface WakerHandle {
-  readonly kind: "eventfd";
-  readonly fd: number;
-}
+export type { WakerHandle };
 
 /**
  * Wakes a {@link Poll} (or an event loop) from any thread: `wake()` makes its registration
- * readable. On Linux it is an eventfd.
+ * readable. On Linux it is an eventfd; on macOS and the BSDs a pipe (see `sys/wakeup.ts`).
  *
  * @example
  * ```ts
@@ -95,7 +84,9 @@ export interface WakerHandle {
  * ```
  */
 export class Waker {
-  readonly #fd: number;
+  /** The waker fd this thread owns; null for a reference to another thread's waker. */
+  readonly #wakeup: WakeupFd | null;
+  readonly #handle: WakerHandle;
   #registry: Registry | null;
   #token = 0;
 
@@ -103,17 +94,20 @@ export class Waker {
   constructor(registry: Registry, token: number) {
     if (adopting !== null) {
       // Built by fromHandle: a reference to another thread's waker, which it does not own.
-      this.#fd = adopting;
+      this.#wakeup = null;
+      this.#handle = adopting;
       this.#registry = null;
       return;
     }
-    this.#fd = eventfd(0);
+    const wakeup = createWakeupFd();
+    this.#wakeup = wakeup;
+    this.#handle = wakeup.handle;
     this.#registry = registry;
     this.#token = token;
     try {
-      registry.register(this.#fd, token, Interest.READABLE);
+      registry.register(wakeup.fd, token, Interest.READABLE);
     } catch (e) {
-      close(this.#fd);
+      wakeup.close();
       throw e;
     }
     registry.wakers.set(token, this);
@@ -121,8 +115,8 @@ export class Waker {
 
   /** A waker for a handle received from another thread; `close()` on it does nothing. */
   static fromHandle(handle: WakerHandle): Waker {
-    if (!handle || handle.kind !== "eventfd" || !Number.isInteger(handle.fd)) throw new TypeError("not a WakerHandle");
-    adopting = handle.fd;
+    if (!isWakerHandle(handle)) throw new TypeError("not a WakerHandle");
+    adopting = { kind: handle.kind, fd: handle.fd };
     try {
       return new Waker(null as unknown as Registry, 0);
     } finally {
@@ -132,32 +126,34 @@ export class Waker {
 
   /** What to send to another thread so it can wake this one. */
   get handle(): WakerHandle {
-    return { kind: "eventfd", fd: this.#fd };
+    return { kind: this.#handle.kind, fd: this.#handle.fd };
   }
 
   /** Wakes the poll; safe to call from any thread, any number of times. */
   wake(): void {
-    eventfdWrite(this.#fd, 1);
+    if (this.#wakeup !== null) this.#wakeup.wake();
+    else wakeFromHandle(this.#handle);
   }
 
   /** Consumes pending wake-ups; `Poll.poll` calls it before reporting the waker's event. */
   reset(): void {
-    eventfdRead(this.#fd);
+    if (this.#wakeup === null) return;
+    this.#wakeup.drain();
     // On the poll(2) backend a fired direction is disarmed; arm it for the next wake().
-    this.#registry?.reregister(this.#fd, this.#token, Interest.READABLE);
+    this.#registry?.reregister(this.#wakeup.fd, this.#token, Interest.READABLE);
   }
 
   /** Deregisters and closes the waker. Handles held by other threads stop working. */
   close(): void {
-    if (this.#registry === null) return;
+    if (this.#registry === null || this.#wakeup === null) return;
     this.#registry.wakers.delete(this.#token);
-    this.#registry.deregister(this.#fd);
+    this.#registry.deregister(this.#wakeup.fd);
     this.#registry = null;
-    close(this.#fd);
+    this.#wakeup.close();
   }
 }
 
-let adopting: number | null = null;
+let adopting: WakerHandle | null = null;
 
 /**
  * Waits for readiness events on registered fds (mio's `Poll`).
@@ -177,7 +173,7 @@ export class Poll {
   readonly #selector: Selector;
   readonly registry: Registry;
 
-  constructor(backend: SelectorName = "epoll") {
+  constructor(backend: SelectorName = TARGET.has.epoll ? "epoll" : "poll") {
     this.#selector = createSelector(backend);
     this.registry = new Registry(this.#selector);
   }

@@ -9,10 +9,9 @@
  * `selector.ts`): a direction that fired is disarmed until `reregister` arms it again, so a
  * ready-but-idle socket never spins the loop. Thread safety: one thread selects.
  */
-import { C } from "../sys/target.js";
-import { poll, pollRevents, setPollFd, POLLFD_SIZE } from "../sys/posix/poll.js";
+import { C, ERRNO } from "../sys/target.js";
+import { poll, pollRevents, setPollFd, POLLFD_SIZE, POLL_READABLE, POLL_READ_CLOSED, POLL_WRITABLE } from "../sys/posix/poll.js";
 import { SystemError } from "../sys/errors.js";
-import { ERRNO } from "../sys/target.js";
 import { dataView } from "../ffi/layout.js";
 import { Interest, Ready, type Events } from "./event.js";
 import type { Selector } from "./selector.js";
@@ -28,21 +27,24 @@ interface Registration {
   armed: number;
 }
 
+// POLLPRI is the PRIORITY interest here, so READABLE asks for the rest of POLL_READABLE.
+const READ_EVENTS = POLL_READABLE & ~C.POLLPRI;
+
 function pollMask(interest: number): number {
   let mask = 0;
-  if (interest & Interest.READABLE) mask |= C.POLLIN | C.POLLRDHUP;
-  if (interest & Interest.WRITABLE) mask |= C.POLLOUT;
+  if (interest & Interest.READABLE) mask |= READ_EVENTS;
+  if (interest & Interest.WRITABLE) mask |= POLL_WRITABLE;
   if (interest & Interest.PRIORITY) mask |= C.POLLPRI;
   return mask;
 }
 
 function readinessOf(revents: number): number {
   let r = 0;
-  if (revents & (C.POLLIN | C.POLLERR | C.POLLHUP | C.POLLRDHUP)) r |= Ready.READABLE;
-  if (revents & (C.POLLOUT | C.POLLERR | C.POLLHUP)) r |= Ready.WRITABLE;
+  if (revents & (READ_EVENTS | C.POLLERR | C.POLLHUP)) r |= Ready.READABLE;
+  if (revents & (POLL_WRITABLE | C.POLLERR | C.POLLHUP)) r |= Ready.WRITABLE;
   if (revents & C.POLLPRI) r |= Ready.PRIORITY;
   if (revents & C.POLLERR) r |= Ready.ERROR;
-  if (revents & (C.POLLRDHUP | C.POLLHUP)) r |= Ready.READ_CLOSED;
+  if (revents & POLL_READ_CLOSED) r |= Ready.READ_CLOSED;
   if (revents & C.POLLHUP) r |= Ready.WRITE_CLOSED;
   return r;
 }

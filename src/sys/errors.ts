@@ -11,8 +11,10 @@
 import { ffi } from "../ffi/runtime/load.js";
 import { ERRNO } from "./target.js";
 
+// The running target's table: the names are the same everywhere, the numbers are not (EAGAIN is
+// 11 on Linux, 35 on macOS and the BSDs).
 const NAMES: Record<number, string> = {};
-for (const [name, value] of Object.entries(ERRNO)) NAMES[value] = name;
+for (const [name, value] of Object.entries(ERRNO)) NAMES[value] ??= name;
 
 /** The symbolic name of an errno value (`ECONNREFUSED`), or `E<number>` when unknown. */
 export function errnoName(errno: number): string {

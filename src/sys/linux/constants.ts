@@ -7,6 +7,7 @@
  */
 import { ffi } from "../../ffi/runtime/load.js";
 import { struct } from "../../ffi/layout.js";
+import { cmsgMacros, type TargetTable } from "../table.js";
 
 const X86_64 = ffi.arch === "x64";
 
@@ -304,7 +305,21 @@ export const LAYOUT = {
 
 /** Alignment of control messages (`CMSG_ALIGN`): sizeof(size_t). */
 export const CMSG_ALIGN = 8;
+const CMSG = cmsgMacros(LAYOUT.cmsghdr.size, CMSG_ALIGN);
 /** `CMSG_SPACE(n)`: bytes a control message with `n` data bytes takes. */
-export const cmsgSpace = (n: number): number => LAYOUT.cmsghdr.size + Math.ceil(n / CMSG_ALIGN) * CMSG_ALIGN;
+export const cmsgSpace = CMSG.space;
 /** `CMSG_LEN(n)`: the `cmsg_len` of a control message with `n` data bytes. */
-export const cmsgLen = (n: number): number => LAYOUT.cmsghdr.size + n;
+export const cmsgLen = CMSG.len;
+
+/**
+ * poll(2) events meaning "a read will not block". POLLRDHUP (the peer shut down its writing
+ * side) is asked for too, so a wait reports a half-closed socket as such, not only as readable.
+ */
+export const POLL_READABLE = C.POLLIN | C.POLLPRI | C.POLLRDHUP;
+/** poll(2) events meaning "a write will not block". */
+export const POLL_WRITABLE = C.POLLOUT;
+/** Returned poll(2) events meaning "the peer will send nothing more". */
+export const POLL_READ_CLOSED = C.POLLHUP | C.POLLRDHUP;
+
+/** The Linux table, as `target.ts` sees it. */
+export const TABLE: TargetTable = { C, ERRNO, LAYOUT, CMSG_ALIGN, POLL_READABLE, POLL_WRITABLE, POLL_READ_CLOSED };

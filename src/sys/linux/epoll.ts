@@ -1,9 +1,9 @@
 /**
  * epoll(7) system calls and the struct epoll_event codec. Linux ≥ 2.6.27 (epoll_create1).
  */
-import { C, LAYOUT } from "../target.js";
 import { call, waited } from "../errors.js";
-import { libc } from "../libc.js";
+import { C, LAYOUT } from "./constants.js";
+import { linuxLibc } from "./libc.js";
 import { dataView } from "../../ffi/layout.js";
 
 /** Bytes per struct epoll_event (12 on x86_64, where it is packed; 16 elsewhere). */
@@ -16,7 +16,7 @@ const ctlView = dataView(ctlBuf);
 
 /** epoll_create1(EPOLL_CLOEXEC). */
 export function epollCreate(): number {
-  return call("epoll_create1", false, libc.epoll_create1, C.EPOLL_CLOEXEC);
+  return call("epoll_create1", false, linuxLibc().epoll_create1, C.EPOLL_CLOEXEC);
 }
 
 /**
@@ -27,12 +27,12 @@ export function epollCtl(epfd: number, op: number, fd: number, events: number, d
   ctlView.setUint32(EVENTS, events >>> 0, true);
   ctlView.setUint32(DATA, data >>> 0, true);
   ctlView.setUint32(DATA + 4, Math.floor(data / 0x1_0000_0000), true);
-  call("epoll_ctl", false, libc.epoll_ctl, epfd, op, fd, ctlBuf);
+  call("epoll_ctl", false, linuxLibc().epoll_ctl, epfd, op, fd, ctlBuf);
 }
 
 /** epoll_wait(2) into `events` (room for `max` entries); `timeout` in ms, -1 to block. */
 export function epollWait(epfd: number, events: Uint8Array, max: number, timeout: number): number {
-  return waited(libc.epoll_wait(epfd, events, max, timeout), "epoll_wait");
+  return waited(linuxLibc().epoll_wait(epfd, events, max, timeout), "epoll_wait");
 }
 
 /** The event mask of entry `i` in an epoll_wait result. */

@@ -24,6 +24,7 @@ import { ffi } from "../../ffi/runtime/load.js";
 import { getField } from "../../ffi/layout.js";
 import { call, SystemError } from "../errors.js";
 import { libc } from "../libc.js";
+import { linuxLibc } from "./libc.js";
 import { close } from "../posix/fd.js";
 import { C, IORING, LAYOUT } from "./constants.js";
 
@@ -105,7 +106,7 @@ export const OPS = {
 export function kernelRelease(): string {
   const U = LAYOUT.utsname;
   const buf = new Uint8Array(U.size);
-  if (libc.uname(buf) !== 0) return "";
+  if (linuxLibc().uname(buf) !== 0) return "";
   const at = U.fields.release.offset;
   const field = buf.subarray(at, at + U.fields.release.length!);
   const end = field.indexOf(0);
@@ -256,7 +257,7 @@ export class Ring {
       const params = new DataView(new ArrayBuffer(PARAMS.size));
       params.setUint32(PARAMS.fields.flags.offset, attempts[i]!, true);
       if (options.cqEntries !== undefined) params.setUint32(PARAMS.fields.cqEntries.offset, options.cqEntries, true);
-      const r = libc.io_uring_setup(C.SYS_io_uring_setup, options.entries, params);
+      const r = linuxLibc().io_uring_setup(C.SYS_io_uring_setup, options.entries, params);
       if (r >= 0) return new Ring(r, params);
       const errno = ffi.errno();
       if (errno !== 22 /* EINVAL */ || i === attempts.length - 1) throw new SystemError(errno, "io_uring_setup");
@@ -353,7 +354,7 @@ export class Ring {
    */
   enter(toSubmit: number, minComplete: number, wait: boolean): number {
     const flags = wait || this.needsEnter() ? C.IORING_ENTER_GETEVENTS : 0;
-    const r = libc.io_uring_enter(C.SYS_io_uring_enter, this.fd, toSubmit, minComplete, flags, null, 0);
+    const r = linuxLibc().io_uring_enter(C.SYS_io_uring_enter, this.fd, toSubmit, minComplete, flags, null, 0);
     if (r >= 0) return r;
     const errno = ffi.errno();
     // EINTR: a signal; EBUSY/EAGAIN: the CQ is overflowing or the kernel is short of memory —
@@ -389,7 +390,7 @@ export class Ring {
 
   /** io_uring_register(2). Returns the result; throws SystemError on failure. */
   register(opcode: number, arg: ArrayBufferView | null, nrArgs: number, what: string): number {
-    return call(`io_uring_register(${what})`, false, libc.io_uring_register, C.SYS_io_uring_register, this.fd, opcode, arg, nrArgs);
+    return call(`io_uring_register(${what})`, false, linuxLibc().io_uring_register, C.SYS_io_uring_register, this.fd, opcode, arg, nrArgs);
   }
 
   /**

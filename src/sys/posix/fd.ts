@@ -92,9 +92,29 @@ export function isOpen(fd: number): boolean {
   return libc.fcntl(fd, C.F_GETFD, 0) >= 0;
 }
 
-/** pipe2(2) with O_NONBLOCK|O_CLOEXEC (or blocking ends when `nonBlocking` is false): [read, write]. */
+const pipe2 = libc.pipe2;
+const fdPair = new Int32Array(2);
+
+/**
+ * A pipe with O_NONBLOCK|O_CLOEXEC on both ends (or blocking ends when `nonBlocking` is false):
+ * [read, write]. pipe2(2) sets the flags atomically; where it is missing (macOS) pipe(2) and
+ * fcntl do, which leaves a moment in which another thread's fork+exec could inherit the fds.
+ */
 export function pipe(nonBlocking = true): [number, number] {
-  const fds = new Int32Array(2);
-  call("pipe2", false, libc.pipe2, fds, C.O_CLOEXEC | (nonBlocking ? C.O_NONBLOCK : 0));
-  return [fds[0]!, fds[1]!];
+  if (pipe2 !== undefined) {
+    call("pipe2", false, pipe2, fdPair, C.O_CLOEXEC | (nonBlocking ? C.O_NONBLOCK : 0));
+    return [fdPair[0]!, fdPair[1]!];
+  }
+  call("pipe", false, libc.pipe, fdPair);
+  const fds: [number, number] = [fdPair[0]!, fdPair[1]!];
+  try {
+    for (const fd of fds) {
+      setCloseOnExec(fd);
+      if (nonBlocking) setNonBlocking(fd, true);
+    }
+  } catch (e) {
+    for (const fd of fds) libc.close(fd);
+    throw e;
+  }
+  return fds;
 }

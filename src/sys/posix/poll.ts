@@ -1,9 +1,15 @@
 /**
  * poll(2) and the struct pollfd codec.
+ *
+ * Event masks: ask for {@link POLL_READABLE} / {@link POLL_WRITABLE}, and read a peer's shutdown
+ * from {@link POLL_READ_CLOSED} in what comes back. They include POLLRDHUP on Linux only; the
+ * BSDs and macOS report a shutdown as POLLIN, and read() then returns 0.
  */
-import { LAYOUT } from "../target.js";
+import { LAYOUT, POLL_READABLE, POLL_READ_CLOSED, POLL_WRITABLE } from "../target.js";
 import { waited } from "../errors.js";
 import { libc } from "../libc.js";
+
+export { POLL_READABLE, POLL_READ_CLOSED, POLL_WRITABLE };
 
 /** Bytes per struct pollfd. */
 export const POLLFD_SIZE = LAYOUT.pollfd.size;
@@ -30,7 +36,14 @@ export function pollRevents(view: DataView, i: number): number {
 const oneBuf = new Uint8Array(POLLFD_SIZE);
 const oneView = new DataView(oneBuf.buffer);
 
-/** poll(2) on a single fd: the returned events (0 on timeout). */
+/**
+ * poll(2) on a single fd: the returned events (0 on timeout).
+ *
+ * @example
+ * ```ts
+ * if (pollOne(fd, POLL_READABLE, 100) & POLL_READABLE) read(fd, buf);
+ * ```
+ */
 export function pollOne(fd: number, events: number, timeout: number): number {
   setPollFd(oneView, 0, fd, events);
   return poll(oneBuf, 1, timeout) === 0 ? 0 : pollRevents(oneView, 0);

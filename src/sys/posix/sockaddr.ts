@@ -1,8 +1,12 @@
 /**
  * Socket addresses: the JS shapes users see, and their encoding as struct sockaddr_in,
  * sockaddr_in6 (with scope ids) and sockaddr_un (paths and Linux abstract names).
+ *
+ * The layouts come from the target's table. On macOS and the BSDs an address starts with its
+ * length (`sin_len`, one byte) and a one-byte family; the encoder fills the length with the
+ * socklen it returns, and the decoder reads the family from wherever the layout puts it.
  */
-import { C, LAYOUT } from "../target.js";
+import { C, LAYOUT, TARGET, type PosixConstants, type PosixLayout } from "../target.js";
 import { libc } from "../libc.js";
 import { dataView, getField, setField } from "../../ffi/layout.js";
 
@@ -38,7 +42,7 @@ export interface IPv6Address {
 
 /**
  * A Unix-domain endpoint. `path` is a filesystem path; a path starting with `"\0"` is a Linux
- * abstract name; `""` is an unnamed socket (an unbound or socketpair end).
+ * abstract name (Linux only); `""` is an unnamed socket (an unbound or socketpair end).
  *
  * @example
  * ```ts
@@ -60,11 +64,6 @@ export interface UnixAddress {
  * ```
  */
 export type SocketAddress = IPv4Address | IPv6Address | UnixAddress;
-
-/** Bytes of a struct sockaddr_storage: large enough for every family. */
-export const SOCKADDR_MAX = LAYOUT.sockaddr_storage.size;
-const SUN_PATH_MAX = LAYOUT.sockaddr_un.fields.path.length!;
-const SUN_PATH_OFFSET = LAYOUT.sockaddr_un.fields.path.offset;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -167,93 +166,150 @@ function scopeIndex(scope: string): number {
   return index;
 }
 
-/** The AF_* constant for an address. */
-export function familyOf(addr: SocketAddress): number {
-  switch (addr.family) {
-    case "ipv4":
-      return C.AF_INET;
-    case "ipv6":
-      return C.AF_INET6;
-    case "unix":
-      return C.AF_UNIX;
-  }
+/** What the codec needs from a target's table. */
+export interface SockaddrTable {
+  readonly C: Pick<PosixConstants, "AF_INET" | "AF_INET6" | "AF_UNIX">;
+  readonly LAYOUT: Pick<PosixLayout, "sockaddr_storage" | "sockaddr_in" | "sockaddr_in6" | "sockaddr_un">;
+  /** Whether a Unix path starting with NUL names the abstract namespace (Linux). */
+  readonly abstractUnixSockets: boolean;
 }
 
+/** Socket addresses encoded for one target. */
+export interface SockaddrCodec {
+  /** Bytes of a struct sockaddr_storage: large enough for every family. */
+  readonly maxLength: number;
+  /** The AF_* constant for an address. */
+  familyOf(addr: SocketAddress): number;
+  /**
+   * Encodes `addr` into `out` (at least `maxLength` bytes) and returns the socklen. Throws
+   * TypeError/RangeError for an address that cannot be encoded.
+   */
+  encode(addr: SocketAddress, out: Uint8Array): number;
+  /** Decodes a struct sockaddr of `length` bytes. */
+  decode(bytes: Uint8Array, length: number): SocketAddress;
+}
+
+/**
+ * The sockaddr codec for a target's table: the running target's is exported below; tests build
+ * the others' to check their encodings on any OS.
+ */
+export function sockaddrCodec(table: SockaddrTable): SockaddrCodec {
+  const { C: K, LAYOUT: L, abstractUnixSockets } = table;
+  const maxLength = L.sockaddr_storage.size;
+  const pathMax = L.sockaddr_un.fields.path.length!;
+  const pathAt = L.sockaddr_un.fields.path.offset;
+  const lenField = L.sockaddr_storage.fields.len;
+
+  function familyOf(addr: SocketAddress): number {
+    switch (addr.family) {
+      case "ipv4":
+        return K.AF_INET;
+      case "ipv6":
+        return K.AF_INET6;
+      case "unix":
+        return K.AF_UNIX;
+    }
+  }
+
+  function encode(addr: SocketAddress, out: Uint8Array): number {
+    const len = encodeFields(addr, out);
+    // BSD's length byte: the kernel goes by the socklen argument, but the byte is part of the
+    // address, so it carries the same length.
+    if (lenField !== undefined) setField(dataView(out), 0, lenField, len);
+    return len;
+  }
+
+  function encodeFields(addr: SocketAddress, out: Uint8Array): number {
+    if (addr === null || typeof addr !== "object") throw new TypeError("address must be an object");
+    const view = dataView(out);
+    out.fill(0, 0, maxLength);
+    switch (addr.family) {
+      case "ipv4": {
+        const ip = typeof addr.address === "string" ? parseIPv4(addr.address) : null;
+        if (!ip) throw new TypeError(`invalid IPv4 address ${JSON.stringify(addr.address)}`);
+        const f = L.sockaddr_in.fields;
+        setField(view, 0, f.family, K.AF_INET);
+        setField(view, 0, f.port, checkPort(addr.port));
+        out.set(ip, f.addr.offset);
+        return L.sockaddr_in.size;
+      }
+      case "ipv6": {
+        const ip = typeof addr.address === "string" ? parseIPv6(addr.address) : null;
+        if (!ip) throw new TypeError(`invalid IPv6 address ${JSON.stringify(addr.address)}`);
+        const f = L.sockaddr_in6.fields;
+        setField(view, 0, f.family, K.AF_INET6);
+        setField(view, 0, f.port, checkPort(addr.port));
+        setField(view, 0, f.flowinfo, addr.flowInfo ?? 0);
+        out.set(ip.bytes, f.addr.offset);
+        setField(view, 0, f.scopeId, addr.scopeId ?? (ip.scope === undefined ? 0 : scopeIndex(ip.scope)));
+        return L.sockaddr_in6.size;
+      }
+      case "unix": {
+        if (typeof addr.path !== "string") throw new TypeError("unix address path must be a string");
+        const path = encoder.encode(addr.path);
+        const abstract = path.length > 0 && path[0] === 0;
+        if (abstract && !abstractUnixSockets) {
+          throw new TypeError(`abstract unix socket names (a path starting with "\\0") are Linux-only; this is ${TARGET.os}`);
+        }
+        // A filesystem path needs room for its terminating NUL; an abstract name does not.
+        if (path.length > pathMax - (abstract ? 0 : 1)) {
+          throw new RangeError(`unix socket path is ${path.length} bytes; the limit is ${pathMax - 1}`);
+        }
+        if (!abstract && path.includes(0)) throw new TypeError("unix socket path must not contain NUL bytes");
+        setField(view, 0, L.sockaddr_un.fields.family, K.AF_UNIX);
+        out.set(path, pathAt);
+        return pathAt + path.length + (abstract || path.length === 0 ? 0 : 1);
+      }
+      default:
+        throw new TypeError(`unknown address family ${JSON.stringify((addr as { family: unknown }).family)}`);
+    }
+  }
+
+  function decode(bytes: Uint8Array, length: number): SocketAddress {
+    const view = dataView(bytes);
+    const family = length >= 2 ? Number(getField(view, 0, L.sockaddr_storage.fields.family)) : K.AF_UNIX;
+    switch (family) {
+      case K.AF_INET: {
+        const f = L.sockaddr_in.fields;
+        const a = bytes.subarray(f.addr.offset, f.addr.offset + 4);
+        return { family: "ipv4", address: a.join("."), port: Number(getField(view, 0, f.port)) };
+      }
+      case K.AF_INET6: {
+        const f = L.sockaddr_in6.fields;
+        const scopeId = Number(getField(view, 0, f.scopeId));
+        const flowInfo = Number(getField(view, 0, f.flowinfo));
+        const address = formatIPv6(bytes.subarray(f.addr.offset, f.addr.offset + 16));
+        const port = Number(getField(view, 0, f.port));
+        return { family: "ipv6", address, port, ...(flowInfo ? { flowInfo } : {}), ...(scopeId ? { scopeId } : {}) };
+      }
+      case K.AF_UNIX: {
+        let end = Math.min(length, pathAt + pathMax);
+        // A leading NUL is an abstract name on Linux; elsewhere it ends an empty (unnamed) path.
+        const abstract = abstractUnixSockets && end > pathAt && bytes[pathAt] === 0;
+        if (!abstract) {
+          const nul = bytes.indexOf(0, pathAt);
+          if (nul >= 0 && nul < end) end = nul;
+        }
+        return { family: "unix", path: end > pathAt ? decoder.decode(bytes.subarray(pathAt, end)) : "" };
+      }
+      default:
+        throw new TypeError(`unsupported address family ${family}`);
+    }
+  }
+
+  return { maxLength, familyOf, encode, decode };
+}
+
+const codec = sockaddrCodec({ C, LAYOUT, abstractUnixSockets: TARGET.has.abstractUnixSockets });
+
+/** Bytes of a struct sockaddr_storage: large enough for every family. */
+export const SOCKADDR_MAX = codec.maxLength;
+/** The AF_* constant for an address. */
+export const familyOf = codec.familyOf;
 /**
  * Encodes `addr` into `out` (at least {@link SOCKADDR_MAX} bytes) and returns the socklen.
  * Throws TypeError/RangeError for an address that cannot be encoded.
  */
-export function encodeSockaddr(addr: SocketAddress, out: Uint8Array): number {
-  if (addr === null || typeof addr !== "object") throw new TypeError("address must be an object");
-  const view = dataView(out);
-  out.fill(0, 0, SOCKADDR_MAX);
-  switch (addr.family) {
-    case "ipv4": {
-      const ip = typeof addr.address === "string" ? parseIPv4(addr.address) : null;
-      if (!ip) throw new TypeError(`invalid IPv4 address ${JSON.stringify(addr.address)}`);
-      const f = LAYOUT.sockaddr_in.fields;
-      setField(view, 0, f.family, C.AF_INET);
-      setField(view, 0, f.port, checkPort(addr.port));
-      out.set(ip, f.addr.offset);
-      return LAYOUT.sockaddr_in.size;
-    }
-    case "ipv6": {
-      const ip = typeof addr.address === "string" ? parseIPv6(addr.address) : null;
-      if (!ip) throw new TypeError(`invalid IPv6 address ${JSON.stringify(addr.address)}`);
-      const f = LAYOUT.sockaddr_in6.fields;
-      setField(view, 0, f.family, C.AF_INET6);
-      setField(view, 0, f.port, checkPort(addr.port));
-      setField(view, 0, f.flowinfo, addr.flowInfo ?? 0);
-      out.set(ip.bytes, f.addr.offset);
-      setField(view, 0, f.scopeId, addr.scopeId ?? (ip.scope === undefined ? 0 : scopeIndex(ip.scope)));
-      return LAYOUT.sockaddr_in6.size;
-    }
-    case "unix": {
-      if (typeof addr.path !== "string") throw new TypeError("unix address path must be a string");
-      const path = encoder.encode(addr.path);
-      const abstract = path.length > 0 && path[0] === 0;
-      // A filesystem path needs room for its terminating NUL; an abstract name does not.
-      if (path.length > SUN_PATH_MAX - (abstract ? 0 : 1)) {
-        throw new RangeError(`unix socket path is ${path.length} bytes; the limit is ${SUN_PATH_MAX - 1}`);
-      }
-      if (!abstract && path.includes(0)) throw new TypeError("unix socket path must not contain NUL bytes");
-      setField(view, 0, LAYOUT.sockaddr_un.fields.family, C.AF_UNIX);
-      out.set(path, SUN_PATH_OFFSET);
-      return SUN_PATH_OFFSET + path.length + (abstract || path.length === 0 ? 0 : 1);
-    }
-    default:
-      throw new TypeError(`unknown address family ${JSON.stringify((addr as { family: unknown }).family)}`);
-  }
-}
-
+export const encodeSockaddr = codec.encode;
 /** Decodes a struct sockaddr of `length` bytes. */
-export function decodeSockaddr(bytes: Uint8Array, length: number): SocketAddress {
-  const view = dataView(bytes);
-  const family = length >= 2 ? Number(getField(view, 0, LAYOUT.sockaddr_storage.fields.family)) : C.AF_UNIX;
-  switch (family) {
-    case C.AF_INET: {
-      const f = LAYOUT.sockaddr_in.fields;
-      const a = bytes.subarray(f.addr.offset, f.addr.offset + 4);
-      return { family: "ipv4", address: a.join("."), port: Number(getField(view, 0, f.port)) };
-    }
-    case C.AF_INET6: {
-      const f = LAYOUT.sockaddr_in6.fields;
-      const scopeId = Number(getField(view, 0, f.scopeId));
-      const flowInfo = Number(getField(view, 0, f.flowinfo));
-      const address = formatIPv6(bytes.subarray(f.addr.offset, f.addr.offset + 16));
-      const port = Number(getField(view, 0, f.port));
-      return { family: "ipv6", address, port, ...(flowInfo ? { flowInfo } : {}), ...(scopeId ? { scopeId } : {}) };
-    }
-    case C.AF_UNIX: {
-      let end = Math.min(length, SUN_PATH_OFFSET + SUN_PATH_MAX);
-      const abstract = end > SUN_PATH_OFFSET && bytes[SUN_PATH_OFFSET] === 0;
-      if (!abstract) {
-        const nul = bytes.indexOf(0, SUN_PATH_OFFSET);
-        if (nul >= 0 && nul < end) end = nul;
-      }
-      return { family: "unix", path: end > SUN_PATH_OFFSET ? decoder.decode(bytes.subarray(SUN_PATH_OFFSET, end)) : "" };
-    }
-    default:
-      throw new TypeError(`unsupported address family ${family}`);
-  }
-}
+export const decodeSockaddr = codec.decode;

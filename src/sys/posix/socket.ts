@@ -1,13 +1,15 @@
 /**
- * Socket system calls. Every socket is created non-blocking and close-on-exec. Calls that may
+ * Socket system calls. Every socket is created non-blocking and close-on-exec: atomically with
+ * SOCK_NONBLOCK|SOCK_CLOEXEC and accept4 where the OS has them, with fcntl right after where it
+ * does not (macOS; another thread's fork+exec could inherit the fd in between). Calls that may
  * block return {@link WOULD_BLOCK} instead of throwing; the rest throw {@link SystemError}.
  */
-import { C, ERRNO, LAYOUT, cmsgLen, cmsgSpace } from "../target.js";
+import { C, CMSG_DATA_OFFSET, ERRNO, LAYOUT, cmsgAlign, cmsgLen, cmsgSpace } from "../target.js";
 import { call, errno, SystemError, WOULD_BLOCK } from "../errors.js";
 import { libc } from "../libc.js";
 import { dataView, getField, setField } from "../../ffi/layout.js";
 import { ffi } from "../../ffi/runtime/load.js";
-import { fillIovecs } from "./fd.js";
+import { fillIovecs, setCloseOnExec, setNonBlocking } from "./fd.js";
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "./sockaddr.js";
 
 // Scratch memory for calls that complete synchronously. Reusing it is safe because JavaScript
@@ -18,20 +20,49 @@ const intBuf = new Int32Array(1);
 const pairBuf = new Int32Array(2);
 let msgScratch = new Uint8Array(1024);
 
-// SAFETY: a msghdr holds raw addresses, which do not keep JS objects alive. While sendmsg or
-// recvmsg runs, the caller's buffers are held here, and the message scratch block above is
-// module-level, so none of them can be collected before the call returns.
-let pinned: readonly Uint8Array[] | null = null;
+/** SOCK_NONBLOCK|SOCK_CLOEXEC, or null where the OS has no such socket type flags. */
+const TYPE_FLAGS = C.SOCK_NONBLOCK !== undefined && C.SOCK_CLOEXEC !== undefined ? C.SOCK_NONBLOCK | C.SOCK_CLOEXEC : null;
+const accept4 = libc.accept4;
 
-/** socket(2) with SOCK_NONBLOCK|SOCK_CLOEXEC. */
-export function socket(domain: number, type: number, protocol = 0): number {
-  return call("socket", false, libc.socket, domain, type | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, protocol);
+/** Makes a new fd non-blocking and close-on-exec, closing it if that fails. */
+function adopt(fd: number): number {
+  try {
+    setCloseOnExec(fd);
+    setNonBlocking(fd, true);
+  } catch (e) {
+    libc.close(fd);
+    throw e;
+  }
+  return fd;
 }
 
-/** socketpair(2) with SOCK_NONBLOCK|SOCK_CLOEXEC. */
+/** socket(2), non-blocking and close-on-exec. */
+export function socket(domain: number, type: number, protocol = 0): number {
+  if (TYPE_FLAGS !== null) return call("socket", false, libc.socket, domain, type | TYPE_FLAGS, protocol);
+  return adopt(call("socket", false, libc.socket, domain, type, protocol));
+}
+
+/** socketpair(2), both ends non-blocking and close-on-exec. */
 export function socketPair(domain: number, type: number, protocol = 0): [number, number] {
-  call("socketpair", false, libc.socketpair, domain, type | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, protocol, pairBuf);
-  return [pairBuf[0]!, pairBuf[1]!];
+  if (TYPE_FLAGS !== null) {
+    call("socketpair", false, libc.socketpair, domain, type | TYPE_FLAGS, protocol, pairBuf);
+    return [pairBuf[0]!, pairBuf[1]!];
+  }
+  call("socketpair", false, libc.socketpair, domain, type, protocol, pairBuf);
+  const [a, b] = [pairBuf[0]!, pairBuf[1]!];
+  try {
+    adopt(a);
+  } catch (e) {
+    libc.close(b);
+    throw e;
+  }
+  try {
+    adopt(b);
+  } catch (e) {
+    libc.close(a);
+    throw e;
+  }
+  return [a, b];
 }
 
 /** bind(2). */
@@ -45,9 +76,11 @@ export function listen(fd: number, backlog: number): void {
   call("listen", false, libc.listen, fd, backlog);
 }
 
-/** accept4(2) with SOCK_NONBLOCK|SOCK_CLOEXEC: the new fd, or WOULD_BLOCK. */
+/** accept4(2) (or accept(2) and fcntl), non-blocking and close-on-exec: the new fd, or WOULD_BLOCK. */
 export function accept(fd: number): number {
-  return call("accept", true, libc.accept4, fd, null, null, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
+  if (accept4 !== undefined && TYPE_FLAGS !== null) return call("accept", true, accept4, fd, null, null, TYPE_FLAGS);
+  const conn = call("accept", true, libc.accept, fd, null, null);
+  return conn === WOULD_BLOCK ? conn : adopt(conn);
 }
 
 /**
@@ -84,9 +117,15 @@ export function socketError(fd: number): number {
   return getIntOption(fd, C.SOL_SOCKET, C.SO_ERROR);
 }
 
-/** The AF_* domain of a socket; throws ENOTSOCK for other fds. */
+/**
+ * The AF_* domain of a socket; throws ENOTSOCK for other fds. Where there is no SO_DOMAIN
+ * (macOS, NetBSD), the family of its local address says the same.
+ */
 export function socketDomain(fd: number): number {
-  return getIntOption(fd, C.SOL_SOCKET, C.SO_DOMAIN);
+  if (C.SO_DOMAIN !== undefined) return getIntOption(fd, C.SOL_SOCKET, C.SO_DOMAIN);
+  lenBuf[0] = SOCKADDR_MAX;
+  call("getsockname", false, libc.getsockname, fd, addrBuf, lenBuf);
+  return Number(getField(dataView(addrBuf), 0, LAYOUT.sockaddr_storage.fields.family));
 }
 
 /** The SOCK_* type of a socket; throws ENOTSOCK for other fds. */
@@ -213,7 +252,7 @@ export function writeMessage(block: Uint8Array, base: number, bufs: readonly Uin
       setField(view, controlAt, h.len, cmsgLen(fds.length * FD_SIZE));
       setField(view, controlAt, h.level, C.SOL_SOCKET);
       setField(view, controlAt, h.type, C.SCM_RIGHTS);
-      fds.forEach((x, i) => view.setInt32(controlAt + LAYOUT.cmsghdr.size + i * FD_SIZE, x, true));
+      fds.forEach((x, i) => view.setInt32(controlAt + CMSG_DATA_OFFSET + i * FD_SIZE, x, true));
     }
     setField(view, MSG_AT, f.control, base + controlAt);
     setField(view, MSG_AT, f.controllen, space);
@@ -237,15 +276,17 @@ export function readMessage(block: Uint8Array, n: number, maxFds: number): Recei
       const len = Number(getField(view, controlAt + at, h.len));
       if (len < LAYOUT.cmsghdr.size) break;
       if (getField(view, controlAt + at, h.level) === C.SOL_SOCKET && getField(view, controlAt + at, h.type) === C.SCM_RIGHTS) {
-        for (let p = at + LAYOUT.cmsghdr.size; p + FD_SIZE <= at + len; p += FD_SIZE) fds.push(view.getInt32(controlAt + p, true));
+        for (let p = at + CMSG_DATA_OFFSET; p + FD_SIZE <= at + len; p += FD_SIZE) fds.push(view.getInt32(controlAt + p, true));
       }
-      at += cmsgSpace(len - LAYOUT.cmsghdr.size);
+      at += cmsgAlign(len);
     }
   }
-  // CMSG_SPACE rounds up to 8 bytes, so the kernel may fit one fd more than asked for: close
-  // the extras, as the kernel does with those that did not fit, and report the truncation.
+  // CMSG_SPACE rounds up (to 8 bytes on Linux), so the kernel may fit one fd more than asked
+  // for: close the extras, as the kernel does with those that did not fit, and report it.
   const extra = fds.length > maxFds ? fds.splice(maxFds) : [];
   for (const x of extra) libc.close(x);
+  // Without MSG_CMSG_CLOEXEC (macOS) received fds arrive inheritable: mark them now.
+  if (C.MSG_CMSG_CLOEXEC === undefined) for (const x of fds) setCloseOnExec(x);
   const namelen = Number(getField(view, MSG_AT, f.namelen));
   return {
     bytes: n,
@@ -269,30 +310,21 @@ function scratchMessage(iovCount: number, maxFds: number): Uint8Array {
 export function sendMsg(fd: number, bufs: readonly Uint8Array[], fds: readonly number[], address?: SocketAddress): number {
   const block = scratchMessage(bufs.length, fds.length);
   writeMessage(block, Number(ffi.address(block)), bufs, fds, 0, address, false);
-  pinned = bufs;
-  try {
-    return call("sendmsg", true, libc.sendmsg, fd, block, C.MSG_NOSIGNAL);
-  } finally {
-    pinned = null;
-  }
+  // SAFETY: the msghdr holds raw addresses of `bufs`, which this frame keeps referenced until
+  // the synchronous call returns; `block` is module-level scratch.
+  return call("sendmsg", true, libc.sendmsg, fd, block, C.MSG_NOSIGNAL);
 }
 
 /**
- * recvmsg(2) into `buf`, accepting up to `maxFds` SCM_RIGHTS descriptors (received with
- * MSG_CMSG_CLOEXEC). Returns null when nothing is waiting. Descriptors beyond `maxFds` are
+ * recvmsg(2) into `buf`, accepting up to `maxFds` SCM_RIGHTS descriptors (close-on-exec: with
+ * MSG_CMSG_CLOEXEC, or marked right after where the OS has no such flag). Returns null when nothing is waiting. Descriptors beyond `maxFds` are
  * closed by the kernel and reported through `truncated`.
  */
 export function recvMsg(fd: number, buf: Uint8Array, maxFds: number): ReceivedMessage | null {
-  const bufs = [buf];
   const block = scratchMessage(1, maxFds);
-  writeMessage(block, Number(ffi.address(block)), bufs, [], maxFds, undefined, true);
-  let n: number;
-  pinned = bufs;
-  try {
-    n = call("recvmsg", true, libc.recvmsg, fd, block, C.MSG_CMSG_CLOEXEC);
-  } finally {
-    pinned = null;
-  }
+  writeMessage(block, Number(ffi.address(block)), [buf], [], maxFds, undefined, true);
+  // SAFETY: as in sendMsg: `buf` is referenced by this frame through the synchronous call.
+  const n = call("recvmsg", true, libc.recvmsg, fd, block, C.MSG_CMSG_CLOEXEC ?? 0);
   if (n === WOULD_BLOCK) return null;
   return readMessage(block, n, maxFds);
 }

@@ -1,0 +1,114 @@
+/**
+ * Waker fds: a pollable fd that any thread can make readable, to wake a thread blocked in
+ * epoll_wait, poll or kevent (or a host loop watching the fd). One interface, one implementation
+ * per platform:
+ *
+ * - Linux: an eventfd (`linux/eventfd.ts`): one fd, a counter; draining is one read.
+ * - elsewhere: a pipe (`posix/wakeup-pipe.ts`), both ends non-blocking and close-on-exec; the
+ *   read end is polled, a wake writes one byte to the write end.
+ *
+ * `EVLOOP_WAKER=pipe` (or `eventfd`) overrides the platform's choice, so the pipe waker, the one
+ * macOS and the BSDs use, can be run on Linux too. kqueue (EVFILT_USER) and IOCP
+ * (PostQueuedCompletionStatus) bring wakers that need no fd; they will implement the same
+ * wake/drain/close contract.
+ *
+ * Thread safety: `wake()` and {@link wakeFromHandle} may be called from any thread, any number of
+ * times; wake-ups coalesce until `drain()`. `drain()` and `close()` belong to the owning thread.
+ */
+import { ffi } from "../ffi/runtime/load.js";
+import { eventfdWake, eventfdWakeup } from "./linux/eventfd.js";
+import { pipeWake, pipeWakeup } from "./posix/wakeup-pipe.js";
+import { TARGET } from "./target.js";
+
+/**
+ * A serialisable reference to a waker, to hand to another thread with `postMessage`: the kind of
+ * waker and the fd to write to (the eventfd itself, or the pipe's write end).
+ *
+ * @example
+ * ```ts
+ * new Worker(url, { workerData: loop.interruptHandle }); // worker: Waker.fromHandle(workerData).wake()
+ * ```
+ */
+export type WakerHandle =
+  | { readonly kind: "eventfd"; readonly fd: number }
+  | { readonly kind: "pipe"; readonly fd: number };
+
+/** The kinds of waker fd. */
+export type WakeupKind = WakerHandle["kind"];
+
+/** A waker fd, owned by the thread that created it. */
+export interface WakeupFd {
+  /** The fd to poll for readability: readable once woken, until drained. */
+  readonly fd: number;
+  /** What another thread needs to wake this one (see {@link wakeFromHandle}). */
+  readonly handle: WakerHandle;
+  /** Makes `fd` readable. Any thread; never blocks; a wake-up already pending is enough. */
+  wake(): void;
+  /** Consumes pending wake-ups, so `fd` is not readable until the next `wake()`. */
+  drain(): void;
+  /** Closes the fd(s); handles held by other threads stop working. Idempotent. */
+  close(): void;
+}
+
+function defaultKind(): WakeupKind {
+  const forced = ffi.env("EVLOOP_WAKER");
+  if (forced === undefined || forced === "") return TARGET.has.eventfd ? "eventfd" : "pipe";
+  if (forced === "pipe") return "pipe";
+  if (forced === "eventfd" && TARGET.has.eventfd) return "eventfd";
+  throw new Error(`EVLOOP_WAKER=${forced} is not a waker for ${TARGET.os} (expected ${TARGET.has.eventfd ? "eventfd or pipe" : "pipe"})`);
+}
+
+let chosen: WakeupKind | undefined;
+
+/** The waker kind of this platform (eventfd on Linux, a pipe elsewhere) or of `EVLOOP_WAKER`. */
+export function defaultWakeupKind(): WakeupKind {
+  return (chosen ??= defaultKind());
+}
+
+/**
+ * Creates a waker fd of `kind` (by default the platform's).
+ *
+ * @example
+ * ```ts
+ * const w = createWakeupFd();
+ * poll.registry.register(w.fd, 0, Interest.READABLE);
+ * worker.postMessage(w.handle); // the worker calls wakeFromHandle(handle)
+ * ```
+ */
+export function createWakeupFd(kind: WakeupKind = defaultWakeupKind()): WakeupFd {
+  switch (kind) {
+    case "eventfd":
+      return eventfdWakeup();
+    case "pipe":
+      return pipeWakeup();
+    default:
+      throw new TypeError(`unknown waker kind ${JSON.stringify(kind)} (expected "eventfd" or "pipe")`);
+  }
+}
+
+/** Whether `value` has the shape of a {@link WakerHandle} (as received from another thread). */
+export function isWakerHandle(value: unknown): value is WakerHandle {
+  if (value === null || typeof value !== "object") return false;
+  const { kind, fd } = value as { kind?: unknown; fd?: unknown };
+  return (kind === "eventfd" || kind === "pipe") && typeof fd === "number" && Number.isInteger(fd) && fd >= 0;
+}
+
+/**
+ * Wakes the thread that owns the waker `handle` refers to. Any thread; never blocks.
+ *
+ * @example
+ * ```ts
+ * // in a Worker, with the handle the owner posted:
+ * wakeFromHandle(workerData.handle);
+ * ```
+ */
+export function wakeFromHandle(handle: WakerHandle): void {
+  switch (handle.kind) {
+    case "eventfd":
+      return eventfdWake(handle.fd);
+    case "pipe":
+      return pipeWake(handle.fd);
+    default:
+      throw new TypeError("not a WakerHandle");
+  }
+}
