@@ -1,13 +1,17 @@
 /**
  * Unit tests of the sockaddr codec: IP text parsing and formatting, and encode/decode round
  * trips of struct sockaddr_in, sockaddr_in6 (scope ids, v4-mapped) and sockaddr_un (paths,
- * abstract names, the unnamed address, the length limit).
+ * abstract names, the unnamed address, the length limit) — for this (Linux) target, and with
+ * the macOS and FreeBSD tables, whose addresses start with a length byte (`sin_len`).
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  decodeSockaddr, encodeSockaddr, formatIPv6, parseIPv4, parseIPv6, SOCKADDR_MAX,
+  decodeSockaddr, encodeSockaddr, formatIPv6, parseIPv4, parseIPv6, sockaddrCodec, SOCKADDR_MAX,
 } from "../../dist/sys/posix/sockaddr.js";
+import * as darwin from "../../dist/sys/bsd/darwin.js";
+import * as freebsd from "../../dist/sys/bsd/freebsd.js";
+import * as linux from "../../dist/sys/linux/constants.js";
 
 const hex = (b) => Buffer.from(b).toString("hex");
 
@@ -157,5 +161,60 @@ describe("encodeSockaddr()/decodeSockaddr()", () => {
     const bytes = new Uint8Array(SOCKADDR_MAX);
     bytes[0] = 99;
     assert.throws(() => decodeSockaddr(bytes, 16), TypeError);
+  });
+});
+
+describe("sockaddrCodec() with the BSD tables (sin_len)", () => {
+  const codecs = {
+    darwin: sockaddrCodec({ C: darwin.C, LAYOUT: darwin.LAYOUT, abstractUnixSockets: false }),
+    freebsd: sockaddrCodec({ C: freebsd.C, LAYOUT: freebsd.LAYOUT, abstractUnixSockets: false }),
+  };
+  const encode = (codec, addr) => {
+    const out = new Uint8Array(codec.maxLength).fill(0xee);
+    const len = codec.encode(addr, out);
+    return { len, bytes: out.subarray(0, len), decoded: codec.decode(out, len) };
+  };
+
+  for (const [os, codec] of Object.entries(codecs)) {
+    const { AF_INET, AF_INET6, AF_UNIX } = os === "darwin" ? darwin.C : freebsd.C;
+
+    test(`${os}: IPv4 starts with sin_len 16 and a one-byte family`, () => {
+      const { len, bytes, decoded } = encode(codec, { family: "ipv4", address: "127.0.0.1", port: 8080 });
+      assert.equal(len, 16);
+      assert.equal(hex(bytes), `10${AF_INET.toString(16).padStart(2, "0")}1f907f000001` + "00".repeat(8));
+      assert.deepEqual(decoded, { family: "ipv4", address: "127.0.0.1", port: 8080 });
+    });
+
+    test(`${os}: IPv6 starts with sin6_len 28 and AF_INET6 ${AF_INET6}`, () => {
+      const { len, bytes, decoded } = encode(codec, { family: "ipv6", address: "::1", port: 443, scopeId: 3, flowInfo: 9 });
+      assert.equal(len, 28);
+      assert.deepEqual([bytes[0], bytes[1]], [28, AF_INET6]);
+      assert.equal(hex(bytes.subarray(2, 4)), "01bb");
+      assert.deepEqual(decoded, { family: "ipv6", address: "::1", port: 443, scopeId: 3, flowInfo: 9 });
+    });
+
+    test(`${os}: a unix path's sun_len counts the header, the path and its NUL; 103 bytes fit, 104 do not`, () => {
+      const path = "/tmp/evloop.sock";
+      const { len, bytes, decoded } = encode(codec, { family: "unix", path });
+      assert.equal(len, 2 + path.length + 1);
+      assert.deepEqual([bytes[0], bytes[1]], [len, AF_UNIX]);
+      assert.deepEqual(decoded, { family: "unix", path });
+      assert.equal(encode(codec, { family: "unix", path: "/" + "x".repeat(102) }).decoded.path.length, 103);
+      assert.throws(() => codec.encode({ family: "unix", path: "/" + "x".repeat(103) }, new Uint8Array(codec.maxLength)), /the limit is 103/);
+    });
+
+    test(`${os}: abstract names are Linux-only; a leading NUL decodes as the unnamed address`, () => {
+      assert.throws(() => codec.encode({ family: "unix", path: "\0name" }, new Uint8Array(codec.maxLength)), /Linux-only/);
+      // What getsockname reports for an unbound socket: sun_len 16, AF_UNIX, an empty path.
+      const unnamed = new Uint8Array(codec.maxLength);
+      unnamed.set([16, AF_UNIX]);
+      assert.deepEqual(codec.decode(unnamed, 16), { family: "unix", path: "" });
+    });
+  }
+
+  test("the Linux codec writes no length byte: the family is a 16-bit field at offset 0", () => {
+    const codec = sockaddrCodec({ C: linux.C, LAYOUT: linux.LAYOUT, abstractUnixSockets: true });
+    const { bytes } = encode(codec, { family: "ipv4", address: "10.0.0.1", port: 1 });
+    assert.equal(hex(bytes.subarray(0, 4)), "02000001");
   });
 });
