@@ -26,8 +26,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
-import { createLoop, type Loop } from "../runtime/default.js";
-import { availableBackends } from "../loop/select.js";
+import { createLoop, type Loop } from "../driver/create.js";
+import { availableBackends } from "../loop/backends.js";
 import type { BackendName } from "../loop/event-loop.js";
 import { TimerHeap, type Timer } from "../loop/timers.js";
 import { Poll, Waker, type SelectorName } from "../selector/poll-api.js";

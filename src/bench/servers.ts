@@ -12,7 +12,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_pr
 import { closeSync, existsSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { availableBackends, probeBackends } from "../loop/select.js";
+import { availableBackends, probeBackends } from "../loop/backends.js";
 import type { RunningServer, ServerSpec, ServerStats } from "./types.js";
 
 /** The package root: this file is dist/bench/servers.js (or src/bench/servers.ts). */

@@ -6,7 +6,7 @@
  * Node's loop) next to Node's own sockets under identical conditions; it is a demonstration, not
  * the benchmark (bench/ uses a C client and separate server processes, see BENCHMARKS.md).
  */
-import { defaultLoop } from "../runtime/default.js";
+import { defaultLoop } from "../driver/create.js";
 import { parseOptions, numberOption } from "./args.js";
 import { runEchoClient, type EchoResult } from "./echo-client.js";
 import { startEvloopEchoServer, startNodeEchoServer, type EchoServer } from "./echo-servers.js";

@@ -5,7 +5,7 @@
  */
 import net from "node:net";
 import { TcpListener, type TcpStream } from "../net/tcp.js";
-import type { Loop } from "../runtime/default.js";
+import type { Loop } from "../driver/create.js";
 import { SystemError } from "../sys/errors.js";
 
 /** A running echo server. */

@@ -5,8 +5,8 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import { ffi } from "../ffi/runtime/load.js";
 import type { BackendName } from "../loop/event-loop.js";
-import { chooseBackend, probeBackends, type BackendProbe } from "../loop/select.js";
-import { hostLoopAvailable } from "../runtime/uv.js";
+import { chooseBackend, probeBackends, type BackendProbe } from "../loop/backends.js";
+import { hostLoopAvailable } from "../driver/libuv.js";
 import { parseOptions } from "./args.js";
 import { renderTable } from "./table.js";
 import { packageVersion } from "./version.js";
@@ -50,7 +50,7 @@ export function collectInfo(): Info {
   let defaultBackend: BackendName | null = null;
   let defaultError: string | null = null;
   try {
-    defaultBackend = chooseBackend();
+    defaultBackend = chooseBackend().name;
   } catch (e) {
     defaultError = e instanceof Error ? e.message : String(e);
   }

@@ -11,3 +11,8 @@ if (ffi.platform !== "linux") {
 }
 
 export { C, ERRNO, LAYOUT, cmsgLen, cmsgSpace };
+
+/** poll(2) events meaning "readable": data, priority data, or the peer's end of stream. */
+export const POLL_READABLE = C.POLLIN | C.POLLPRI | C.POLLRDHUP;
+/** poll(2) events meaning "writable". */
+export const POLL_WRITABLE = C.POLLOUT;

@@ -18,10 +18,9 @@ const intBuf = new Int32Array(1);
 const pairBuf = new Int32Array(2);
 let msgScratch = new Uint8Array(1024);
 
-// SAFETY: a msghdr holds raw addresses, which do not keep JS objects alive. While sendmsg or
-// recvmsg runs, the caller's buffers are held here, and the message scratch block above is
-// module-level, so none of them can be collected before the call returns.
-let pinned: readonly Uint8Array[] | null = null;
+// SAFETY: a msghdr holds raw addresses, which do not keep JS objects alive. sendmsg and recvmsg
+// are synchronous: the caller's buffers are referenced by its own frame until the call returns,
+// and the message scratch block above is module-level.
 
 /** socket(2) with SOCK_NONBLOCK|SOCK_CLOEXEC. */
 export function socket(domain: number, type: number, protocol = 0): number {
@@ -269,12 +268,7 @@ function scratchMessage(iovCount: number, maxFds: number): Uint8Array {
 export function sendMsg(fd: number, bufs: readonly Uint8Array[], fds: readonly number[], address?: SocketAddress): number {
   const block = scratchMessage(bufs.length, fds.length);
   writeMessage(block, Number(ffi.address(block)), bufs, fds, 0, address, false);
-  pinned = bufs;
-  try {
-    return call("sendmsg", true, libc.sendmsg, fd, block, C.MSG_NOSIGNAL);
-  } finally {
-    pinned = null;
-  }
+  return call("sendmsg", true, libc.sendmsg, fd, block, C.MSG_NOSIGNAL);
 }
 
 /**
@@ -286,13 +280,7 @@ export function recvMsg(fd: number, buf: Uint8Array, maxFds: number): ReceivedMe
   const bufs = [buf];
   const block = scratchMessage(1, maxFds);
   writeMessage(block, Number(ffi.address(block)), bufs, [], maxFds, undefined, true);
-  let n: number;
-  pinned = bufs;
-  try {
-    n = call("recvmsg", true, libc.recvmsg, fd, block, C.MSG_CMSG_CLOEXEC);
-  } finally {
-    pinned = null;
-  }
+  const n = call("recvmsg", true, libc.recvmsg, fd, block, C.MSG_CMSG_CLOEXEC);
   if (n === WOULD_BLOCK) return null;
   return readMessage(block, n, maxFds);
 }

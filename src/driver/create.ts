@@ -3,12 +3,13 @@
  */
 import { ffi } from "../ffi/runtime/load.js";
 import type { BackendName, EventLoop } from "../loop/event-loop.js";
-import { chooseBackend, createBackend, type PollingOrBlocking } from "../loop/select.js";
-import type { IoUringOptions } from "../loop/io-uring.js";
+import { chooseBackend } from "../loop/backends.js";
+import { drivable } from "../loop/completion.js";
+import type { IoUringOptions } from "../loop/io-uring/loop.js";
 import { debug } from "../loop/debug.js";
 import { GuestDriver } from "./guest.js";
 import { ownLoop } from "./owner.js";
-import { hostLoopAvailable } from "./uv.js";
+import { hostLoopAvailable } from "./libuv.js";
 
 /**
  * Options for {@link createLoop}.
@@ -41,8 +42,6 @@ export interface CreateLoopOptions {
  */
 export type Loop = EventLoop & { readonly mode: "guest" | "owner" };
 
-const drivers = new WeakMap<EventLoop, GuestDriver>();
-
 /**
  * Creates an event loop: the backend from `options.backend`, else `EVLOOP_BACKEND`, else the best
  * available; in guest mode on Node's main thread unless `guest: false`.
@@ -55,23 +54,14 @@ const drivers = new WeakMap<EventLoop, GuestDriver>();
  */
 export function createLoop(options: CreateLoopOptions = {}): Loop {
   const backend = chooseBackend(options.backend);
-  const loop = createBackend(backend, options.ioUring) as PollingOrBlocking & { mode?: "guest" | "owner" };
   const wantGuest = options.guest ?? hostLoopAvailable();
-  if (wantGuest) {
-    if (!hostLoopAvailable()) {
-      loop.dispose();
-      throw new Error(`guest mode needs Node's main thread (runtime ${ffi.name}${ffi.isMainThread ? "" : ", worker thread"}); use runMain instead`);
-    }
-    drivers.set(loop, new GuestDriver(loop));
+  if (wantGuest && !hostLoopAvailable()) {
+    throw new Error(`guest mode needs Node's main thread (runtime ${ffi.name}${ffi.isMainThread ? "" : ", worker thread"}); use runMain instead`);
   }
-  Object.defineProperty(loop, "mode", { value: wantGuest ? "guest" : "owner", enumerable: true });
-  const dispose = loop.dispose.bind(loop);
-  loop.dispose = () => {
-    drivers.get(loop)?.close();
-    drivers.delete(loop);
-    dispose();
-  };
-  return loop as unknown as Loop;
+  debug(`creating ${backend.name} loop`);
+  const loop = backend.create({ ioUring: options.ioUring });
+  if (wantGuest) GuestDriver.attach(loop);
+  return loop;
 }
 
 let fallback: Loop | null = null;
@@ -106,6 +96,5 @@ export function defaultLoop(): Loop {
  * ```
  */
 export function runMain<T>(fn: () => T | Promise<T>, options: { loop?: EventLoop } = {}): Promise<T> {
-  const loop = (options.loop ?? defaultLoop()) as PollingOrBlocking;
-  return ownLoop(loop, fn);
+  return ownLoop(drivable(options.loop ?? defaultLoop()), fn);
 }

@@ -1,27 +1,23 @@
 /**
  * Guest mode: evloop runs inside Node's own event loop and never blocks the thread.
  *
- * The backend's fd (the epoll fd, the io_uring ring fd) is watched by a libuv poll handle; when it turns readable, the
- * loop runs one non-blocking iteration. Backends without an fd (poll(2)) have each armed fd
- * watched instead. Loop timers are mirrored by one host timer set for the earliest deadline.
+ * The fds the loop names through `watch` — the backend's own fd (the epoll fd, the io_uring ring
+ * fd), or each armed fd where there is none (poll(2)) — are watched by libuv poll handles; when
+ * one turns ready, the loop runs one non-blocking iteration. Loop timers are mirrored by one host timer set for the earliest deadline.
  * Keep-alive follows Node's rule for sockets: a host timer that is ref'd exactly while the loop
  * has pending operations, timers or open listeners, so `node script.js` exits when evloop has
  * nothing left to do, and `unref()` lets it exit earlier.
  */
-import type { EventLoop } from "../loop/event-loop.js";
-import { clock } from "../loop/common.js";
-import { PollingEventLoop } from "../loop/polling.js";
-import type { LoopBase } from "../loop/common.js";
+import type { Drivable } from "../loop/completion.js";
+import { clock } from "../loop/timers.js";
 import { debug } from "../loop/debug.js";
-import { UvPoll } from "./uv.js";
-
-type DrivableLoop = EventLoop & LoopBase;
+import { UvPoll } from "./libuv.js";
 
 const KEEPALIVE_MS = 0x7fffffff;
 
 /** Attaches a loop to Node's event loop. */
 export class GuestDriver {
-  readonly #loop: DrivableLoop;
+  readonly #loop: Drivable;
   readonly #polls = new Map<number, UvPoll>();
   readonly #keepAlive: ReturnType<typeof setInterval>;
   #timer: ReturnType<typeof setTimeout> | null = null;
@@ -33,18 +29,19 @@ export class GuestDriver {
   readonly #tick = (): void => this.tick();
   readonly #sync = (): void => this.#doSync();
 
-  constructor(loop: DrivableLoop) {
+  /** Attaches `loop` to Node's event loop until the loop is disposed. */
+  static attach(loop: Drivable): GuestDriver {
+    const driver = new GuestDriver(loop);
+    loop.onDispose(() => driver.close());
+    return driver;
+  }
+
+  private constructor(loop: Drivable) {
     this.#loop = loop;
     this.#keepAlive = setInterval(() => {}, KEEPALIVE_MS);
     this.#keepAlive.unref();
     loop.guest = true;
-    if (loop.selectorFd >= 0) {
-      const p = new UvPoll(loop.selectorFd, this.#tick);
-      p.set(1);
-      this.#polls.set(loop.selectorFd, p);
-    } else if (loop instanceof PollingEventLoop) {
-      loop.watch((fd, interest) => this.#watch(fd, interest));
-    }
+    loop.watch((fd, interest) => this.#watch(fd, interest));
     this.#unlisten = loop.onChange(() => {
       if (this.#syncQueued) return;
       this.#syncQueued = true;
@@ -107,7 +104,7 @@ export class GuestDriver {
     this.#timer.unref();
   }
 
-  /** Detaches from Node's loop (the loop itself stays usable by an owner). */
+  /** Detaches from Node's loop (called when the loop is disposed). */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

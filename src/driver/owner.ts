@@ -9,8 +9,7 @@
  * pending at all, runMain waits for `fn` or for new evloop work on the host loop instead, so a
  * `fn` that awaits a host timer or a dns lookup still finishes.
  */
-import type { EventLoop } from "../loop/event-loop.js";
-import type { LoopBase } from "../loop/common.js";
+import type { Drivable } from "../loop/completion.js";
 
 const yieldToHost: () => Promise<void> =
   typeof setImmediate === "function" ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0));
@@ -18,7 +17,7 @@ const yieldToHost: () => Promise<void> =
 /**
  * Runs `fn` with `loop` driven in owner mode, and resolves (or rejects) with its result.
  */
-export async function ownLoop<T>(loop: EventLoop & LoopBase, fn: () => T | Promise<T>): Promise<T> {
+export async function ownLoop<T>(loop: Drivable, fn: () => T | Promise<T>): Promise<T> {
   let done = false;
   const result = (async () => fn())();
   const finished = result.then(
