@@ -7,7 +7,7 @@
  * has arrived; the tag says what kind of request it is (see `Tag`).
  */
 import { ERRNO } from "../../sys/linux/constants.js";
-import { NativeBlock, type Ring } from "../../sys/linux/io_uring.js";
+import { CQE_WORDS, NativeBlock, type Ring } from "../../sys/linux/io_uring.js";
 import { Tag, type SlotEntry } from "./records.js";
 
 /** One slot's native scratch memory: its address and views over its bytes. */
@@ -174,10 +174,10 @@ export class Submission {
     for (;;) {
       for (let ready = ring.cqReady(); ready > 0; ready--) {
         const at = ring.cqIndex(0);
-        const lo = cqes[at]! >>> 0;
-        const hi = cqes[at + 1]! >>> 0;
-        const res = cqes[at + 2]!;
-        const flags = cqes[at + 3]! >>> 0;
+        const lo = cqes[at + CQE_WORDS.userLo]! >>> 0;
+        const hi = cqes[at + CQE_WORDS.userHi]! >>> 0;
+        const res = cqes[at + CQE_WORDS.res]!;
+        const flags = cqes[at + CQE_WORDS.flags]! >>> 0;
         ring.advance(1);
         count++;
         this.stats.completions++;

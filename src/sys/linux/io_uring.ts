@@ -130,6 +130,12 @@ export function cqeBuffer(flags: number): number {
   return flags & C.IORING_CQE_F_BUFFER ? flags >>> IORING.IORING_CQE_BUFFER_SHIFT : -1;
 }
 
+/**
+ * Where a CQE's fields are, in 32-bit words from {@link Ring.cqIndex} into {@link Ring.cqes}:
+ * user_data (low and high word), res (signed) and flags.
+ */
+export const CQE_WORDS = { userLo: 0, userHi: 1, res: 2, flags: 3 } as const;
+
 /** Whether a multishot request's CQE says more CQEs will follow (IORING_CQE_F_MORE). */
 export function cqeMore(flags: number): boolean {
   return (flags & C.IORING_CQE_F_MORE) !== 0;
