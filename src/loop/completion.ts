@@ -273,10 +273,12 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
 
   dispose(): void {
     if (this.disposed) return;
+    // Disposed from here on: nothing new starts, and the backend's release() knows not to
+    // re-arm its own requests (io_uring's wake-up poll) while it waits for the kernel.
+    this.disposed = true;
     for (const listener of this.#disposeListeners.splice(0)) listener();
     for (const fd of [...this.fds.keys()]) this.forget(fd);
     this.release();
-    this.disposed = true;
     this.pending = this.refedPending = 0;
     for (const fail of [...this.#sleeps]) fail(new ClosedError("sleep", -1));
     this.timers.clear();

@@ -324,6 +324,7 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
       if (submission.busy === 0 && !this.#wakeArmed) break;
       if (clock() > until) {
         leaked.push(...entries.filter((s) => s !== null));
+        if (this.#wakeArmed) leaked.push(this.#wakeup);
         debug(`io_uring dispose: ${submission.busy} requests did not finish; their memory is kept`);
         break;
       }
@@ -559,8 +560,8 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
   }
 }
 
-/** Records of requests that never completed on a disposed loop: kept so their memory lives. */
-const leaked: SlotEntry[] = [];
+/** What requests that never completed on a disposed loop hold: kept so their memory lives. */
+const leaked: Array<SlotEntry | WakeupFd> = [];
 
 /** How many requests disposed loops had to abandon in the kernel (tests expect 0). */
 export function leakedRequests(): number {
