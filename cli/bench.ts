@@ -4,12 +4,12 @@
  * the event loop's internals. Progress goes to stderr, the Markdown report to stdout.
  */
 import { writeFileSync } from "node:fs";
-import { BenchBuildError } from "../bench/build.js";
-import { Progress } from "../bench/progress.js";
-import { renderMarkdown } from "../bench/report.js";
-import { runBench, suiteServers } from "../bench/run.js";
-import { renderSvg } from "../bench/svg.js";
-import { ECHO_CONFIGS } from "../bench/types.js";
+import { BenchBuildError } from "../bench/src/build.js";
+import { Progress } from "../bench/src/progress.js";
+import { renderMarkdown } from "../bench/src/report.js";
+import { runBench, suiteServers } from "../bench/src/run.js";
+import { renderSvg } from "../bench/src/svg.js";
+import { ECHO_CONFIGS } from "../bench/src/types.js";
 import { numberOption, parseOptions, UsageError } from "./args.js";
 
 export const usage = `usage: evloop bench [--quick] [--seconds N] [--servers a,b] [--configs a,b] [--no-internals]

@@ -11,12 +11,10 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { availableBackends, probeBackends } from "../loop/select.js";
+import { availableBackends, probeBackends } from "evloop";
+import { PACKAGE_ROOT as ROOT } from "./paths.js";
 import type { RunningServer, ServerSpec, ServerStats } from "./types.js";
 
-/** The package root: this file is dist/bench/servers.js (or src/bench/servers.ts). */
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SERVERS_DIR = path.join(ROOT, "bench", "servers");
 const VERSION_TIMEOUT_MS = 5000;
 const STATS_TIMEOUT_MS = 2000;

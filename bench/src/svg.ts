@@ -7,7 +7,7 @@
  * read against them; each bar carries its value and its ratio to `node:net`. Servers keep the
  * same row in every panel, so the eye can follow one down the page.
  */
-import { formatInteger } from "../cli/table.js";
+import { formatInteger } from "./format.js";
 import { describeConfig, describeMachineLine, familyOf, formatBytes, formatDate, REFERENCES, type Family } from "./report.js";
 import type { BenchReport } from "./types.js";
 

@@ -37,7 +37,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { probeBackends } from "../loop/select.js";
+import { probeBackends } from "evloop";
 import { buildC, type CBinaries } from "./build.js";
 import { runInternals } from "./internals.js";
 import { openIdle, startLoad } from "./loadgen.js";

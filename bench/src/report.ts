@@ -4,7 +4,7 @@
  *
  * Tables are padded to their widest cell so the report reads as well in a terminal as rendered.
  */
-import { formatInteger, formatNumber } from "../cli/table.js";
+import { formatInteger, formatNumber } from "./format.js";
 import { SYSCALL_EVENT } from "./syscalls.js";
 import { ECHO_CONFIGS, SYSCALL_CONFIGS, type BenchReport, type EchoConfig, type EchoMeasurement, type InternalsResult } from "./types.js";
 

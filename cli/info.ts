@@ -3,12 +3,10 @@
  */
 import { readFileSync } from "node:fs";
 import os from "node:os";
-import { ffi } from "../ffi/runtime/load.js";
-import type { BackendName } from "../loop/event-loop.js";
-import { chooseBackend, probeBackends, type BackendProbe } from "../loop/select.js";
-import { hostLoopAvailable } from "../runtime/uv.js";
+import { probeBackends, type BackendName, type BackendProbe } from "evloop";
+import { chooseBackend, hostLoopAvailable, runtime } from "evloop/internal";
+import { renderTable } from "../bench/src/format.js";
 import { parseOptions } from "./args.js";
-import { renderTable } from "./table.js";
 import { packageVersion } from "./version.js";
 
 export const usage = `usage: evloop info [--json]
@@ -56,15 +54,15 @@ export function collectInfo(): Info {
   }
   return {
     evloop: packageVersion(),
-    runtime: { name: ffi.name, version: ffi.version },
-    ffi: ffi.description,
-    platform: ffi.platform,
-    arch: ffi.arch,
+    runtime: { name: runtime.name, version: runtime.version },
+    ffi: runtime.ffi,
+    platform: runtime.platform,
+    arch: runtime.arch,
     kernel: kernelRelease(),
     guestMode: hostLoopAvailable(),
     backends: probeBackends(),
     defaultBackend,
-    forcedBackend: ffi.env("EVLOOP_BACKEND") || null,
+    forcedBackend: process.env.EVLOOP_BACKEND || null,
     defaultError,
   };
 }
