@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { probeBackends, type BackendName, type BackendProbe } from "evloop";
-import { chooseBackend, hostLoopAvailable, runtime } from "evloop/internal";
+import { chosenBackend, hostLoopAvailable, runtime } from "evloop/internal";
 import { renderTable } from "../bench/src/format.js";
 import { parseOptions } from "./args.js";
 import { packageVersion } from "./version.js";
@@ -48,7 +48,7 @@ export function collectInfo(): Info {
   let defaultBackend: BackendName | null = null;
   let defaultError: string | null = null;
   try {
-    defaultBackend = chooseBackend();
+    defaultBackend = chosenBackend();
   } catch (e) {
     defaultError = e instanceof Error ? e.message : String(e);
   }

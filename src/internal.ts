@@ -10,17 +10,18 @@
  *
  * @example
  * ```ts
- * import { chooseBackend, runtime } from "evloop/internal";
- * console.log(`${runtime.name} ${runtime.version}, default backend ${chooseBackend()}`);
+ * import { chosenBackend, runtime } from "evloop/internal";
+ * console.log(`${runtime.name} ${runtime.version}, default backend ${chosenBackend()}`);
  * ```
  * @module
  */
 import { ffi } from "./ffi/runtime/load.js";
+import type { BackendName } from "./loop/event-loop.js";
+import { chooseBackend } from "./loop/select.js";
 import { socketPair } from "./sys/posix/socket.js";
 import { C } from "./sys/target.js";
 
 export { TimerHeap, type Timer } from "./loop/timers.js";
-export { chooseBackend } from "./loop/select.js";
 export { hostLoopAvailable } from "./runtime/uv.js";
 export { eventfd } from "./sys/linux/eventfd.js";
 export { close, write } from "./sys/posix/fd.js";
@@ -60,6 +61,22 @@ export const runtime: RuntimeInfo = {
   platform: ffi.platform,
   arch: ffi.arch,
 };
+
+/**
+ * The backend `createLoop()` would use without a `backend` option: EVLOOP_BACKEND when set, else
+ * the best available one. Probes the backends (cached) but creates no loop.
+ *
+ * @throws {TypeError} When EVLOOP_BACKEND names no backend.
+ * @throws {Error} When the backend it names is unavailable, or none is available.
+ *
+ * @example
+ * ```ts
+ * chosenBackend(); // "io_uring", or "epoll" where io_uring is disabled
+ * ```
+ */
+export function chosenBackend(): BackendName {
+  return chooseBackend();
+}
 
 /**
  * A connected pair of non-blocking, close-on-exec AF_UNIX stream sockets, as raw fds that the
