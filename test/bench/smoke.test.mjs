@@ -15,6 +15,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { after, test } from "node:test";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
+/** The `evloop` command, where package.json's `bin` puts it. */
+const cli = join(root, JSON.parse(readFileSync(join(root, "package.json"), "utf8")).bin.evloop);
 const SERVERS = ["node:net", "evloop-epoll-guest", "c-epoll"];
 const CONFIGS = ["latency", "pipelined"];
 /** Generous: the build alone can take this long on a slow machine the first time. */
@@ -31,7 +33,7 @@ function findCompiler() {
 /** Runs the CLI; resolves with its exit code and output, killing it if it overruns. */
 function runCli(args, env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "dist-tools/cli/main.js"), ...args], {
+    const child = spawn(process.execPath, [cli, ...args], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
