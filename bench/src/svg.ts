@@ -5,9 +5,11 @@
  * Reading aids: bars are coloured by family (evloop, the runtimes' own sockets, C); `node:net`
  * and `c-epoll` are drawn as dashed reference lines across their panel, so every other bar is
  * read against them; each bar carries its value and its ratio to `node:net`. Servers keep the
- * same row in every panel, so the eye can follow one down the page.
+ * same row in every panel, so the eye can follow one down the page. A `--baseline` server's bar
+ * sits right under its counterpart's, in the same colour, paler.
  */
-import { formatInteger } from "../cli/table.js";
+import { formatInteger } from "./format.js";
+import { BASELINE_SUFFIX } from "./baseline.js";
 import { describeConfig, describeMachineLine, familyOf, formatBytes, formatDate, REFERENCES, type Family } from "./report.js";
 import type { BenchReport } from "./types.js";
 
@@ -32,6 +34,8 @@ const FAMILY_NAMES: Record<Family, string> = { evloop: "evloop, guest mode", run
 const INK = "#1f2328";
 const MUTED = "#656d76";
 const GRID = "#e6e8eb";
+/** Opacity of a baseline server's bar. */
+const BASELINE_OPACITY = 0.5;
 
 /** Escapes text for an SVG text node or attribute. */
 function escape(text: string): string {
@@ -108,9 +112,11 @@ function panel(
     }
     const width = Math.max(1, xOf(bar.value) - BAR_LEFT);
     const { fill, dark } = COLOURS[family];
-    const owner = bar.server.endsWith("-owner");
+    const baseline = bar.server.endsWith(BASELINE_SUFFIX);
+    const owner = (baseline ? bar.server.slice(0, -BASELINE_SUFFIX.length) : bar.server).endsWith("-owner");
+    const pale = baseline ? ` fill-opacity="${BASELINE_OPACITY}"` : "";
     out.push(
-      `<rect x="${BAR_LEFT}" y="${rowTop + (ROW - BAR) / 2 - 2}" width="${width.toFixed(1)}" height="${BAR}" rx="2" fill="${owner ? dark : fill}"` +
+      `<rect x="${BAR_LEFT}" y="${rowTop + (ROW - BAR) / 2 - 2}" width="${width.toFixed(1)}" height="${BAR}" rx="2" fill="${owner ? dark : fill}"${pale}` +
         `${reference ? ` stroke="${dark}" stroke-width="1.5"` : ""}><title>${escape(`${bar.server}: ${bar.label} ${bar.note}`.trimEnd())}</title></rect>`,
     );
     const halo = `paint-order="stroke" stroke="#ffffff" stroke-width="4" stroke-linejoin="round"`;
@@ -144,7 +150,7 @@ function serverOrder(report: BenchReport): string[] {
   return [...new Set([...report.echo.map((m) => m.server), ...report.memory.map((m) => m.server)])];
 }
 
-function legend(y: number): string {
+function legend(y: number, baseline: boolean): string {
   const out: string[] = [];
   let x = MARGIN;
   for (const family of ["evloop", "runtime", "c"] as const) {
@@ -154,6 +160,11 @@ function legend(y: number): string {
   }
   out.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" rx="2" fill="${COLOURS.evloop.dark}"/>`);
   out.push(text(x + 17, y, "evloop owner mode", `font-size="12" fill="${INK}"`));
+  if (baseline) {
+    x += 24 + "evloop owner mode".length * 6.8;
+    out.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" rx="2" fill="${COLOURS.evloop.fill}" fill-opacity="${BASELINE_OPACITY}"/>`);
+    out.push(text(x + 17, y, BASELINE_SUFFIX, `font-size="12" fill="${INK}"`));
+  }
   return out.join("\n");
 }
 
@@ -179,7 +190,7 @@ export function renderSvg(report: BenchReport): string {
       `font-size="12" fill="${MUTED}"`,
     ),
   );
-  body.push(legend(100));
+  body.push(legend(100, report.baseline !== null));
   let y = 122;
 
   for (const config of report.configs) {

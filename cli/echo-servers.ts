@@ -4,9 +4,7 @@
  * pipelined messages should, so neither waits on delayed ACKs.
  */
 import net from "node:net";
-import { TcpListener, type TcpStream } from "../net/tcp.js";
-import type { Loop } from "../driver/create.js";
-import { SystemError } from "../sys/errors.js";
+import { SystemError, TcpListener, type Loop, type TcpStream } from "evloop";
 
 /** A running echo server. */
 export interface EchoServer {

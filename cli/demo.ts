@@ -6,11 +6,11 @@
  * Node's loop) next to Node's own sockets under identical conditions; it is a demonstration, not
  * the benchmark (bench/ uses a C client and separate server processes, see BENCHMARKS.md).
  */
-import { defaultLoop } from "../driver/create.js";
+import { defaultLoop } from "evloop";
 import { parseOptions, numberOption } from "./args.js";
 import { runEchoClient, type EchoResult } from "./echo-client.js";
 import { startEvloopEchoServer, startNodeEchoServer, type EchoServer } from "./echo-servers.js";
-import { formatInteger, formatNumber, renderTable } from "./table.js";
+import { formatInteger, formatNumber, renderTable } from "../bench/src/format.js";
 
 const WARMUP_SECONDS = 0.5;
 

@@ -1,6 +1,7 @@
 /**
- * Plain-text formatting shared by the CLI's reports (and the benchmark suite): numbers with
- * thousands separators and aligned tables.
+ * Plain-text formatting shared by the benchmark report and the CLI's own output (`evloop info`,
+ * `evloop demo`): numbers with thousands separators and aligned tables. It imports nothing, so
+ * cli/ → bench/src/ stays the only direction between the two folders.
  */
 
 /** How a column's cells line up. Numbers read best right-aligned. */

@@ -26,17 +26,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { Worker } from "node:worker_threads";
-import { createLoop, type Loop } from "../driver/create.js";
-import { availableBackends } from "../loop/backends.js";
-import type { BackendName } from "../loop/event-loop.js";
-import { TimerHeap, type Timer } from "../loop/timers.js";
-import { Poll, Waker, type SelectorName } from "../selector/poll-api.js";
-import { Events } from "../selector/event.js";
-import { ClosedError } from "../sys/errors.js";
-import { eventfd } from "../sys/linux/eventfd.js";
-import { close, write } from "../sys/posix/fd.js";
-import { socketPair } from "../sys/posix/socket.js";
-import { C } from "../sys/target.js";
+import { availableBackends, ClosedError, createLoop, Events, Poll, Waker, type BackendName, type Loop, type SelectorName } from "evloop";
+import { close, eventfd, TimerHeap, unixSocketPair, write, type Timer } from "evloop/internal";
 import { SLOT, SLOT_COUNT, type WakeupReady, type WakeupWorkerData } from "./internals-worker.js";
 import type { InternalsResult } from "./types.js";
 
@@ -286,7 +277,7 @@ async function benchWakeups(backend: BackendName, sizes: Sizes): Promise<number>
   let exited: Promise<void> = Promise.resolve();
   let reply: Waker | null = null;
   try {
-    pair = socketPair(C.AF_UNIX, C.SOCK_STREAM);
+    pair = unixSocketPair();
     const data: WakeupWorkerData = {
       kind: "evloop-bench-wakeup",
       selector: backend === "poll" ? "poll" : "epoll",
@@ -412,7 +403,7 @@ class ReadyLoop {
     this.backend = backend;
     this.loop = createLoop({ backend, guest: false });
     try {
-      this.#pair = socketPair(C.AF_UNIX, C.SOCK_STREAM);
+      this.#pair = unixSocketPair();
     } catch (e) {
       this.loop.dispose();
       throw e;

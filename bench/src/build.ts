@@ -11,7 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { access, lstat, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { PACKAGE_ROOT } from "./paths.js";
 
 /** Paths of the compiled programs, and the compiler that built them. */
 export interface CBinaries {
@@ -35,8 +35,7 @@ export class BenchBuildError extends Error {
 
 const COMPILERS = ["cc", "gcc", "clang"] as const;
 const FLAGS = ["-O2", "-Wall", "-Wextra"] as const;
-/** The compiled file is dist/bench/build.js; the sources stay at the package root. */
-const SOURCE_DIR = fileURLToPath(new URL("../../bench/c/", import.meta.url));
+const SOURCE_DIR = path.join(PACKAGE_ROOT, "bench", "c");
 /** The programs CBinaries names, by source file. */
 const PROGRAMS = { loadgen: "loadgen.c", echoEpoll: "echo-epoll.c", echoUring: "echo-uring.c" } as const;
 

@@ -3,12 +3,10 @@
  */
 import { readFileSync } from "node:fs";
 import os from "node:os";
-import { ffi } from "../ffi/runtime/load.js";
-import type { BackendName } from "../loop/event-loop.js";
-import { chooseBackend, probeBackends, type BackendProbe } from "../loop/backends.js";
-import { hostLoopAvailable } from "../driver/libuv.js";
+import { probeBackends, type BackendName, type BackendProbe } from "evloop";
+import { chosenBackend, hostLoopAvailable, runtime } from "evloop/internal";
+import { renderTable } from "../bench/src/format.js";
 import { parseOptions } from "./args.js";
-import { renderTable } from "./table.js";
 import { packageVersion } from "./version.js";
 
 export const usage = `usage: evloop info [--json]
@@ -50,21 +48,21 @@ export function collectInfo(): Info {
   let defaultBackend: BackendName | null = null;
   let defaultError: string | null = null;
   try {
-    defaultBackend = chooseBackend().name;
+    defaultBackend = chosenBackend();
   } catch (e) {
     defaultError = e instanceof Error ? e.message : String(e);
   }
   return {
     evloop: packageVersion(),
-    runtime: { name: ffi.name, version: ffi.version },
-    ffi: ffi.description,
-    platform: ffi.platform,
-    arch: ffi.arch,
+    runtime: { name: runtime.name, version: runtime.version },
+    ffi: runtime.ffi,
+    platform: runtime.platform,
+    arch: runtime.arch,
     kernel: kernelRelease(),
     guestMode: hostLoopAvailable(),
     backends: probeBackends(),
     defaultBackend,
-    forcedBackend: ffi.env("EVLOOP_BACKEND") || null,
+    forcedBackend: process.env.EVLOOP_BACKEND || null,
     defaultError,
   };
 }

@@ -11,12 +11,11 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { availableBackends, probeBackends } from "../loop/backends.js";
+import { availableBackends, probeBackends } from "evloop";
+import { BASELINE_SUFFIX, type Baseline } from "./baseline.js";
+import { PACKAGE_ROOT as ROOT } from "./paths.js";
 import type { RunningServer, ServerSpec, ServerStats } from "./types.js";
 
-/** The package root: this file is dist/bench/servers.js (or src/bench/servers.ts). */
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const SERVERS_DIR = path.join(ROOT, "bench", "servers");
 const VERSION_TIMEOUT_MS = 5000;
 const STATS_TIMEOUT_MS = 2000;
@@ -35,12 +34,15 @@ export interface ServerSpecOptions {
   readonly backends?: readonly string[];
   /** The C servers' binaries (see build.ts); without it both are unavailable. */
   readonly c?: CServers;
+  /** A checkout whose evloop servers run too, each right after this package's, labelled `…@base`. */
+  readonly baseline?: Baseline;
 }
 
 /**
- * Every server the suite knows, in report order: evloop per backend × guest, owner; `node:net`;
- * `bun`; `deno`; `c-epoll`; `c-io_uring`. Servers that cannot run here have `available: false`
- * and a `reason`. Probing Bun and Deno runs `--version` on each (at most 5 s).
+ * Every server the suite knows, in report order: evloop per backend × guest, owner (each followed
+ * by its `@base` twin when there is a baseline); `node:net`; `bun`; `deno`; `c-epoll`;
+ * `c-io_uring`. Servers that cannot run here have `available: false` and a `reason`. Probing Bun
+ * and Deno runs `--version` on each (at most 5 s).
  *
  * @example
  * ```ts
@@ -56,10 +58,12 @@ export function serverSpecs(options: ServerSpecOptions = {}): ServerSpec[] {
     const reason = backendUnavailable(backend);
     for (const mode of ["guest", "owner"]) {
       const label = `evloop-${backend}-${mode}`;
-      specs.push(script(label, node, "evloop.mjs", ["--backend", backend, "--mode", mode], reason));
+      const args = ["--backend", backend, "--mode", mode];
+      specs.push(script(label, node, path.join(SERVERS_DIR, "evloop.mjs"), args, reason));
+      if (options.baseline !== undefined) specs.push(script(`${label}${BASELINE_SUFFIX}`, node, options.baseline.server, args, reason));
     }
   }
-  specs.push(script("node:net", node, "node.mjs", [], undefined));
+  specs.push(script("node:net", node, path.join(SERVERS_DIR, "node.mjs"), [], undefined));
   specs.push(runtimeSpec("bun", (bin) => [bin, [path.join(SERVERS_DIR, "bun.mjs")]]));
   specs.push(
     runtimeSpec("deno", (bin) => [bin, ["run", "--allow-net=127.0.0.1", "--no-prompt", path.join(SERVERS_DIR, "deno.mjs")]], {
@@ -77,9 +81,8 @@ function backendUnavailable(backend: string): string | undefined {
   return probe.available ? undefined : (probe.reason ?? "unavailable");
 }
 
-/** A JavaScript server run by `command` from bench/servers/`file`. */
-function script(label: string, command: string, file: string, args: string[], reason: string | undefined): ServerSpec {
-  const full = path.join(SERVERS_DIR, file);
+/** A JavaScript server: `command full …args`. */
+function script(label: string, command: string, full: string, args: string[], reason: string | undefined): ServerSpec {
   const missing = existsSync(full) ? undefined : `${full} is missing`;
   const why = reason ?? missing;
   const base = { label, command, args: [full, ...args], js: true };

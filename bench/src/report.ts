@@ -4,7 +4,8 @@
  *
  * Tables are padded to their widest cell so the report reads as well in a terminal as rendered.
  */
-import { formatInteger, formatNumber } from "../cli/table.js";
+import { formatInteger, formatNumber } from "./format.js";
+import { BASELINE_SUFFIX } from "./baseline.js";
 import { SYSCALL_EVENT } from "./syscalls.js";
 import { ECHO_CONFIGS, SYSCALL_CONFIGS, type BenchReport, type EchoConfig, type EchoMeasurement, type InternalsResult } from "./types.js";
 
@@ -14,7 +15,10 @@ export const REFERENCES = ["node:net", "c-epoll"] as const;
 /** A server's family, for grouping and colour: evloop, the runtimes' own sockets, or C. */
 export type Family = "evloop" | "runtime" | "c";
 
-/** `evloop-epoll-guest` → evloop, `c-io_uring` → c, `node:net`/`bun`/`deno` → runtime. */
+/**
+ * `evloop-epoll-guest` (and `evloop-epoll-guest@base`) → evloop, `c-io_uring` → c,
+ * `node:net`/`bun`/`deno` → runtime.
+ */
 export function familyOf(server: string): Family {
   if (server.startsWith("evloop")) return "evloop";
   if (server.startsWith("c-")) return "c";
@@ -79,6 +83,14 @@ export function describeMachineLine(m: BenchReport["machine"]): string {
   return `${m.cpu}, ${m.cores} cores, ${formatBytes(m.memoryBytes)} RAM, Linux ${m.kernel}, Node ${m.node}`;
 }
 
+/** The header line naming the baseline, or "" without one. */
+function baselineLine(r: BenchReport): string {
+  const b = r.baseline;
+  if (b === null) return "";
+  const at = b.commit === null ? `version ${b.version}` : `commit ${b.commit}, version ${b.version}`;
+  return `\n- Baseline: the servers labelled \`${BASELINE_SUFFIX}\` run the evloop checkout at \`${b.dir}\` (${at}), each in the same rounds as its counterpart; × ${BASELINE_SUFFIX} is messages/s relative to it`;
+}
+
 function header(r: BenchReport): string {
   const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
   const scaled = r.configs.flatMap((c) => {
@@ -94,7 +106,7 @@ function header(r: BenchReport): string {
 
 - Machine: ${describeMachineLine(r.machine)}
 - Date: ${formatDate(r.date)}
-- Command: \`${r.command}\`
+- Command: \`${r.command}\`${baselineLine(r)}
 - Runs: ${plural(r.rounds, "round")} of every server in every configuration, each run ${r.secondsPerRun} s measured after ${r.warmupSeconds} s of warm-up, each server in a fresh process; the order of the servers rotates every round so that a drifting machine affects all of them alike. Figures are medians over the rounds.${quick}
 
 The machine is shared and small: absolute figures mean little, the ratios (measured side by side in one run) are the result.`;
@@ -117,10 +129,36 @@ Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoe
       (ref): ref is { name: (typeof REFERENCES)[number]; m: EchoMeasurement } => ref.m !== undefined,
     );
     const syscalls = SYSCALL_CONFIGS.includes(config.name);
+    const base = r.baseline !== null;
+    /** `m` against its `@base` twin; – for the twin itself and for servers that have none. */
+    const baseRatio = (m: EchoMeasurement): string => {
+      const twin = rows.find((b) => b.server === `${m.server}${BASELINE_SUFFIX}`);
+      return twin === undefined ? "–" : formatRatio(m.messagesPerSec, twin.messagesPerSec);
+    };
     parts.push(
       table(
-        ["server", "msgs/s", "MB/s", "p50 µs", "p99 µs", "CPU µs/msg", ...(syscalls ? ["syscalls/msg"] : []), ...refs.map((ref) => `× ${ref.name}`)],
-        ["left", "right", "right", "right", "right", "right", ...(syscalls ? ["right" as const] : []), ...refs.map((): Align => "right")],
+        [
+          "server",
+          "msgs/s",
+          "MB/s",
+          "p50 µs",
+          "p99 µs",
+          "CPU µs/msg",
+          ...(syscalls ? ["syscalls/msg"] : []),
+          ...refs.map((ref) => `× ${ref.name}`),
+          ...(base ? [`× ${BASELINE_SUFFIX}`] : []),
+        ],
+        [
+          "left",
+          "right",
+          "right",
+          "right",
+          "right",
+          "right",
+          ...(syscalls ? ["right" as const] : []),
+          ...refs.map((): Align => "right"),
+          ...(base ? ["right" as const] : []),
+        ],
         rows.map((m) => [
           m.server,
           formatInteger(m.messagesPerSec),
@@ -130,6 +168,7 @@ Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoe
           formatNumber(m.cpuUsPerMessage, 2),
           ...(syscalls ? [formatSignificant(m.syscallsPerMessage)] : []),
           ...refs.map((ref) => formatRatio(m.messagesPerSec, ref.m.messagesPerSec)),
+          ...(base ? [baseRatio(m)] : []),
         ]),
       ),
     );

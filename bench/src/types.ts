@@ -1,7 +1,7 @@
 /**
  * The benchmark suite's shared vocabulary (see ../shared/BENCHMARKS.md): echo configurations,
  * what a load run and a server measurement produce, and the report written as Markdown, JSON
- * and SVG. Every module of src/bench speaks these types.
+ * and SVG. Every module of bench/src speaks these types.
  */
 
 /** One echo configuration: C connections, each keeping `depth` messages of `size` bytes in flight. */
@@ -130,6 +130,11 @@ export interface BenchReport {
   readonly date: string;
   readonly command: string;
   readonly quick: boolean;
+  /**
+   * The checkout `--baseline` named, whose evloop servers ran as `<label>@base`; null without
+   * one. `commit` is null outside git, and ends in `-dirty` with uncommitted changes.
+   */
+  readonly baseline: { readonly dir: string; readonly version: string; readonly commit: string | null } | null;
   readonly machine: { readonly cpu: string; readonly cores: number; readonly memoryBytes: number; readonly kernel: string; readonly node: string };
   readonly secondsPerRun: number;
   /** Unmeasured seconds of load before each run's measured window. */

@@ -4,16 +4,17 @@
  * the event loop's internals. Progress goes to stderr, the Markdown report to stdout.
  */
 import { writeFileSync } from "node:fs";
-import { BenchBuildError } from "../bench/build.js";
-import { Progress } from "../bench/progress.js";
-import { renderMarkdown } from "../bench/report.js";
-import { runBench, suiteServers } from "../bench/run.js";
-import { renderSvg } from "../bench/svg.js";
-import { ECHO_CONFIGS } from "../bench/types.js";
+import { BaselineError, checkBaseline, type Baseline } from "../bench/src/baseline.js";
+import { BenchBuildError } from "../bench/src/build.js";
+import { Progress } from "../bench/src/progress.js";
+import { renderMarkdown } from "../bench/src/report.js";
+import { runBench, suiteServers } from "../bench/src/run.js";
+import { renderSvg } from "../bench/src/svg.js";
+import { ECHO_CONFIGS } from "../bench/src/types.js";
 import { numberOption, parseOptions, UsageError } from "./args.js";
 
 export const usage = `usage: evloop bench [--quick] [--seconds N] [--servers a,b] [--configs a,b] [--no-internals]
-                    [--json FILE] [--svg FILE] [--markdown FILE]
+                    [--baseline DIR] [--json FILE] [--svg FILE] [--markdown FILE]
 
 Builds the C load generator and C echo servers (needs cc, gcc or clang), then measures every
 available echo server in every configuration, alternating servers, and prints a Markdown report
@@ -25,6 +26,10 @@ takes under one.
   --servers a,b      only these servers (labels as in the report: node:net, evloop-epoll-guest, …)
   --configs a,b      only these configurations: ${ECHO_CONFIGS.map((c) => c.name).join(", ")}
   --no-internals     skip the event-loop internals (timers, wake-ups, cost per ready event)
+  --baseline DIR     also run the evloop servers of DIR, another evloop checkout (built: dist/
+                     exists), labelled evloop-<backend>-<mode>@base, each in the same rounds as
+                     this package's, with a × @base column; the internals measure this package
+                     only. --baseline . measures the noise
   --json FILE        also write the report as JSON
   --svg FILE         also write a bar chart as SVG
   --markdown FILE    also write the Markdown report to FILE`;
@@ -57,6 +62,7 @@ export async function runBenchCommand(argv: readonly string[]): Promise<number> 
       servers: { type: "string" },
       configs: { type: "string" },
       "no-internals": { type: "boolean" },
+      baseline: { type: "string" },
       json: { type: "string" },
       svg: { type: "string" },
       markdown: { type: "string" },
@@ -66,8 +72,15 @@ export async function runBenchCommand(argv: readonly string[]): Promise<number> 
   const quick = values.quick === true;
   const seconds = values.seconds === undefined ? undefined : numberOption(values.seconds, "seconds", 0, 0.05, false);
   const configs = listOption(values.configs, "configs", ECHO_CONFIGS.map((c) => c.name));
+  let baseline: Baseline | undefined;
+  try {
+    baseline = values.baseline === undefined ? undefined : checkBaseline(values.baseline);
+  } catch (e) {
+    if (e instanceof BaselineError) throw new UsageError(e.message);
+    throw e;
+  }
   // Probing the servers runs bun and deno --version: only worth it when there is a list to check.
-  const servers = values.servers === undefined ? undefined : listOption(values.servers, "servers", suiteServers().map((s) => s.label));
+  const servers = values.servers === undefined ? undefined : listOption(values.servers, "servers", suiteServers({ baseline }).map((s) => s.label));
 
   const progress = new Progress();
   const controller = new AbortController();
@@ -88,6 +101,7 @@ export async function runBenchCommand(argv: readonly string[]): Promise<number> 
       servers,
       configs,
       internals: values["no-internals"] !== true,
+      baseline,
       command: ["npx evloop bench", ...argv.map(shellQuote)].join(" "),
       progress,
       signal: controller.signal,

@@ -37,7 +37,8 @@
 import { readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { probeBackends } from "../loop/backends.js";
+import { probeBackends } from "evloop";
+import type { Baseline } from "./baseline.js";
 import { buildC, type CBinaries } from "./build.js";
 import { runInternals } from "./internals.js";
 import { openIdle, startLoad } from "./loadgen.js";
@@ -70,6 +71,8 @@ export interface BenchOptions {
   readonly configs?: readonly string[];
   /** Whether to run the event-loop internals. */
   readonly internals: boolean;
+  /** A checked checkout whose evloop servers run beside this package's (see baseline.ts). */
+  readonly baseline?: Baseline;
   /** The command line, for the report. */
   readonly command: string;
   readonly progress: Progress;
@@ -124,16 +127,17 @@ function plan(options: BenchOptions): Plan {
 
 /**
  * Every server of the suite: evloop on every backend of this OS (the unavailable ones too, so
- * the report says why they were skipped; `blocking` is no server backend), the runtimes, C.
+ * the report says why they were skipped; `blocking` is no server backend) and, with a
+ * `baseline`, the baseline's evloop servers, the runtimes, C.
  *
  * @example
  * ```ts
  * const labels = suiteServers().map((s) => s.label); // evloop-io_uring-guest, …, c-io_uring
  * ```
  */
-export function suiteServers(c?: CServers): ServerSpec[] {
+export function suiteServers(options: { readonly c?: CServers; readonly baseline?: Baseline } = {}): ServerSpec[] {
   const backends = probeBackends().map((b) => b.name).filter((b) => b !== "blocking");
-  return serverSpecs(c === undefined ? { backends } : { backends, c });
+  return serverSpecs({ ...options, backends });
 }
 
 /** The machine, as the report describes it. */
@@ -499,7 +503,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   signal?.throwIfAborted();
 
   const wanted = options.servers;
-  const specs = suiteServers({ echoEpoll: binaries.echoEpoll, echoUring: binaries.echoUring }).filter(
+  const c = { echoEpoll: binaries.echoEpoll, echoUring: binaries.echoUring };
+  const specs = suiteServers({ c, baseline: options.baseline }).filter(
     (s) => wanted === undefined || wanted.includes(s.label),
   );
   const servers = specs.filter((s) => s.available);
@@ -542,6 +547,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       date,
       command: options.command,
       quick: options.quick,
+      baseline: options.baseline === undefined ? null : { dir: options.baseline.dir, version: options.baseline.version, commit: options.baseline.commit },
       machine: describeMachine(),
       secondsPerRun: p.seconds,
       warmupSeconds: p.warmup,

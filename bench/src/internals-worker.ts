@@ -11,8 +11,7 @@
  * fd number while the protocol is followed.
  */
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
-import { Poll, Waker, type SelectorName, type WakerHandle } from "../selector/poll-api.js";
-import { Events } from "../selector/event.js";
+import { Events, Poll, Waker, type SelectorName, type WakerHandle } from "evloop";
 
 /** Slots of the shared Int32Array. */
 export const SLOT = {
