@@ -19,15 +19,17 @@ export type { SocketAddress, IPv4Address, IPv6Address, UnixAddress } from "./sys
 export type { ReceivedMessage } from "./sys/posix/socket.js";
 
 export { Interest, Event, Events } from "./selector/event.js";
-export { Poll, Registry, Waker, type WakerHandle, type SelectorName } from "./selector/poll-api.js";
+export { Poll, Registry, Waker, type SelectorName } from "./selector/poll-api.js";
+export type { WakerHandle } from "./sys/wakeup.js";
 
 export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult, BorrowOptions, BorrowedBytes } from "./loop/event-loop.js";
 export { PollingEventLoop } from "./loop/polling.js";
-export { IoUringEventLoop, probeIoUring, type IoUringOptions, type IoUringProbe } from "./loop/io-uring.js";
+export { IoUringEventLoop, type IoUringOptions } from "./loop/io-uring/loop.js";
+export { probeIoUring, type IoUringProbe } from "./loop/io-uring/probe.js";
 export { BlockingEventLoop } from "./loop/blocking.js";
-export { availableBackends, probeBackends, type BackendProbe } from "./loop/select.js";
+export { availableBackends, probeBackends, type BackendProbe } from "./loop/backends.js";
 
-export { createLoop, defaultLoop, runMain, type CreateLoopOptions, type Loop } from "./runtime/default.js";
+export { createLoop, defaultLoop, runMain, type CreateLoopOptions, type Loop } from "./driver/create.js";
 
 export { TcpListener, TcpStream, type TcpListenOptions, type TcpConnectOptions } from "./net/tcp.js";
 export { UdpSocket, type UdpBindOptions, type UdpConnectOptions, type UdpTarget } from "./net/udp.js";

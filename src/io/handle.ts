@@ -8,7 +8,7 @@
  * number, or it would silently read from (or write to) someone else's file.
  */
 import type { EventLoop } from "../loop/event-loop.js";
-import { defaultLoop } from "../runtime/default.js";
+import { defaultLoop } from "../driver/create.js";
 import { SystemError } from "../sys/errors.js";
 import { ERRNO } from "../sys/target.js";
 

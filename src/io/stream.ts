@@ -6,7 +6,8 @@
  * loop's guarantee: once a promise rejects, the buffer is no longer used.
  */
 import type { BorrowedBytes, BorrowOptions, EventLoop, OperationOptions } from "../loop/event-loop.js";
-import { checkBuffer, checkOptions, clock } from "../loop/common.js";
+import { checkBuffer, checkOptions } from "../loop/checks.js";
+import { clock } from "../loop/timers.js";
 import { SystemError, TimeoutError } from "../sys/errors.js";
 import { shutdown } from "../sys/posix/socket.js";
 import { C } from "../sys/target.js";

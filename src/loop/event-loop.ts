@@ -22,7 +22,7 @@
  */
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import type { ReceivedMessage } from "../sys/posix/socket.js";
-import type { WakerHandle } from "../selector/poll-api.js";
+import type { WakerHandle } from "../sys/wakeup.js";
 
 /**
  * Options every operation accepts.
@@ -96,7 +96,10 @@ export type ReceiveFromResult = [bytes: number, address: SocketAddress];
  * createLoop({ backend: name });
  * ```
  */
-export type BackendName = "io_uring" | "epoll" | "poll" | "blocking" | "kqueue" | "iocp";
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+/** Every backend name, for checking a name given at run time. */
+export const BACKEND_NAMES = ["io_uring", "epoll", "poll", "blocking", "kqueue", "iocp"] as const;
 
 /**
  * The completion-style event loop every backend implements. Socket classes are built on it; use

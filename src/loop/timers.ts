@@ -9,6 +9,9 @@
  * Not thread safe: a heap belongs to one loop, and all its methods run on that loop's thread.
  */
 
+/** The loops' monotonic clock, in ms: every deadline is on it. */
+export const clock = (): number => performance.now();
+
 /** A scheduled timer. Fields are read by the loop; treat as opaque elsewhere. */
 export interface Timer {
   /** Milliseconds on the monotonic clock the loop passes to {@link TimerHeap.runDue} as `now`. */

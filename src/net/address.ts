@@ -7,7 +7,7 @@
  * mode and on a host whose resolver is broken.
  */
 import { lookup } from "node:dns/promises";
-import { checkOptions } from "../loop/common.js";
+import { checkOptions } from "../loop/checks.js";
 import { TimeoutError } from "../sys/errors.js";
 import { parseIPv4, parseIPv6, type IPv4Address, type IPv6Address, type SocketAddress } from "../sys/posix/sockaddr.js";
 

@@ -2,7 +2,8 @@
  * TCP: TcpListener (bind, accept, `for await`) and TcpStream (connect, read/write, options).
  */
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
-import { checkOptions, clock } from "../loop/common.js";
+import { checkOptions } from "../loop/checks.js";
+import { clock } from "../loop/timers.js";
 import { SystemError, TimeoutError } from "../sys/errors.js";
 import { bind, listen, localAddress, setIntOption } from "../sys/posix/socket.js";
 import { familyOf } from "../sys/posix/sockaddr.js";

@@ -2,7 +2,7 @@
  * UDP sockets: bind, sendTo/receiveFrom, and send/receive once connected.
  */
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
-import { checkOptions } from "../loop/common.js";
+import { checkOptions } from "../loop/checks.js";
 import { SystemError } from "../sys/errors.js";
 import { bind, setIntOption } from "../sys/posix/socket.js";
 import { familyOf, parseIPv4, type SocketAddress } from "../sys/posix/sockaddr.js";

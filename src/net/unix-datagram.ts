@@ -3,7 +3,7 @@
  * boundaries are kept, and fds can be passed (SCM_RIGHTS).
  */
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
-import { checkBuffer } from "../loop/common.js";
+import { checkBuffer } from "../loop/checks.js";
 import { socket, socketPair } from "../sys/posix/socket.js";
 import type { SocketAddress, UnixAddress } from "../sys/posix/sockaddr.js";
 import { C } from "../sys/target.js";

@@ -4,7 +4,8 @@
  * unix-datagram.ts and is re-exported here.
  */
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
-import { checkBuffer, checkOptions, clock } from "../loop/common.js";
+import { checkBuffer, checkOptions } from "../loop/checks.js";
+import { clock } from "../loop/timers.js";
 import { listen, socket, socketPair } from "../sys/posix/socket.js";
 import type { UnixAddress } from "../sys/posix/sockaddr.js";
 import { C } from "../sys/target.js";

@@ -3,7 +3,7 @@
  * `Waker` wakes a blocked `poll()` from any thread.
  */
 import { TARGET } from "../sys/target.js";
-import { createWakeupFd, isWakerHandle, wakeFromHandle, type WakerHandle, type WakeupFd } from "../sys/wakeup.js";
+import { openWakeup, isWakerHandle, wakeFromHandle, type WakerHandle, type WakeupFd } from "../sys/wakeup.js";
 import { Interest, type Events } from "./event.js";
 import { EpollSelector } from "./epoll.js";
 import { PollSelector } from "./poll.js";
@@ -99,7 +99,7 @@ export class Waker {
       this.#registry = null;
       return;
     }
-    const wakeup = createWakeupFd();
+    const wakeup = openWakeup();
     this.#wakeup = wakeup;
     this.#handle = wakeup.handle;
     this.#registry = registry;

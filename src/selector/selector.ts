@@ -31,16 +31,16 @@ export interface Selector {
    * `select` would report events. `listener` is called whenever one changes (interest 0: stop).
    */
   watch?(listener: (fd: number, interest: number) => void): void;
+  /**
+   * For level-triggered selectors that emulate edges (poll(2)): re-arms the directions of
+   * `interest` that fired, after an operation found `fd` not ready. Edge-triggered selectors
+   * have none.
+   */
+  rearm?(fd: number, interest: number): void;
   close(): void;
 }
 
-/** Throws a TypeError unless `fd` looks like a file descriptor. */
-export function checkFd(fd: unknown, what = "fd"): number {
-  if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
-    throw new TypeError(`${what} must be a non-negative integer file descriptor, got ${String(fd)}`);
-  }
-  return fd;
-}
+export { checkFd } from "../sys/args.js";
 
 /** Throws unless `token` is a valid token. */
 export function checkToken(token: unknown): number {

@@ -61,17 +61,8 @@ const TABLES: Readonly<Record<TableName, TargetTable>> = {
 /** The running target's table (the Linux one standing in where there is none; see above). */
 export const TABLE: TargetTable = TABLES[TARGET.table ?? "linux"];
 
-/**
- * The running target's constants.
- *
- * `POLLRDHUP` is here only while `src/loop/` still names it (issue 9 moves it to
- * {@link POLL_READABLE} and {@link POLL_READ_CLOSED}): it is the bit POLL_READABLE adds to
- * POLLIN|POLLPRI, so 0 where the OS has none, and OR-ing it in changes nothing.
- */
-export const C: PosixConstants & { readonly POLLRDHUP: number } = {
-  ...TABLE.C,
-  POLLRDHUP: TABLE.POLL_READABLE & ~(TABLE.C.POLLIN | TABLE.C.POLLPRI),
-};
+/** The running target's constants (the portable names; `linux/constants.ts` has Linux's own). */
+export const C: PosixConstants = TABLE.C;
 /** The running target's errno numbers by name. */
 export const ERRNO = TABLE.ERRNO;
 /** The running target's struct layouts. */

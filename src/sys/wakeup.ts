@@ -70,12 +70,12 @@ export function defaultWakeupKind(): WakeupKind {
  *
  * @example
  * ```ts
- * const w = createWakeupFd();
+ * const w = openWakeup();
  * poll.registry.register(w.fd, 0, Interest.READABLE);
  * worker.postMessage(w.handle); // the worker calls wakeFromHandle(handle)
  * ```
  */
-export function createWakeupFd(kind: WakeupKind = defaultWakeupKind()): WakeupFd {
+export function openWakeup(kind: WakeupKind = defaultWakeupKind()): WakeupFd {
   switch (kind) {
     case "eventfd":
       return eventfdWakeup();

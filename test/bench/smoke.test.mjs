@@ -1,19 +1,22 @@
 /**
  * `evloop bench` in its smallest form, as a child process: three servers, two configurations,
- * tiny runs, a tiny internals run. Checks that the outputs are well-formed (exit code, Markdown
- * tables, the JSON report's shape, a standalone SVG), never how fast anything was: benchmarks are
- * not tests (BENCHMARKS.md). Skipped, with the reason, when no C compiler is installed, since
- * the load generator is C.
+ * tiny runs, a tiny internals run, and a `--baseline` run against a stand-in checkout. Checks
+ * that the outputs are well-formed (exit code, Markdown tables, the JSON report's shape, a
+ * standalone SVG) and that a baseline server runs the baseline's library, never how fast
+ * anything was: benchmarks are not tests (BENCHMARKS.md). The runs are skipped, with the reason,
+ * when no C compiler is installed, since the load generator is C.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { after, test } from "node:test";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
+/** The `evloop` command, where package.json's `bin` puts it. */
+const cli = join(root, JSON.parse(readFileSync(join(root, "package.json"), "utf8")).bin.evloop);
 const SERVERS = ["node:net", "evloop-epoll-guest", "c-epoll"];
 const CONFIGS = ["latency", "pipelined"];
 /** Generous: the build alone can take this long on a slow machine the first time. */
@@ -28,9 +31,13 @@ function findCompiler() {
 }
 
 /** Runs the CLI; resolves with its exit code and output, killing it if it overruns. */
-function runCli(args) {
+function runCli(args, env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "dist/cli/main.js"), ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [cli, ...args], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (s) => (stdout += s));
@@ -84,6 +91,7 @@ test("evloop bench --quick writes a Markdown report, a JSON report and an SVG ch
   for (const h of headers) {
     assert.match(h, /× node:net/);
     assert.match(h, /× c-epoll/);
+    assert.doesNotMatch(h, /× @base/, "no baseline column without --baseline");
   }
   // System calls are counted in the pipelined configuration only.
   assert.deepEqual(headers.map((h) => h.includes("syscalls/msg")), CONFIGS.map((c) => c === "pipelined"));
@@ -96,6 +104,7 @@ test("evloop bench --quick writes a Markdown report, a JSON report and an SVG ch
   // JSON: the BenchReport shape.
   const report = JSON.parse(readFileSync(json, "utf8"));
   assert.equal(report.quick, true);
+  assert.equal(report.baseline, null, "no --baseline");
   assert.equal(typeof report.date, "string");
   assert.ok(!Number.isNaN(Date.parse(report.date)), "date is ISO 8601");
   assert.match(report.command, /evloop bench/);
@@ -183,4 +192,89 @@ test("evloop bench runs the internals and reports them", { timeout: TIMEOUT_MS }
     assertNumber(c.fds, "readyCost.fds", { min: 1 });
     assertNumber(c.nsPerEvent, `readyCost ${c.backend} ${c.fds}`);
   }
+});
+
+/**
+ * A stand-in for another evloop checkout: its own package.json (so the server's `import "evloop"`
+ * resolves here), a dist/index.js that records which server loaded it (the path in argv[1], in
+ * the file EVLOOP_TEST_BASELINE_MARKER names) and re-exports this package's library, and a copy of
+ * the echo server.
+ */
+function fakeBaseline(at) {
+  mkdirSync(join(at, "dist"), { recursive: true });
+  mkdirSync(join(at, "bench", "servers"), { recursive: true });
+  const pkg = { name: "evloop", version: "0.0.0-baseline", type: "module", exports: { ".": "./dist/index.js" } };
+  writeFileSync(join(at, "package.json"), JSON.stringify(pkg));
+  const library = pathToFileURL(join(root, "dist", "index.js")).href;
+  writeFileSync(
+    join(at, "dist", "index.js"),
+    [
+      `import { appendFileSync } from "node:fs";`,
+      `const marker = process.env.EVLOOP_TEST_BASELINE_MARKER;`,
+      `if (marker) appendFileSync(marker, \`\${process.argv[1] ?? "-"}\\n\`);`,
+      `export * from ${JSON.stringify(library)};`,
+    ].join("\n"),
+  );
+  copyFileSync(join(root, "bench", "servers", "evloop.mjs"), join(at, "bench", "servers", "evloop.mjs"));
+  return realpathSync(at);
+}
+
+test("evloop bench --baseline runs the baseline's servers on the baseline's library, beside this package's", { timeout: TIMEOUT_MS }, async (t) => {
+  const compiler = findCompiler();
+  if (compiler === undefined) {
+    t.skip("no C compiler: cc, gcc and clang are all missing, and the load generator is C");
+    return;
+  }
+  const base = fakeBaseline(join(dir, "baseline"));
+  const marker = join(dir, "baseline-marker");
+  const json = join(dir, "baseline.json");
+  const ours = "evloop-epoll-guest";
+  const theirs = `${ours}@base`;
+  const { code, stdout, stderr } = await runCli(
+    ["bench", "--quick", "--seconds", "0.2", "--no-internals", "--servers", `${ours},${theirs}`, "--configs", "pipelined", "--baseline", base, "--json", json],
+    { EVLOOP_TEST_BASELINE_MARKER: marker },
+  );
+  assert.equal(code, 0, `exit code 0; stderr:\n${stderr}`);
+
+  // The baseline's server loaded the baseline's library: once for the echo run, once for the
+  // memory run. (The other line is the check that the library loads, before the suite starts.)
+  const loaders = existsSync(marker) ? readFileSync(marker, "utf8").trim().split("\n") : [];
+  const server = join(base, "bench", "servers", "evloop.mjs");
+  assert.deepEqual(loaders.filter((l) => l.endsWith(".mjs")), [server, server], `servers that loaded the baseline: ${loaders.join(", ")}`);
+
+  const report = JSON.parse(readFileSync(json, "utf8"));
+  assert.deepEqual(report.failures, [], "no run failed");
+  assert.equal(report.baseline.dir, base);
+  assert.equal(report.baseline.version, "0.0.0-baseline");
+  assert.ok(report.baseline.commit === null || typeof report.baseline.commit === "string");
+  assert.deepEqual(report.echo.map((m) => m.server), [ours, theirs], "the baseline's server is listed right after its counterpart");
+  assert.deepEqual(report.memory.map((m) => m.server), [ours, theirs]);
+
+  assert.match(stdout, /^- Baseline: .*`@base`/m);
+  const header = stdout.split("\n").find((l) => l.startsWith("| server ") && l.includes("msgs/s"));
+  assert.match(header, /× @base \|$/, "the last column compares with the baseline");
+  const lastCell = (label) => stdout.split("\n").find((l) => l.startsWith(`| ${label} `)).split("|").at(-2).trim();
+  assert.match(lastCell(ours), /^\d+\.\d\d×$/, `${ours} has its ratio to ${theirs}`);
+  assert.equal(lastCell(theirs), "–", `${theirs} has no baseline of its own`);
+});
+
+test("evloop bench --baseline names what is wrong with a directory that is no built evloop checkout", { timeout: 30_000 }, async () => {
+  const missing = await runCli(["bench", "--baseline", join(dir, "no-such-dir")]);
+  assert.equal(missing.code, 2, "a usage error");
+  assert.match(missing.stderr, /--baseline \S*no-such-dir: no such directory/);
+
+  const unbuilt = join(dir, "unbuilt");
+  mkdirSync(join(unbuilt, "bench", "servers"), { recursive: true });
+  writeFileSync(join(unbuilt, "package.json"), JSON.stringify({ name: "evloop", exports: { ".": "./dist/index.js" } }));
+  writeFileSync(join(unbuilt, "bench", "servers", "evloop.mjs"), "");
+  const notBuilt = await runCli(["bench", "--baseline", unbuilt]);
+  assert.equal(notBuilt.code, 2);
+  assert.match(notBuilt.stderr, /has no dist\/index\.js: build it first/);
+
+  const other = join(dir, "other");
+  mkdirSync(other, { recursive: true });
+  writeFileSync(join(other, "package.json"), JSON.stringify({ name: "something-else" }));
+  const notEvloop = await runCli(["bench", "--baseline", other]);
+  assert.equal(notEvloop.code, 2);
+  assert.match(notEvloop.stderr, /names "something-else", not evloop/);
 });

@@ -11,12 +11,14 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { availableBackends } from "evloop";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const CLI = join(ROOT, "dist", "cli", "main.js");
+/** The `evloop` command, where package.json's `bin` puts it. */
+const CLI = join(ROOT, JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).bin.evloop);
 const CHILD_TIMEOUT = 30_000;
 const DISABLED = { EVLOOP_IO_URING_DISABLE_FOR_TEST: "1" };
 

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { availableBackends, ClosedError, createLoop, TcpListener, TcpStream, TimeoutError } from "evloop";
 
-import { leakedRequests } from "../../dist/loop/io-uring.js";
+import { leakedRequests } from "../../dist/loop/io-uring/loop.js";
 import { raw, withWatchdog } from "../helpers.mjs";
 
 const skip = availableBackends().includes("io_uring") ? false : "io_uring is unavailable here (see `evloop info`)";

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 
-import { createWakeupFd, defaultWakeupKind, isWakerHandle, wakeFromHandle } from "../../dist/sys/wakeup.js";
+import { openWakeup, defaultWakeupKind, isWakerHandle, wakeFromHandle } from "../../dist/sys/wakeup.js";
 import { isNonBlocking, isOpen } from "../../dist/sys/posix/fd.js";
 import { pollOne, POLL_READABLE } from "../../dist/sys/posix/poll.js";
 import { C, TARGET } from "../../dist/sys/target.js";
@@ -27,9 +27,9 @@ test("defaultWakeupKind(): eventfd where the platform has it, a pipe elsewhere",
 });
 
 for (const kind of ["eventfd", "pipe"]) {
-  describe(`createWakeupFd("${kind}")`, () => {
+  describe(`openWakeup("${kind}")`, () => {
     test("is readable after wake() and until drain()", (t) => {
-      const w = createWakeupFd(kind);
+      const w = openWakeup(kind);
       t.after(() => w.close());
       assert.equal(w.handle.kind, kind);
       assert.ok(isWakerHandle(w.handle));
@@ -44,7 +44,7 @@ for (const kind of ["eventfd", "pipe"]) {
     });
 
     test("wakes coalesce, even past what the kernel buffers, and one drain consumes them all", (t) => {
-      const w = createWakeupFd(kind);
+      const w = openWakeup(kind);
       t.after(() => w.close());
       // 70,000 one-byte writes overflow a 64 KiB pipe: the writes past that report EAGAIN,
       // which means a wake-up is pending, not an error.
@@ -57,7 +57,7 @@ for (const kind of ["eventfd", "pipe"]) {
     });
 
     test("its fds are non-blocking and close-on-exec; close() closes them once", () => {
-      const w = createWakeupFd(kind);
+      const w = openWakeup(kind);
       const fds = [w.fd, w.handle.fd];
       for (const fd of fds) {
         assert.ok(isNonBlocking(fd), `fd ${fd} is non-blocking`);
@@ -69,7 +69,7 @@ for (const kind of ["eventfd", "pipe"]) {
     });
 
     test("a Worker wakes a thread blocked in poll(2) through the handle", async (t) => {
-      const w = createWakeupFd(kind);
+      const w = openWakeup(kind);
       t.after(() => w.close());
       const flags = new Int32Array(new SharedArrayBuffer(8)); // [0] the worker has woken us
       const worker = new Worker(
@@ -110,8 +110,8 @@ describe("isWakerHandle()", () => {
     }
   });
 
-  test("createWakeupFd() rejects an unknown kind", () => {
-    assert.throws(() => createWakeupFd("kqueue"), /unknown waker kind "kqueue"/);
+  test("openWakeup() rejects an unknown kind", () => {
+    assert.throws(() => openWakeup("kqueue"), /unknown waker kind "kqueue"/);
   });
 });
 
@@ -148,8 +148,8 @@ describe("EVLOOP_WAKER", () => {
 
   test("an unknown value fails when a waker is created, naming it", () => {
     const out = child(
-      `const { createWakeupFd } = await import(${JSON.stringify(wakeupUrl)});
-      try { createWakeupFd(); console.log("created"); } catch (e) { console.log(e.message); }`,
+      `const { openWakeup } = await import(${JSON.stringify(wakeupUrl)});
+      try { openWakeup(); console.log("created"); } catch (e) { console.log(e.message); }`,
       { EVLOOP_WAKER: "kqueue" },
     );
     assert.match(out, new RegExp(`^EVLOOP_WAKER=kqueue is not a waker for ${TARGET.os}`));

@@ -113,6 +113,35 @@ export function kernelRelease(): string {
   return new TextDecoder().decode(end < 0 ? field : field.subarray(0, end));
 }
 
+/** READ/WRITE's offset meaning "the file's current position" (-1 as a u64). */
+const CURRENT_POSITION = -1;
+
+/** Bytes of a struct __kernel_timespec. */
+export const TIMESPEC_SIZE = 16;
+
+/** Writes `ms` (≥ 0) as a struct __kernel_timespec at `offset` of `view`. */
+export function writeTimespec(view: DataView, offset: number, ms: number): void {
+  const ns = Math.max(0, Math.round(ms * 1e6));
+  view.setBigInt64(offset, BigInt(Math.floor(ns / 1e9)), true);
+  view.setBigInt64(offset + 8, BigInt(ns % 1e9), true);
+}
+
+/** The provided buffer a CQE names (its flags carry IORING_CQE_F_BUFFER), else -1. */
+export function cqeBuffer(flags: number): number {
+  return flags & C.IORING_CQE_F_BUFFER ? flags >>> IORING.IORING_CQE_BUFFER_SHIFT : -1;
+}
+
+/**
+ * Where a CQE's fields are, in 32-bit words from {@link Ring.cqIndex} into {@link Ring.cqes}:
+ * user_data (low and high word), res (signed) and flags.
+ */
+export const CQE_WORDS = { userLo: 0, userHi: 1, res: 2, flags: 3 } as const;
+
+/** Whether a multishot request's CQE says more CQEs will follow (IORING_CQE_F_MORE). */
+export function cqeMore(flags: number): boolean {
+  return (flags & C.IORING_CQE_F_MORE) !== 0;
+}
+
 const addresses = new WeakMap<ArrayBufferLike, number>();
 
 /**
@@ -336,6 +365,88 @@ export class Ring {
     this.sqes[at + W_FILE_INDEX] = fileIndex;
     this.sqes[at + W_ADDR3] = addr3 >>> 0;
     this.sqes[at + W_ADDR3 + 1] = Math.floor(addr3 / 0x1_0000_0000);
+  }
+
+  // ---- named preparations (liburing's io_uring_prep_*) -------------------------------------
+  // Each writes a whole SQE at word `at` (from {@link claim}). `flags` are IOSQE_* flags; the
+  // 64-bit user_data is given as two 32-bit words, `dataLo` and `dataHi`.
+
+  /** READ of `len` bytes into `addr` at the file's current position; `rwFlags` are RWF_*. */
+  prepRead(at: number, flags: number, fd: number, addr: number, len: number, rwFlags: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_READ, flags, fd, addr, len, CURRENT_POSITION, rwFlags, dataLo, dataHi);
+  }
+
+  /** WRITE of `len` bytes from `addr` at the file's current position; `rwFlags` are RWF_*. */
+  prepWrite(at: number, flags: number, fd: number, addr: number, len: number, rwFlags: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_WRITE, flags, fd, addr, len, CURRENT_POSITION, rwFlags, dataLo, dataHi);
+  }
+
+  /** RECV of up to `len` bytes into `addr`; `msgFlags` are MSG_*. */
+  prepRecv(at: number, flags: number, fd: number, addr: number, len: number, msgFlags: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_RECV, flags, fd, addr, len, 0, msgFlags, dataLo, dataHi);
+  }
+
+  /** SEND of `len` bytes from `addr`; `msgFlags` are MSG_*. */
+  prepSend(at: number, flags: number, fd: number, addr: number, len: number, msgFlags: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_SEND, flags, fd, addr, len, 0, msgFlags, dataLo, dataHi);
+  }
+
+  /**
+   * A receive of up to `len` bytes (0: the buffer's size) into a buffer the kernel picks from
+   * provided-buffer group `group` when data arrives: RECV on a socket, READ at the current
+   * position otherwise. `multishot` (sockets only) keeps it producing a CQE per buffer filled.
+   */
+  prepReceiveProvided(at: number, flags: number, fd: number, len: number, group: number, socket: boolean, multishot: boolean, dataLo: number, dataHi: number): void {
+    const op = socket ? IORING.IORING_OP_RECV : IORING.IORING_OP_READ;
+    this.prep(at, op, flags | C.IOSQE_BUFFER_SELECT, fd, 0, len, socket ? 0 : CURRENT_POSITION, 0, dataLo, dataHi);
+    this.setBufGroup(at, group);
+    if (multishot) this.setIoprio(at, C.IORING_RECV_MULTISHOT);
+  }
+
+  /** ACCEPT of a non-blocking, close-on-exec connection; `multishot` keeps accepting (5.19). */
+  prepAccept(at: number, flags: number, fd: number, multishot: boolean, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_ACCEPT, flags, fd, 0, 0, 0, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, dataLo, dataHi);
+    if (multishot) this.setIoprio(at, C.IORING_ACCEPT_MULTISHOT);
+  }
+
+  /** CONNECT to the sockaddr of `addrLen` bytes at `addr` (the length goes in `off`). */
+  prepConnect(at: number, flags: number, fd: number, addr: number, addrLen: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_CONNECT, flags, fd, addr, 0, addrLen, 0, dataLo, dataHi);
+  }
+
+  /** SENDMSG of the msghdr at `msghdr`; `msgFlags` are MSG_*. */
+  prepSendmsg(at: number, flags: number, fd: number, msghdr: number, msgFlags: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_SENDMSG, flags, fd, msghdr, 1, 0, msgFlags, dataLo, dataHi);
+  }
+
+  /** RECVMSG into the msghdr at `msghdr`; `msgFlags` are MSG_*. */
+  prepRecvmsg(at: number, flags: number, fd: number, msghdr: number, msgFlags: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_RECVMSG, flags, fd, msghdr, 1, 0, msgFlags, dataLo, dataHi);
+  }
+
+  /** One-shot POLL_ADD for the poll(2) `events` mask; the CQE's res is the revents. */
+  prepPollAdd(at: number, flags: number, fd: number, events: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_POLL_ADD, flags, fd, 0, 0, 0, events, dataLo, dataHi);
+  }
+
+  /** CLOSE of `fd`. */
+  prepClose(at: number, fd: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_CLOSE, 0, fd, 0, 0, 0, 0, dataLo, dataHi);
+  }
+
+  /** ASYNC_CANCEL of the request whose user_data is (`targetLo`, `targetHi`). */
+  prepCancel(at: number, targetLo: number, targetHi: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_ASYNC_CANCEL, 0, -1, targetHi * 0x1_0000_0000 + targetLo, 0, 0, 0, dataLo, dataHi);
+  }
+
+  /** LINK_TIMEOUT for the SQE before it (which carries IOSQE_IO_LINK); `timespec` is its address. */
+  prepLinkTimeout(at: number, timespec: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_LINK_TIMEOUT, 0, -1, timespec, 1, 0, 0, dataLo, dataHi);
+  }
+
+  /** TIMEOUT after the relative `timespec` (at that address). */
+  prepTimeout(at: number, timespec: number, dataLo: number, dataHi: number): void {
+    this.prep(at, IORING.IORING_OP_TIMEOUT, 0, -1, timespec, 1, 0, 0, dataLo, dataHi);
   }
 
   /** Publishes the filled SQEs to the kernel; returns how many are waiting to be submitted. */

@@ -317,8 +317,9 @@ export function sendMsg(fd: number, bufs: readonly Uint8Array[], fds: readonly n
 
 /**
  * recvmsg(2) into `buf`, accepting up to `maxFds` SCM_RIGHTS descriptors (close-on-exec: with
- * MSG_CMSG_CLOEXEC, or marked right after where the OS has no such flag). Returns null when nothing is waiting. Descriptors beyond `maxFds` are
- * closed by the kernel and reported through `truncated`.
+ * MSG_CMSG_CLOEXEC, or marked right after where the OS has no such flag). Returns null when
+ * nothing is waiting. Descriptors beyond `maxFds` are closed by the kernel and reported through
+ * `truncated`.
  */
 export function recvMsg(fd: number, buf: Uint8Array, maxFds: number): ReceivedMessage | null {
   const block = scratchMessage(1, maxFds);

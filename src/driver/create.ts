@@ -1,0 +1,100 @@
+/**
+ * Creating loops with their driver: `createLoop`, `defaultLoop`, `runMain`.
+ */
+import { ffi } from "../ffi/runtime/load.js";
+import type { BackendName, EventLoop } from "../loop/event-loop.js";
+import { chooseBackend } from "../loop/backends.js";
+import { drivable } from "../loop/completion.js";
+import type { IoUringOptions } from "../loop/io-uring/loop.js";
+import { debug } from "../loop/debug.js";
+import { GuestDriver } from "./guest.js";
+import { ownLoop } from "./owner.js";
+import { hostLoopAvailable } from "./libuv.js";
+
+/**
+ * Options for {@link createLoop}.
+ *
+ * @example
+ * ```ts
+ * const options: CreateLoopOptions = { backend: "poll", guest: false };
+ * ```
+ */
+export interface CreateLoopOptions {
+  /** Backend to use; default: EVLOOP_BACKEND, else the best available. */
+  backend?: BackendName;
+  /**
+   * Attach to the host's event loop (guest mode). Default: true on Node's main thread, where it
+   * is possible; elsewhere drive the loop with `runMain`.
+   */
+  guest?: boolean;
+  /** io_uring tuning (ignored by other backends): see {@link IoUringOptions}. */
+  ioUring?: IoUringOptions;
+}
+
+/**
+ * A loop as created by {@link createLoop}: an EventLoop and the mode that drives it.
+ *
+ * @example
+ * ```ts
+ * const loop: Loop = createLoop();
+ * console.log(loop.backend, loop.mode); // "epoll" "guest"
+ * ```
+ */
+export type Loop = EventLoop & { readonly mode: "guest" | "owner" };
+
+/**
+ * Creates an event loop: the backend from `options.backend`, else `EVLOOP_BACKEND`, else the best
+ * available; in guest mode on Node's main thread unless `guest: false`.
+ *
+ * @example
+ * ```ts
+ * const loop = createLoop({ backend: "epoll" });
+ * const listener = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+ * ```
+ */
+export function createLoop(options: CreateLoopOptions = {}): Loop {
+  const backend = chooseBackend(options.backend);
+  const wantGuest = options.guest ?? hostLoopAvailable();
+  if (wantGuest && !hostLoopAvailable()) {
+    throw new Error(`guest mode needs Node's main thread (runtime ${ffi.name}${ffi.isMainThread ? "" : ", worker thread"}); use runMain instead`);
+  }
+  debug(`creating ${backend.name} loop`);
+  const loop = backend.create({ ioUring: options.ioUring });
+  if (wantGuest) GuestDriver.attach(loop);
+  return loop;
+}
+
+let fallback: Loop | null = null;
+
+/**
+ * The thread's default loop, created on first use; every socket class uses it unless given a
+ * `loop`.
+ *
+ * @example
+ * ```ts
+ * await defaultLoop().sleep(10);
+ * ```
+ */
+export function defaultLoop(): Loop {
+  if (!fallback) {
+    fallback = createLoop();
+    debug(`default loop: ${fallback.backend} in ${fallback.mode} mode`);
+  }
+  return fallback;
+}
+
+/**
+ * Runs `fn` with a loop in owner mode: evloop blocks in the kernel between iterations. Use it in
+ * Workers (where guest mode is unavailable) and in servers whose I/O is all evloop's.
+ *
+ * @example
+ * ```ts
+ * await runMain(async () => {
+ *   const listener = await TcpListener.bind({ host: "127.0.0.1", port: 8080 });
+ *   for await (const conn of listener) void echo(conn);
+ * });
+ * ```
+ */
+export function runMain<T>(fn: () => T | Promise<T>, options: { loop?: EventLoop } = {}): Promise<T> {
+  return ownLoop(drivable(options.loop ?? defaultLoop()), fn);
+}

@@ -1,0 +1,118 @@
+/**
+ * Guest mode: evloop runs inside Node's own event loop and never blocks the thread.
+ *
+ * The fds the loop names through `watch` — the backend's own fd (the epoll fd, the io_uring ring
+ * fd), or each armed fd where there is none (poll(2)) — are watched by libuv poll handles; when
+ * one turns ready, the loop runs one non-blocking iteration. Loop timers are mirrored by one host timer set for the earliest deadline.
+ * Keep-alive follows Node's rule for sockets: a host timer that is ref'd exactly while the loop
+ * has pending operations, timers or open listeners, so `node script.js` exits when evloop has
+ * nothing left to do, and `unref()` lets it exit earlier.
+ */
+import type { Drivable } from "../loop/completion.js";
+import { clock } from "../loop/timers.js";
+import { debug } from "../loop/debug.js";
+import { UvPoll } from "./libuv.js";
+
+const KEEPALIVE_MS = 0x7fffffff;
+
+/** Attaches a loop to Node's event loop. */
+export class GuestDriver {
+  readonly #loop: Drivable;
+  readonly #polls = new Map<number, UvPoll>();
+  readonly #keepAlive: ReturnType<typeof setInterval>;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timerDeadline = Infinity;
+  #syncQueued = false;
+  #immediate = false;
+  #closed = false;
+  readonly #unlisten: () => void;
+  readonly #tick = (): void => this.tick();
+  readonly #sync = (): void => this.#doSync();
+
+  /** Attaches `loop` to Node's event loop until the loop is disposed. */
+  static attach(loop: Drivable): GuestDriver {
+    const driver = new GuestDriver(loop);
+    loop.onDispose(() => driver.close());
+    return driver;
+  }
+
+  private constructor(loop: Drivable) {
+    this.#loop = loop;
+    this.#keepAlive = setInterval(() => {}, KEEPALIVE_MS);
+    this.#keepAlive.unref();
+    loop.guest = true;
+    loop.watch((fd, interest) => this.#watch(fd, interest));
+    this.#unlisten = loop.onChange(() => {
+      if (this.#syncQueued) return;
+      this.#syncQueued = true;
+      queueMicrotask(this.#sync);
+    });
+    debug(`guest driver attached to ${loop.backend}`);
+  }
+
+  #watch(fd: number, interest: number): void {
+    let p = this.#polls.get(fd);
+    if (interest === 0) {
+      if (p) {
+        p.close();
+        this.#polls.delete(fd);
+      }
+      return;
+    }
+    if (!p) {
+      p = new UvPoll(fd, this.#tick);
+      this.#polls.set(fd, p);
+    }
+    p.set(interest);
+  }
+
+  /** One non-blocking iteration, then re-sync keep-alive and the host timer. */
+  tick(): void {
+    if (this.#closed) return;
+    try {
+      this.#loop.run(false);
+    } finally {
+      this.#doSync();
+    }
+  }
+
+  #doSync(): void {
+    this.#syncQueued = false;
+    if (this.#closed) return;
+    if (this.#loop.hasDeferred && !this.#immediate) {
+      // Operations held back by the fast-path budget: run them after the host's pending work.
+      this.#immediate = true;
+      setImmediate(() => {
+        this.#immediate = false;
+        this.tick();
+      });
+    }
+    if (this.#loop.hasRefedWork) this.#keepAlive.ref();
+    else this.#keepAlive.unref();
+    const deadline = this.#loop.nextDeadline ?? Infinity;
+    if (deadline === this.#timerDeadline) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerDeadline = deadline;
+    if (deadline === Infinity) return;
+    // Host timers have 1 ms resolution: round up so the loop's timer is due when we run.
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#timerDeadline = Infinity;
+      this.tick();
+    }, Math.max(0, Math.ceil(deadline - clock())));
+    this.#timer.unref();
+  }
+
+  /** Detaches from Node's loop (called when the loop is disposed). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const p of this.#polls.values()) p.close();
+    this.#polls.clear();
+    if (this.#timer) clearTimeout(this.#timer);
+    clearInterval(this.#keepAlive);
+    this.#unlisten();
+    this.#loop.guest = false;
+  }
+}

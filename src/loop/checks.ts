@@ -1,0 +1,109 @@
+/**
+ * The argument checks operations start with, so misuse throws a clear TypeError/RangeError on
+ * every backend alike, before anything reaches the kernel.
+ */
+import { checkFd } from "../sys/args.js";
+import { encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "../sys/posix/sockaddr.js";
+
+export { checkFd };
+
+/** Largest timeout accepted (the largest a 32-bit ms poll timeout can express). */
+export const MAX_MS = 0x7fffffff;
+
+/** Throws a RangeError unless `ms` is a finite number from 0 to MAX_MS. */
+export function checkMs(ms: unknown, what: string): number {
+  if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0 || ms > MAX_MS) {
+    throw new RangeError(`${what} must be a number of milliseconds from 0 to ${MAX_MS}, got ${String(ms)}`);
+  }
+  return ms;
+}
+
+/** Validates `{ signal, timeout }`. */
+export function checkOptions(options: { signal?: unknown; timeout?: unknown } | undefined): void {
+  if (options === undefined || options === null) return;
+  if (typeof options !== "object") throw new TypeError("options must be an object");
+  if (options.timeout !== undefined) checkMs(options.timeout, "timeout");
+  const signal = options.signal;
+  if (signal !== undefined && (typeof signal !== "object" || signal === null || typeof (signal as AbortSignal).addEventListener !== "function" || typeof (signal as AbortSignal).aborted !== "boolean")) {
+    throw new TypeError("signal must be an AbortSignal");
+  }
+}
+
+/** Whether the memory behind `buf` was transferred away (detached). */
+export function isDetached(buf: ArrayBufferView): boolean {
+  const b = buf.buffer as ArrayBuffer & { detached?: boolean };
+  if (b.detached !== undefined) return b.detached;
+  // Before V8 11.4 there is no `detached`; a detached buffer shows as length 0 and refuses views.
+  if (b.byteLength !== 0) return false;
+  try {
+    new Uint8Array(b);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Throws unless `buf` is a usable Uint8Array. Empty buffers are refused where a zero-byte
+ * transfer would be indistinguishable from EOF, unless `allowEmpty` (datagrams may be empty).
+ */
+export function checkBuffer(buf: unknown, what: string, allowEmpty = false): Uint8Array {
+  if (!(buf instanceof Uint8Array)) throw new TypeError(`${what}: buffer must be a Uint8Array (or Buffer), got ${describe(buf)}`);
+  // A detached buffer's views all have length 0: only an empty view needs the closer look.
+  if (buf.byteLength === 0 && isDetached(buf)) throw new TypeError(`${what}: buffer is detached`);
+  if (!allowEmpty && buf.byteLength === 0) throw new RangeError(`${what}: buffer must not be empty`);
+  return buf;
+}
+
+/** Checks every buffer of a gather/scatter list. */
+export function checkBuffers(bufs: unknown, what: string): readonly Uint8Array[] {
+  if (!Array.isArray(bufs)) throw new TypeError(`${what}: buffers must be an array of Uint8Array`);
+  if (bufs.length > 1024) throw new RangeError(`${what}: at most 1024 buffers (IOV_MAX), got ${bufs.length}`);
+  for (const b of bufs) checkBuffer(b, what, true);
+  return bufs as Uint8Array[];
+}
+
+/** Most descriptors one message may carry (SCM_MAX_FD). */
+const MAX_PASSED_FDS = 253;
+
+/** Checks the descriptors a message passes (`sendMessage`) and returns them. */
+export function checkPassedFds(fds: unknown): readonly number[] {
+  if (!Array.isArray(fds)) throw new TypeError("sendMessage: fds must be an array of file descriptors");
+  if (fds.length > MAX_PASSED_FDS) throw new RangeError(`sendMessage: at most ${MAX_PASSED_FDS} fds per message, got ${fds.length}`);
+  for (const fd of fds) checkFd(fd, "sendMessage: each passed fd");
+  return fds as number[];
+}
+
+/** Checks how many passed descriptors `receiveMessage` may take. */
+export function checkMaxFds(maxFds: unknown): number {
+  if (typeof maxFds !== "number" || !Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_PASSED_FDS) {
+    throw new RangeError(`maxFds must be an integer from 0 to ${MAX_PASSED_FDS}, got ${String(maxFds)}`);
+  }
+  return maxFds;
+}
+
+/** Validates a socket address by encoding it; returns the encoded sockaddr. */
+export function checkAddress(address: SocketAddress): Uint8Array {
+  const bytes = new Uint8Array(SOCKADDR_MAX);
+  return bytes.subarray(0, encodeSockaddr(address, bytes));
+}
+
+/** Default and largest `maxBytes` of a borrowed read. */
+export const BORROW_DEFAULT = 16 * 1024;
+export const BORROW_MAX = 64 * 1024;
+
+/** Validates a borrowed read's options; returns its `maxBytes`. */
+export function checkBorrow(options: { maxBytes?: unknown } | undefined): number {
+  const max = options?.maxBytes;
+  if (max === undefined) return BORROW_DEFAULT;
+  if (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > BORROW_MAX) {
+    throw new RangeError(`maxBytes must be an integer from 1 to ${BORROW_MAX}, got ${String(max)}`);
+  }
+  return max;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v === "object") return (v as object).constructor?.name ?? "object";
+  return typeof v;
+}
