@@ -19,7 +19,7 @@ export type { SocketAddress, IPv4Address, IPv6Address, UnixAddress } from "./sys
 export type { ReceivedMessage } from "./sys/posix/socket.js";
 
 export { Interest, Event, Events } from "./selector/event.js";
-export { Poll, Registry, Waker, type SelectorName } from "./selector/poll-api.js";
+export { Poll, Registry, Waker, type SelectorName } from "./selector/registry.js";
 export type { WakerHandle } from "./sys/wakeup.js";
 
 export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult, BorrowOptions, BorrowedBytes } from "./loop/event-loop.js";

@@ -12,6 +12,7 @@
  */
 import { ffi } from "../ffi/runtime/load.js";
 import { SystemError } from "../sys/errors.js";
+import { libcResolution } from "../sys/libc.js";
 import { epollCreate } from "../sys/linux/epoll.js";
 import { close } from "../sys/posix/fd.js";
 import { poll } from "../sys/posix/poll.js";
@@ -97,6 +98,8 @@ function why(e: unknown): string {
 }
 
 function probe(backend: Backend): BackendProbe {
+  // Without a C library (an OS or CPU evloop has no table for) no backend can work.
+  if (!libcResolution.ok) return { name: backend.name, available: false, reason: libcResolution.error.message };
   try {
     const note = backend.probe();
     return note === undefined ? { name: backend.name, available: true } : { name: backend.name, available: true, reason: note };
@@ -157,7 +160,11 @@ export function chooseBackend(requested?: BackendName): Backend {
     if (!p.available) throw new Error(`backend ${forced} is unavailable: ${p.reason}`);
     return backend;
   }
-  const best = probeBackends().find((p) => p.available);
-  if (!best) throw new Error(`no event loop backend is available on ${ffi.platform}`);
+  const probed = probeBackends();
+  const best = probed.find((p) => p.available);
+  if (!best) {
+    const reasons = probed.map((p) => `${p.name}: ${p.reason}`).join("; ");
+    throw new Error(`no event loop backend is available on ${ffi.platform}${reasons ? ` (${reasons})` : ""}`);
+  }
   return here.find((b) => b.name === best.name)!;
 }

@@ -10,7 +10,7 @@ import { C } from "../sys/linux/constants.js";
 import { epollCreate, epollCtl, epollWait, eventData, eventMask, EPOLL_EVENT_SIZE } from "../sys/linux/epoll.js";
 import { close } from "../sys/posix/fd.js";
 import { dataView } from "../ffi/layout.js";
-import { Interest, Ready, type Events } from "./event.js";
+import { Interest, readinessFrom, type Events, type ReadinessBits } from "./event.js";
 import type { Selector } from "./selector.js";
 
 function epollMask(interest: number): number {
@@ -21,17 +21,19 @@ function epollMask(interest: number): number {
   return mask;
 }
 
+/** What epoll's event bits mean. */
+const EPOLL_BITS: ReadinessBits = {
+  readable: C.EPOLLIN,
+  writable: C.EPOLLOUT,
+  priority: C.EPOLLPRI,
+  error: C.EPOLLERR,
+  hangup: C.EPOLLHUP,
+  readClosed: C.EPOLLRDHUP,
+};
+
 /** Translates an epoll event mask into {@link Ready} bits. */
 export function readinessOf(mask: number): number {
-  let r = 0;
-  // Errors and hang-ups wake readers and writers alike: the next syscall reports what happened.
-  if (mask & (C.EPOLLIN | C.EPOLLERR | C.EPOLLHUP | C.EPOLLRDHUP)) r |= Ready.READABLE;
-  if (mask & (C.EPOLLOUT | C.EPOLLERR | C.EPOLLHUP)) r |= Ready.WRITABLE;
-  if (mask & C.EPOLLPRI) r |= Ready.PRIORITY;
-  if (mask & C.EPOLLERR) r |= Ready.ERROR;
-  if (mask & (C.EPOLLRDHUP | C.EPOLLHUP)) r |= Ready.READ_CLOSED;
-  if (mask & C.EPOLLHUP) r |= Ready.WRITE_CLOSED;
-  return r;
+  return readinessFrom(mask, EPOLL_BITS);
 }
 
 /** The epoll(7) backend of the readiness API. */

@@ -31,6 +31,34 @@ export const Ready = {
   WRITE_CLOSED: 32,
 } as const;
 
+/** Which bits of a selector's native event mask mean what (epoll's EPOLL*, poll's POLL*). */
+export interface ReadinessBits {
+  /** Data, a connection, or the peer's end of stream can be read. */
+  readonly readable: number;
+  readonly writable: number;
+  readonly priority: number;
+  readonly error: number;
+  /** The connection is gone both ways. */
+  readonly hangup: number;
+  /** The peer will send no more (EPOLLRDHUP, POLLRDHUP; POLLHUP where there is none). */
+  readonly readClosed: number;
+}
+
+/**
+ * Translates a selector's native event mask into {@link Ready} bits. Errors and hang-ups wake
+ * readers and writers alike: the next syscall reports what happened.
+ */
+export function readinessFrom(mask: number, bits: ReadinessBits): number {
+  let r = 0;
+  if (mask & (bits.readable | bits.error | bits.hangup | bits.readClosed)) r |= Ready.READABLE;
+  if (mask & (bits.writable | bits.error | bits.hangup)) r |= Ready.WRITABLE;
+  if (mask & bits.priority) r |= Ready.PRIORITY;
+  if (mask & bits.error) r |= Ready.ERROR;
+  if (mask & (bits.readClosed | bits.hangup)) r |= Ready.READ_CLOSED;
+  if (mask & bits.hangup) r |= Ready.WRITE_CLOSED;
+  return r;
+}
+
 /**
  * One readiness event: which registration (token) and what it is ready for.
  *

@@ -13,7 +13,7 @@ import { C, ERRNO } from "../sys/target.js";
 import { poll, pollRevents, setPollFd, POLLFD_SIZE, POLL_READABLE, POLL_READ_CLOSED, POLL_WRITABLE } from "../sys/posix/poll.js";
 import { SystemError } from "../sys/errors.js";
 import { dataView } from "../ffi/layout.js";
-import { Interest, Ready, type Events } from "./event.js";
+import { Interest, Ready, readinessFrom, type Events, type ReadinessBits } from "./event.js";
 import type { Selector } from "./selector.js";
 
 interface Registration {
@@ -38,16 +38,15 @@ function pollMask(interest: number): number {
   return mask;
 }
 
-function readinessOf(revents: number): number {
-  let r = 0;
-  if (revents & (READ_EVENTS | C.POLLERR | C.POLLHUP)) r |= Ready.READABLE;
-  if (revents & (POLL_WRITABLE | C.POLLERR | C.POLLHUP)) r |= Ready.WRITABLE;
-  if (revents & C.POLLPRI) r |= Ready.PRIORITY;
-  if (revents & C.POLLERR) r |= Ready.ERROR;
-  if (revents & POLL_READ_CLOSED) r |= Ready.READ_CLOSED;
-  if (revents & C.POLLHUP) r |= Ready.WRITE_CLOSED;
-  return r;
-}
+/** What poll(2)'s revents bits mean. */
+const POLL_BITS: ReadinessBits = {
+  readable: READ_EVENTS,
+  writable: POLL_WRITABLE,
+  priority: C.POLLPRI,
+  error: C.POLLERR,
+  hangup: C.POLLHUP,
+  readClosed: POLL_READ_CLOSED,
+};
 
 /** The poll(2) backend of the readiness API. */
 export class PollSelector implements Selector {
@@ -140,7 +139,7 @@ export class PollSelector implements Selector {
         this.#listener?.(reg.fd, 0);
         continue;
       }
-      const readiness = readinessOf(revents);
+      const readiness = readinessFrom(revents, POLL_BITS);
       if (!events.push(reg.token, readiness)) break;
       let fired = 0;
       if (readiness & Ready.READABLE) fired |= Interest.READABLE;

@@ -165,6 +165,7 @@ describe("importing evloop on another OS", () => {
         resolution: resolution.ok ? "loaded" : resolution.error.message,
         loop: fails(() => evloop.createLoop()),
         socket: fails(() => evloop.UdpSocket),
+        probes: evloop.probeBackends(),
       };
     }`);
     assert.equal(out.table, "darwin");
@@ -174,6 +175,11 @@ describe("importing evloop on another OS", () => {
     assert.match(out.resolution, /cannot load the C library on darwin \(tried \/usr\/lib\/libSystem\.B\.dylib\)/);
     assert.match(out.loop, /not available|cannot|no backend/i, `createLoop failed with: ${out.loop}`);
     assert.equal(out.socket, null);
+    assert.deepEqual(out.probes.map((p) => p.name), ["poll", "blocking"], "darwin's candidates until kqueue lands");
+    for (const p of out.probes) {
+      assert.equal(p.available, false, `${p.name} reported available without a C library`);
+      assert.match(p.reason, /cannot load the C library on darwin/);
+    }
   });
 
   test("freebsd, openbsd, netbsd: the import works and names the libc it tried", () => {
