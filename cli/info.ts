@@ -25,6 +25,8 @@ export interface Info {
   readonly platform: string;
   readonly arch: string;
   readonly kernel: string;
+  readonly libc: string;
+  readonly waker: string;
   readonly guestMode: boolean;
   readonly backends: readonly BackendProbe[];
   /** The backend `createLoop()` would use, or null with the reason in `defaultError`. */
@@ -59,6 +61,8 @@ export function collectInfo(): Info {
     platform: runtime.platform,
     arch: runtime.arch,
     kernel: kernelRelease(),
+    libc: runtime.libc,
+    waker: runtime.waker,
     guestMode: hostLoopAvailable(),
     backends: probeBackends(),
     defaultBackend,
@@ -79,6 +83,8 @@ export function formatInfo(info: Info): string {
       ["ffi", info.ffi],
       ["platform", `${info.platform} ${info.arch}`],
       ["kernel", info.kernel],
+      ["libc", info.libc],
+      ["waker", info.waker],
       ["guest mode", info.guestMode ? "available (driven by Node's libuv loop)" : "unavailable (needs Node's main thread; use runMain)"],
       ["default", `${chosen}${forced}`],
     ],

@@ -18,8 +18,10 @@
 import { ffi } from "./ffi/runtime/load.js";
 import type { BackendName } from "./loop/event-loop.js";
 import { chooseBackend } from "./loop/backends.js";
+import { libcResolution } from "./sys/libc.js";
 import { socketPair } from "./sys/posix/socket.js";
-import { C } from "./sys/target.js";
+import { C, TARGET } from "./sys/target.js";
+import { defaultWakeupKind } from "./sys/wakeup.js";
 
 export { TimerHeap, type Timer } from "./loop/timers.js";
 export { hostLoopAvailable } from "./driver/libuv.js";
@@ -31,7 +33,7 @@ export { close, write } from "./sys/posix/fd.js";
  *
  * @example
  * ```ts
- * const info: RuntimeInfo = runtime; // { name: "node", version: "v20.19.0", ffi: "koffi 3.3.4", platform: "linux", arch: "x64" }
+ * const info: RuntimeInfo = runtime; // { name: "node", …, libc: "glibc (libc.so.6)", waker: "eventfd" }
  * ```
  */
 export interface RuntimeInfo {
@@ -44,6 +46,10 @@ export interface RuntimeInfo {
   readonly platform: string;
   /** Node's names: `x64`, `arm64`, … */
   readonly arch: string;
+  /** The C library: its flavour and the file loaded, or why none loaded. */
+  readonly libc: string;
+  /** The wake-up fd loops use for `interrupt()`: `eventfd` or `pipe`. */
+  readonly waker: string;
 }
 
 /**
@@ -60,7 +66,17 @@ export const runtime: RuntimeInfo = {
   ffi: ffi.description,
   platform: ffi.platform,
   arch: ffi.arch,
+  libc: libcResolution.ok ? `${TARGET.libc ?? "unknown"} (${libcResolution.path})` : `none: ${libcResolution.error.message}`,
+  waker: safely(defaultWakeupKind),
 };
+
+function safely(fn: () => string): string {
+  try {
+    return fn();
+  } catch (e) {
+    return `none: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
 
 /**
  * The backend `createLoop()` would use without a `backend` option: EVLOOP_BACKEND when set, else
