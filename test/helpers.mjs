@@ -1,20 +1,31 @@
 /**
  * Shared test utilities: `forEachLoop` instantiates a conformance file once per backend and
- * driver mode, and `raw` creates plain fds for loop-level tests.
+ * driver mode, `ctx.peer` runs the other end of a connection where it can make progress while
+ * the test body waits, and `raw` creates plain fds for loop-level tests.
  *
- * This is the only test file that imports evloop internals (`dist/sys/…`): when the public API
- * covers what `raw` does, only this file changes.
+ * The conformance files use only the public API; what they need beyond it (`raw`, plain fds)
+ * comes from here, the one file of the suite that imports evloop internals (`dist/sys/…`), so
+ * when the public API covers it only this file changes. (The unit tests under test/sys and
+ * test/loop import the internals they test directly.)
  *
- * Every wait in a test is bounded: `ctx.run` races the body against a timer on the test's own
+ * Every wait in a test is bounded. `ctx.run` races the body against a timer on the test's own
  * loop, which fires even in owner mode, where the thread blocks in the kernel and Node's timers
- * (including node:test's own timeout) cannot run.
+ * (including node:test's own timeout) cannot run. On the blocking backend an operation holds the
+ * thread inside poll(2), where no timer of any kind runs: there the bounds are the operations'
+ * own timeouts; the peer's (a peer that fails or outlives its watchdog closes its sockets in its
+ * `finally` blocks, which ends the body's wait on them); and last, the per-test timeout with which
+ * scripts/test.mjs kills the file's process from outside.
  */
 import { after, before, describe } from "node:test";
+import assert from "node:assert/strict";
 import { createHash, randomFillSync } from "node:crypto";
 import { networkInterfaces, tmpdir } from "node:os";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads";
+import * as evloop from "evloop";
 import { availableBackends, createLoop, runMain } from "evloop";
+import * as helpers from "./helpers.mjs";
 
 import { bind, listen, localAddress, socket, socketPair } from "../dist/sys/posix/socket.js";
 import { close, isOpen, pipe, read, write, WOULD_BLOCK } from "../dist/sys/posix/fd.js";
@@ -26,13 +37,17 @@ export const MODES = ["guest", "owner"];
 /** Default bound on one `ctx.run` body, in ms. */
 export const RUN_TIMEOUT = 60_000;
 
+/** Default bound on one peer's work (`ctx.peer`), in ms; shorter than a body's, so a stuck peer fails first. */
+export const PEER_TIMEOUT = 30_000;
+
 /**
- * The backends the conformance suite runs on: every available one except "blocking" (which
- * cannot run a client and a server on one thread; `test/loop/blocking.test.mjs` covers it),
- * restricted by `EVLOOP_TEST_BACKENDS=epoll,poll` when set.
+ * The backends the conformance suite runs on: every available one, restricted by
+ * `EVLOOP_TEST_BACKENDS=epoll,poll` when set. "blocking" is one of them: its operations block the
+ * thread, so where a test needs both ends of a connection to make progress at once, `ctx.peer`
+ * runs the other end in a Worker.
  */
 export function testBackends() {
-  let names = availableBackends().filter((b) => b !== "blocking");
+  let names = availableBackends();
   const wanted = process.env.EVLOOP_TEST_BACKENDS;
   if (wanted) {
     const list = wanted.split(",").map((s) => s.trim()).filter(Boolean);
@@ -78,10 +93,17 @@ export function loopVariants(backends = testBackends()) {
 /**
  * Declares `describe(title)` with one nested `describe("<backend> <mode>")` per backend and
  * mode, each with a fresh loop (disposed afterwards). `fn(ctx)` declares the tests, where
- * `ctx.loop` is the loop (valid once tests run), `ctx.backend`/`ctx.mode` say which, and
- * `ctx.run(body, { timeout })` runs `body` in that mode: awaited directly in guest mode, under
- * `runMain` in owner mode. In owner mode a body must only wait for evloop (loop.sleep, evloop
- * sockets): Node's timers and I/O do not run while the loop blocks.
+ * `ctx.loop` is the loop (valid once tests run), `ctx.backend`/`ctx.mode` say which,
+ * `ctx.blocking` whether it is the blocking backend (operations block the thread; nothing is
+ * ever pending), `ctx.run(body, { timeout })` runs `body` in that mode: awaited directly in
+ * guest mode, under `runMain` in owner mode; `ctx.peer(fn, args)` starts the other end of a
+ * connection (see {@link Peer}); `ctx.both(first, second)` runs two operations that complete
+ * each other, such as a connect and the accept that takes it: together (`Promise.all`) where
+ * operations park, so the second waits while the first runs; one after the other on the
+ * blocking backend, where `first` must be the one that completes alone (a connect completes
+ * against the listen backlog) because `second` would otherwise hold the thread first. In owner
+ * mode a body must only wait for evloop (loop.sleep, evloop sockets, a peer): Node's timers and
+ * I/O do not run while the loop blocks.
  *
  * `options.modes` restricts the modes (guest-only features).
  */
@@ -90,16 +112,19 @@ export function forEachLoop(title, fn, options = {}) {
   describe(title, () => {
     const backends = testBackends();
     if (backends.length === 0) {
-      describe("no backend", { skip: "no non-blocking backend available (or none selected by EVLOOP_TEST_BACKENDS)" }, () => {});
+      describe("no backend", { skip: "no backend selected by EVLOOP_TEST_BACKENDS is available" }, () => {});
       return;
     }
     for (const { backend, label, options: loopOptions } of loopVariants(backends)) {
       for (const mode of modes) {
         describe(`${label} ${mode}`, () => {
           let loop = null;
+          const blocking = backend === "blocking";
+          const threads = new PeerThreads();
           const ctx = {
             backend,
             mode,
+            blocking,
             get loop() {
               if (!loop) throw new Error("ctx.loop is only available inside tests");
               return loop;
@@ -108,19 +133,226 @@ export function forEachLoop(title, fn, options = {}) {
               const bounded = () => withWatchdog(loop, body, timeout);
               return mode === "guest" ? bounded() : runMain(bounded, { loop });
             },
+            async both(first, second) {
+              if (!blocking) return Promise.all([first(), second()]);
+              const a = await first();
+              return [a, await second()];
+            },
+            peer(peerFn, args = {}, { timeout = PEER_TIMEOUT } = {}) {
+              return blocking ? threads.start(peerFn, args, timeout) : inThreadPeer(ctx.loop, peerFn, args);
+            },
           };
           before(() => {
             loop = createLoop({ backend, guest: mode === "guest", ...loopOptions });
           });
-          after(() => {
+          after(async () => {
             loop?.dispose();
             loop = null;
+            await threads.close();
           });
           fn(ctx);
         });
       }
     }
   });
+}
+
+/**
+ * The other end of a connection in a conformance test, started with `ctx.peer(fn, args)`.
+ *
+ * `fn(env, args)` is an async function that must use nothing but its two parameters: on the
+ * blocking backend it is sent as source text to a Worker. `args` must be structured-cloneable
+ * (fds are process-wide numbers: pass them). `env` holds every export of this file, `evloop`
+ * (the package), `loop` (the loop to use for its sockets), and:
+ * - `whenWaiting()`: resolves once the test body is waiting for the peer (see `proceed`);
+ * - `send(value)` / `receive()`: messages to and from the body (`peer.receive()` / `peer.send()`);
+ * - `where`: "thread" or "worker".
+ *
+ * Where it runs:
+ * - on a backend that parks operations, as a concurrent task on the body's own loop (what the
+ *   suite always did: both ends on one loop);
+ * - on the blocking backend, whose operations block the thread, in a Worker (test/peer-worker.mjs)
+ *   with its own loop (epoll where available) in owner mode, bounded by its own watchdog.
+ *   The body talks to it with synchronous, bounded waits (Atomics.wait and receiveMessageOnPort),
+ *   which need neither the body's loop nor Node's.
+ *
+ * The handle's methods:
+ * - `await peer.result()`: what `fn` returned; rejects with its error;
+ * - `await peer.proceed(...tracked)`: lets the peer past its next `whenWaiting()`. On a loop
+ *   that parks operations it first lets the loop run a few iterations and asserts that each
+ *   tracked operation (see {@link track}) is still pending. On the blocking backend the body's
+ *   operation has already blocked until the peer acted; there the peer's `whenWaiting()` itself
+ *   waits until the body's thread sits in poll(2) (read from /proc), and fails if it never does,
+ *   so "the operation waited for the peer" is asserted on both kinds of backend;
+ * - `peer.send(value)` / `await peer.receive()`.
+ *
+ * @typedef {{ result(): Promise<unknown>, proceed(...tracked: object[]): Promise<void>, send(value: unknown): void, receive(): Promise<unknown> }} Peer
+ */
+
+/** A queue whose `take()` waits for the next `push()`. */
+function asyncQueue() {
+  const items = [];
+  const takers = [];
+  return {
+    push(v) {
+      const t = takers.shift();
+      if (t) t(v);
+      else items.push(v);
+    },
+    take() {
+      return items.length > 0 ? Promise.resolve(items.shift()) : new Promise((resolve) => takers.push(resolve));
+    },
+  };
+}
+
+/** A peer as a concurrent task on the body's loop. */
+function inThreadPeer(loop, fn, args) {
+  const toPeer = asyncQueue();
+  const toBody = asyncQueue();
+  const gate = asyncQueue();
+  const env = {
+    ...helpers,
+    evloop,
+    loop,
+    where: "thread",
+    whenWaiting: () => gate.take(),
+    send: (v) => toBody.push(v),
+    receive: () => toPeer.take(),
+  };
+  const task = (async () => fn(env, args))();
+  task.catch(() => {}); // handled by whoever calls result(); a body that failed first never does
+  return {
+    result: () => task,
+    async proceed(...tracked) {
+      for (let i = 0; i < 3; i++) await loop.sleep(5);
+      for (const t of tracked) assert.equal(t.state, "pending", `an operation completed (${t.state}) before the peer acted`);
+      gate.push();
+    },
+    send: (v) => toPeer.push(v),
+    receive: () => toBody.take(),
+  };
+}
+
+/**
+ * The Workers that run peers for one describe block on the blocking backend: started when first
+ * needed, reused once a peer's result has been collected, ended by `close()`.
+ */
+class PeerThreads {
+  #idle = [];
+  #all = [];
+
+  start(fn, args, timeout) {
+    const thread = this.#idle.pop() ?? this.#spawn();
+    return thread.run(fn, args, timeout, () => this.#idle.push(thread));
+  }
+
+  #spawn() {
+    const thread = new PeerThread();
+    this.#all.push(thread);
+    return thread;
+  }
+
+  async close() {
+    const all = this.#all;
+    this.#all = [];
+    this.#idle = [];
+    await Promise.all(all.map((t) => t.close()));
+  }
+}
+
+/** The backend a peer Worker's loop uses: one that parks operations, so the peer can run many at once. */
+function peerBackend() {
+  const available = availableBackends();
+  return ["epoll", "poll", "io_uring"].find((b) => available.includes(b)) ?? "blocking";
+}
+
+/**
+ * One peer Worker. Messages go through a MessageChannel; `ctl` counts them ([0] to the worker,
+ * [1] to the body) so that either side can wait for the next one with Atomics.wait and take it
+ * with receiveMessageOnPort, without an event loop.
+ */
+class PeerThread {
+  constructor() {
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.ctl = new Int32Array(new SharedArrayBuffer(8));
+    this.worker = new Worker(new URL("./peer-worker.mjs", import.meta.url), {
+      workerData: { port: port2, ctl: this.ctl.buffer, backend: peerBackend() },
+      transferList: [port2],
+    });
+    this.failure = null;
+    this.worker.on("error", (e) => (this.failure = e));
+    this.exited = new Promise((resolve) => this.worker.once("exit", resolve));
+  }
+
+  post(message) {
+    this.port.postMessage(message);
+    Atomics.add(this.ctl, 0, 1);
+    Atomics.notify(this.ctl, 0);
+  }
+
+  /** The next message from the worker, waiting at most `ms` (synchronously). */
+  next(ms, what) {
+    const deadline = performance.now() + ms;
+    for (;;) {
+      const count = Atomics.load(this.ctl, 1);
+      const got = receiveMessageOnPort(this.port);
+      if (got) return got.message;
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw new Error(`the peer Worker sent nothing within ${ms} ms while the test waited for ${what}${this.failure ? ` (worker error: ${this.failure.message})` : ""}`);
+      }
+      Atomics.wait(this.ctl, 1, count, left);
+    }
+  }
+
+  run(fn, args, timeout, release) {
+    this.post({ type: "run", source: fn.toString(), args, timeout });
+    const inbox = [];
+    let outcome = null;
+    // The peer's own watchdog ends it after `timeout`; its answer may take a little longer.
+    const bound = timeout + 10_000;
+    const take = (what) => {
+      const m = this.next(bound, what);
+      if (m.type === "result") {
+        outcome = m;
+        release();
+      } else inbox.push(m.value);
+    };
+    const settle = () => {
+      if (outcome.ok) return outcome.value;
+      const e = new Error(`peer failed: ${outcome.error.message}`);
+      e.stack += `\n  peer stack: ${outcome.error.stack}`;
+      if (outcome.error.code !== undefined) e.code = outcome.error.code;
+      throw e;
+    };
+    return {
+      async result() {
+        while (!outcome) take("the peer's result");
+        return settle();
+      },
+      async proceed() {
+        // Nothing to do: see Peer.proceed.
+      },
+      send: (value) => this.post({ type: "message", value }),
+      async receive() {
+        while (inbox.length === 0 && !outcome) take("a message from the peer");
+        if (inbox.length > 0) return inbox.shift();
+        settle();
+        throw new Error("the peer finished without sending the message the test waited for");
+      },
+    };
+  }
+
+  /** Asks the worker to exit once its current peer (if any) is done; ends it after 5 s. */
+  async close() {
+    this.post({ type: "exit" });
+    let timer;
+    const late = new Promise((resolve) => (timer = setTimeout(resolve, 5000, "running")));
+    const exited = await Promise.race([this.exited, late]);
+    clearTimeout(timer);
+    if (exited === "running") await this.worker.terminate();
+  }
 }
 
 /**

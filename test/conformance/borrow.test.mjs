@@ -2,6 +2,9 @@
  * Borrowed reads (`readBorrowed`): bytes lent by the loop instead of read into a caller's buffer.
  * On io_uring they are views of the provided buffers the kernel received into; elsewhere buffers
  * from the loop's pool. The contract is the same everywhere and checked on every backend.
+ *
+ * Where a read waits for the other end, the other end is a peer (`ctx.peer`): another thread on
+ * the blocking backend, where the read holds this one.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,10 +16,10 @@ const HOST = "127.0.0.1";
 forEachLoop("borrowed reads", (ctx) => {
   async function connectedPair() {
     const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
-    const [c, s] = await Promise.all([
-      TcpStream.connect({ host: HOST, port: l.address.port, timeout: 5000, loop: ctx.loop }),
-      l.accept({ timeout: 5000 }),
-    ]);
+    const [c, s] = await ctx.both(
+      () => TcpStream.connect({ host: HOST, port: l.address.port, timeout: 5000, loop: ctx.loop }),
+      () => l.accept({ timeout: 5000 }),
+    );
     await l.close();
     return [c, s];
   }
@@ -25,9 +28,14 @@ forEachLoop("borrowed reads", (ctx) => {
     ctx.run(async () => {
       const [c, s] = await connectedPair();
       try {
-        const pending = s.readBorrowed();
-        await c.writeAll(bytes("hello"));
-        const chunk = await pending;
+        const peer = ctx.peer(async ({ raw, bytes, whenWaiting }, { fd }) => {
+          await whenWaiting();
+          raw.write(fd, bytes("hello"));
+        }, { fd: c.fd });
+        const pending = track(s.readBorrowed());
+        await peer.proceed(pending);
+        const chunk = await pending.promise;
+        await peer.result();
         assert.ok(chunk.bytes instanceof Uint8Array);
         assert.equal(text(chunk.bytes), "hello");
         chunk.release();
@@ -68,14 +76,21 @@ forEachLoop("borrowed reads", (ctx) => {
     ctx.run(async () => {
       const [c, s] = await connectedPair();
       try {
-        const first = s.readBorrowed({ maxBytes: 3 });
+        // All nine bytes come at once, once the first read waits: on the blocking backend the
+        // three calls then run one after the other, elsewhere they wait in one queue.
+        const peer = ctx.peer(async ({ raw, bytes, whenWaiting }, { fd }) => {
+          await whenWaiting();
+          raw.write(fd, bytes("abcdefghi"));
+        }, { fd: c.fd });
+        const first = track(s.readBorrowed({ maxBytes: 3 }));
         const buf = new Uint8Array(3);
-        const second = s.read(buf);
-        const third = s.readBorrowed({ maxBytes: 3 });
-        await c.writeAll(bytes("abcdefghi"));
-        const a = await first;
-        const n = await second;
-        const b = await third;
+        const second = track(s.read(buf));
+        const third = track(s.readBorrowed({ maxBytes: 3 }));
+        await peer.proceed(first, second, third);
+        const a = await first.promise;
+        const n = await second.promise;
+        const b = await third.promise;
+        await peer.result();
         assert.equal(text(a.bytes), "abc");
         assert.equal(text(buf.subarray(0, n)), "def");
         assert.equal(text(b.bytes), "ghi");
@@ -92,15 +107,34 @@ forEachLoop("borrowed reads", (ctx) => {
       const TOTAL = 8 * 1024 * 1024;
       const [c, s] = await connectedPair();
       try {
-        const sent = sha256();
-        const writer = (async () => {
-          for (let at = 0; at < TOTAL; at += 256 * 1024) {
-            const chunk = randomBytes(256 * 1024);
-            sent.update(chunk);
-            await c.writeAll(chunk);
-          }
-          await c.shutdown();
-        })();
+        // The client is the peer: it sends TOTAL random bytes while reading the echo back with
+        // borrowed reads on its own loop, and returns both sha256s and the count received.
+        const client = ctx.peer(async ({ evloop, loop, randomBytes, sha256 }, { fd, TOTAL }) => {
+          const c = evloop.FileDescriptor.from(fd, { loop, owned: false });
+          const sent = sha256();
+          const writer = (async () => {
+            for (let at = 0; at < TOTAL; at += 256 * 1024) {
+              const chunk = randomBytes(256 * 1024);
+              sent.update(chunk);
+              await c.writeAll(chunk);
+            }
+            await c.shutdown();
+          })();
+          const received = sha256();
+          const reader = (async () => {
+            let total = 0;
+            for (;;) {
+              const chunk = await c.readBorrowed({ timeout: 10_000 });
+              const n = chunk.bytes.byteLength;
+              received.update(chunk.bytes);
+              chunk.release();
+              if (n === 0) return total;
+              total += n;
+            }
+          })();
+          const [, total] = await Promise.all([writer, reader]);
+          return { total, sent: sent.digest("hex"), received: received.digest("hex") };
+        }, { fd: c.fd, TOTAL });
         // The server echoes with borrowed reads, releasing each loan only after the next read:
         // a loan must stay intact while others are taken.
         const echo = (async () => {
@@ -121,28 +155,41 @@ forEachLoop("borrowed reads", (ctx) => {
           }
           await s.shutdown();
         })();
-        const received = sha256();
-        const reader = (async () => {
-          let total = 0;
-          for (;;) {
-            const chunk = await c.readBorrowed({ timeout: 10_000 });
-            const n = chunk.bytes.byteLength;
-            received.update(chunk.bytes);
-            chunk.release();
-            if (n === 0) return total;
-            total += n;
-          }
-        })();
-        const [, , total] = await Promise.all([writer, echo, reader]);
+        await echo;
+        const { total, sent, received } = await client.result();
         assert.equal(total, TOTAL);
-        assert.equal(received.digest("hex"), sent.digest("hex"));
+        assert.equal(received, sent);
       } finally {
         await c.close();
         await s.close();
       }
     }));
 
-  test("a borrowed read times out, is aborted, and rejects on close like any read", () =>
+  if (ctx.blocking) {
+    // No read is ever pending on the blocking backend: a signal is checked before the read, and
+    // nothing can be closed while it waits.
+    test("blocking: a borrowed read times out, is refused with an aborted signal, and rejects after close like any read", () =>
+      ctx.run(async () => {
+        const [c, s] = await connectedPair();
+        try {
+          await assert.rejects(s.readBorrowed({ timeout: 20 }), TimeoutError);
+          await c.writeAll(bytes("after"));
+          await assert.rejects(s.readBorrowed({ signal: AbortSignal.abort(new Error("stop")) }), /stop/);
+          // Nothing was lost to the refused reads: the next one gets the data.
+          const chunk = await s.readBorrowed({ timeout: 5000 });
+          assert.equal(text(chunk.bytes), "after");
+          chunk.release();
+          await s.close();
+          await assert.rejects(s.readBorrowed(), { code: "EBADF" });
+        } finally {
+          await c.close();
+          await s.close();
+        }
+      }));
+  }
+
+  // A borrowed read aborted or closed while pending: the variant above runs on blocking instead.
+  (ctx.blocking ? () => {} : test)("a borrowed read times out, is aborted, and rejects on close like any read", () =>
     ctx.run(async () => {
       const [c, s] = await connectedPair();
       try {
@@ -174,9 +221,14 @@ forEachLoop("borrowed reads", (ctx) => {
       const reader = new FileDescriptor(r, { loop: ctx.loop });
       const writer = new FileDescriptor(w, { loop: ctx.loop });
       try {
-        const pending = reader.readBorrowed({ timeout: 5000 });
-        await writer.writeAll(bytes("through a pipe"));
-        const chunk = await pending;
+        const peer = ctx.peer(async ({ evloop, loop, bytes, whenWaiting }, { w }) => {
+          await whenWaiting();
+          await evloop.FileDescriptor.from(w, { loop, owned: false }).writeAll(bytes("through a pipe"));
+        }, { w });
+        const pending = track(reader.readBorrowed({ timeout: 5000 }));
+        await peer.proceed(pending);
+        const chunk = await pending.promise;
+        await peer.result();
         assert.equal(text(chunk.bytes), "through a pipe");
         chunk.release();
         await writer.close();

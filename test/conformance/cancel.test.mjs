@@ -2,11 +2,16 @@
  * Cancellation: aborted and timed-out operations reject with the right error, and — the rule
  * users cannot check themselves — a cancelled operation never completes later: its buffer is
  * not written after the rejection, and the data it would have taken goes to the next operation.
+ *
+ * On the blocking backend no operation is ever pending, so nothing can be aborted while it
+ * waits: a signal is checked before the syscall, and a timeout is the only way to end a wait.
+ * The tests about aborting pending operations are replaced there by "blocking:" tests of those
+ * two promises, with the same rule about buffers and data.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SystemError, TcpListener, TcpStream, TimeoutError, UnixStream } from "evloop";
-import { allZero, bytes, forEachLoop, raw, readExactly, text, track } from "../helpers.mjs";
+import { allZero, bytes, forEachLoop, openFdCount, raw, readExactly, text, track } from "../helpers.mjs";
 
 /** An abort reason that cannot be confused with anything evloop creates. */
 function reason(label) {
@@ -21,7 +26,11 @@ forEachLoop("cancel", (ctx) => {
     for (let i = 0; i < 3; i++) await ctx.loop.sleep(5);
   }
 
-  test("loop.read() aborted while pending rejects with the signal's reason; the buffer is never written afterwards", () =>
+  // Tests of operations aborted while pending: none ever is on the blocking backend, whose
+  // variants are declared below.
+  const pendingTest = ctx.blocking ? () => {} : test;
+
+  pendingTest("loop.read() aborted while pending rejects with the signal's reason; the buffer is never written afterwards", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       try {
@@ -45,7 +54,7 @@ forEachLoop("cancel", (ctx) => {
       }
     }));
 
-  test("one signal aborts every operation it was given, on several fds", () =>
+  pendingTest("one signal aborts every operation it was given, on several fds", () =>
     ctx.run(async () => {
       const pairs = [raw.socketPair(), raw.socketPair(), raw.socketPair()];
       try {
@@ -71,7 +80,7 @@ forEachLoop("cancel", (ctx) => {
       }
     }));
 
-  test("loop.read() aborted without a reason rejects with an AbortError", () =>
+  pendingTest("loop.read() aborted without a reason rejects with an AbortError", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       try {
@@ -85,7 +94,7 @@ forEachLoop("cancel", (ctx) => {
       }
     }));
 
-  test("aborting the first of two queued reads hands the data to the second", () =>
+  pendingTest("aborting the first of two queued reads hands the data to the second", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       try {
@@ -107,7 +116,7 @@ forEachLoop("cancel", (ctx) => {
       }
     }));
 
-  test("loop.write() aborted while pending rejects, and none of its bytes reach the peer", () =>
+  pendingTest("loop.write() aborted while pending rejects, and none of its bytes reach the peer", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       try {
@@ -152,7 +161,7 @@ forEachLoop("cancel", (ctx) => {
     return out;
   }
 
-  test("loop.accept() aborted while pending rejects; the next connection goes to the next accept", () =>
+  pendingTest("loop.accept() aborted while pending rejects; the next connection goes to the next accept", () =>
     ctx.run(async () => {
       const l = raw.tcpListener();
       const c = raw.tcpSocket();
@@ -174,7 +183,7 @@ forEachLoop("cancel", (ctx) => {
       }
     }));
 
-  test("TcpListener.accept() and TcpStream.read() aborted while pending reject with the signal's reason", () =>
+  pendingTest("TcpListener.accept() and TcpStream.read() aborted while pending reject with the signal's reason", () =>
     ctx.run(async () => {
       const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
       try {
@@ -209,7 +218,7 @@ forEachLoop("cancel", (ctx) => {
   // A connect that stays pending on loopback: see the comment on the connect-timeout test in
   // tcp.test.mjs (a full accept queue drops SYNs). Attempts that connect at once are kept open
   // until the queue is full.
-  test("TcpStream.connect() aborted while pending rejects with the signal's reason", () =>
+  pendingTest("TcpStream.connect() aborted while pending rejects with the signal's reason", () =>
     ctx.run(async () => {
       const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, backlog: 0, loop: ctx.loop });
       const connected = [];
@@ -235,6 +244,147 @@ forEachLoop("cancel", (ctx) => {
         await l.close();
       }
     }));
+
+  if (ctx.blocking) {
+    test("blocking: a read's signal is checked before its syscall: a live one lets the read wait for data, an aborted one rejects and leaves the data", () =>
+      ctx.run(async () => {
+        const [a, b] = raw.socketPair();
+        try {
+          const peer = ctx.peer(async ({ raw, bytes, whenWaiting }, { b }) => {
+            await whenWaiting();
+            raw.write(b, bytes("first"));
+          }, { b });
+          const ac = new AbortController();
+          const buf = new Uint8Array(64);
+          const n = await ctx.loop.read(a, buf, { signal: ac.signal, timeout: 10_000 });
+          await peer.result();
+          assert.equal(text(buf.subarray(0, n)), "first");
+          raw.write(b, bytes("second"));
+          const why = reason("read");
+          ac.abort(why);
+          const refused = new Uint8Array(64);
+          await assert.rejects(ctx.loop.read(a, refused, { signal: ac.signal }), (e) => e === why);
+          assert.ok(allZero(refused), "the aborted read wrote into its buffer");
+          const next = new Uint8Array(64);
+          const m = await ctx.loop.read(a, next, { timeout: 5000 });
+          assert.equal(text(next.subarray(0, m)), "second", "the data goes to the next read");
+        } finally {
+          await ctx.loop.close(a);
+          raw.close(b);
+        }
+      }));
+
+    test("blocking: one aborted signal rejects every operation given it, on several fds, and takes no data", () =>
+      ctx.run(async () => {
+        const pairs = [raw.socketPair(), raw.socketPair(), raw.socketPair()];
+        try {
+          for (const [, b] of pairs) raw.write(b, bytes("x"));
+          const ac = new AbortController();
+          const why = reason("shared");
+          ac.abort(why);
+          const bufs = pairs.map(() => new Uint8Array(8));
+          const outcomes = await Promise.allSettled([
+            ...pairs.map(([a], i) => ctx.loop.read(a, bufs[i], { signal: ac.signal })),
+            ctx.loop.sleep(60_000, { signal: ac.signal }),
+          ]);
+          for (const o of outcomes) assert.ok(o.status === "rejected" && o.reason === why, `${o.status}: ${o.reason ?? o.value}`);
+          assert.ok(bufs.every(allZero));
+          for (const [a] of pairs) assert.equal(await ctx.loop.read(a, new Uint8Array(8), { timeout: 5000 }), 1, "the data is still there");
+        } finally {
+          for (const [a, b] of pairs) {
+            await ctx.loop.close(a);
+            raw.close(b);
+          }
+        }
+      }));
+
+    test("blocking: loop.read() given a signal aborted without a reason rejects with an AbortError", () =>
+      ctx.run(async () => {
+        const [a, b] = raw.socketPair();
+        try {
+          const ac = new AbortController();
+          ac.abort();
+          await assert.rejects(ctx.loop.read(a, new Uint8Array(8), { signal: ac.signal }), { name: "AbortError" });
+        } finally {
+          await ctx.loop.close(a);
+          raw.close(b);
+        }
+      }));
+
+    test("blocking: loop.write() to a full socket with a timeout rejects with TimeoutError, and none of its bytes reach the peer", () =>
+      ctx.run(async () => {
+        const [a, b] = raw.socketPair();
+        try {
+          const filled = raw.fill(a); // bytes 0x5a
+          const payload = new Uint8Array(4096).fill(0xa5);
+          await assert.rejects(ctx.loop.write(a, payload, { timeout: 30 }), (e) => e instanceof TimeoutError && e.syscall === "write");
+          const buf = new Uint8Array(64 * 1024);
+          let drained = 0;
+          for (let n = raw.read(b, buf); n > 0; n = raw.read(b, buf)) {
+            assert.ok(!buf.subarray(0, n).includes(0xa5), "bytes of the timed-out write reached the peer");
+            drained += n;
+          }
+          assert.equal(drained, filled, "exactly the bytes written before the timed-out write arrived");
+          assert.equal(await ctx.loop.write(a, bytes("ok"), { timeout: 5000 }), 2, "the socket still works");
+          assert.equal(text(await readRaw(b, 2)), "ok");
+        } finally {
+          await ctx.loop.close(a);
+          raw.close(b);
+        }
+      }));
+
+    test("blocking: loop.accept() with a timeout rejects with TimeoutError; the next connection goes to the next accept", () =>
+      ctx.run(async () => {
+        const l = raw.tcpListener();
+        const c = raw.tcpSocket();
+        try {
+          await assert.rejects(ctx.loop.accept(l.fd, { timeout: 30 }), (e) => e instanceof TimeoutError && e.code === "ETIMEDOUT" && e.syscall === "accept");
+          await ctx.loop.connect(c, l.address, { timeout: 5000 });
+          const fd = await ctx.loop.accept(l.fd, { timeout: 5000 });
+          assert.ok(Number.isInteger(fd) && fd >= 0);
+          await ctx.loop.close(fd);
+        } finally {
+          await ctx.loop.close(c);
+          await ctx.loop.close(l.fd);
+        }
+      }));
+
+    test("blocking: TcpListener.accept() and TcpStream.read() with a timeout reject with TimeoutError; later data goes to the next read", () =>
+      ctx.run(async () => {
+        const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
+        try {
+          await assert.rejects(l.accept({ timeout: 30 }), TimeoutError);
+          const c = await TcpStream.connect({ host: "127.0.0.1", port: l.address.port, timeout: 5000, loop: ctx.loop });
+          const s = await l.accept({ timeout: 5000 });
+          try {
+            const buf = new Uint8Array(32);
+            await assert.rejects(s.read(buf, { timeout: 30 }), TimeoutError);
+            await c.writeAll(bytes("after timeout"));
+            assert.ok(allZero(buf), "the timed-out stream read wrote into its buffer");
+            assert.equal(text(await readExactly(s, 13, { timeout: 5000 })), "after timeout");
+          } finally {
+            await c.close();
+            await s.close();
+          }
+        } finally {
+          await l.close();
+        }
+      }));
+
+    test("blocking: TcpStream.connect() given an aborted signal rejects before connecting: the listener gets no connection", () =>
+      ctx.run(async () => {
+        const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
+        try {
+          const before = openFdCount();
+          const why = reason("connect");
+          await assert.rejects(TcpStream.connect({ host: "127.0.0.1", port: l.address.port, signal: AbortSignal.abort(why), loop: ctx.loop }), (e) => e === why);
+          assert.equal(openFdCount(), before, "the refused connect left a socket open");
+          await assert.rejects(l.accept({ timeout: 30 }), TimeoutError, "a connection arrived although the connect was aborted before it started");
+        } finally {
+          await l.close();
+        }
+      }));
+  }
 
   test("loop.read() with a timeout rejects with TimeoutError ETIMEDOUT and never writes the buffer", () =>
     ctx.run(async () => {

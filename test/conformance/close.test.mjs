@@ -2,6 +2,11 @@
  * Closing: `loop.close(fd)` and `loop.remove(fd)` reject pending operations with a ClosedError
  * (code EBADF) and nothing hangs; handles close idempotently and refuse use after close;
  * disposing a loop rejects what was pending on it.
+ *
+ * On the blocking backend nothing is ever pending when this thread closes something (an
+ * operation holds the thread until it completes): the tests about pending operations are
+ * replaced there by "blocking:" tests of what closing does promise — the fd is closed or kept as
+ * asked, later operations reject with EBADF, a peer's close ends a wait.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -20,7 +25,11 @@ forEachLoop("close", (ctx) => {
     for (let i = 0; i < 3; i++) await ctx.loop.sleep(5);
   };
 
-  test("loop.close(fd) rejects a pending read and a pending write with ClosedError EBADF", () =>
+  // Tests of operations pending when something is closed: none ever is on the blocking
+  // backend, whose variants are declared below.
+  const pendingTest = ctx.blocking ? () => {} : test;
+
+  pendingTest("loop.close(fd) rejects a pending read and a pending write with ClosedError EBADF", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       try {
@@ -42,7 +51,7 @@ forEachLoop("close", (ctx) => {
       }
     }));
 
-  test("loop.close(fd) rejects pending accept, receiveFrom, waitReadable and waitWritable", () =>
+  pendingTest("loop.close(fd) rejects pending accept, receiveFrom, waitReadable and waitWritable", () =>
     ctx.run(async () => {
       const l = raw.tcpListener();
       const accepting = track(ctx.loop.accept(l.fd));
@@ -64,7 +73,7 @@ forEachLoop("close", (ctx) => {
       raw.close(p2);
     }));
 
-  test("loop.remove(fd) rejects pending operations but leaves the fd open and usable", () =>
+  pendingTest("loop.remove(fd) rejects pending operations but leaves the fd open and usable", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       try {
@@ -83,7 +92,7 @@ forEachLoop("close", (ctx) => {
       }
     }));
 
-  test("an fd number reused after loop.close() works for the new fd", () =>
+  pendingTest("an fd number reused after loop.close() works for the new fd", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       const reading = track(ctx.loop.read(a, new Uint8Array(8)));
@@ -106,7 +115,7 @@ forEachLoop("close", (ctx) => {
       }
     }));
 
-  test("stream.close() rejects its pending read and write with EBADF; closing twice is fine", () =>
+  pendingTest("stream.close() rejects its pending read and write with EBADF; closing twice is fine", () =>
     ctx.run(async () => {
       const [x, y] = UnixStream.pair({ loop: ctx.loop });
       raw.fill(x.fd);
@@ -124,6 +133,144 @@ forEachLoop("close", (ctx) => {
       await assert.rejects(writing.promise, (e) => isEbadf(e));
       await y.close();
     }));
+
+  if (ctx.blocking) {
+    test("blocking: loop.close(fd) closes the fd at once, and every later operation on the number rejects with EBADF", () =>
+      ctx.run(async () => {
+        const l = raw.tcpListener();
+        const [d1, d2] = raw.socketPair("dgram");
+        const [p1, p2] = raw.socketPair();
+        await ctx.loop.close(l.fd);
+        await ctx.loop.close(d1);
+        await ctx.loop.close(p1);
+        for (const fd of [l.fd, d1, p1]) assert.equal(raw.isOpen(fd), false, `fd ${fd} is still open`);
+        // Nothing runs between the closes and these calls, so the numbers are still free.
+        await assert.rejects(ctx.loop.accept(l.fd), (e) => isEbadf(e));
+        await assert.rejects(ctx.loop.receiveFrom(d1, new Uint8Array(8)), (e) => isEbadf(e));
+        await assert.rejects(ctx.loop.waitReadable(d1), (e) => isEbadf(e));
+        await assert.rejects(ctx.loop.read(p1, new Uint8Array(8)), (e) => isEbadf(e));
+        await assert.rejects(ctx.loop.write(p1, bytes("x")), (e) => isEbadf(e));
+        await assert.rejects(ctx.loop.waitWritable(p1), (e) => isEbadf(e));
+        raw.close(d2);
+        raw.close(p2);
+      }));
+
+    test("blocking: loop.remove(fd) leaves the fd open and usable", () =>
+      ctx.run(async () => {
+        const [a, b] = raw.socketPair();
+        try {
+          raw.write(b, bytes("before"));
+          const buf = new Uint8Array(8);
+          assert.equal(await ctx.loop.read(a, buf, { timeout: 5000 }), 6);
+          ctx.loop.remove(a);
+          assert.equal(raw.isOpen(a), true);
+          raw.write(b, bytes("still"));
+          const n = await ctx.loop.read(a, buf, { timeout: 5000 });
+          assert.equal(text(buf.subarray(0, n)), "still", "the fd can be used with the loop again");
+        } finally {
+          await ctx.loop.close(a);
+          raw.close(b);
+        }
+      }));
+
+    test("blocking: an fd number reused after loop.close() works for the new fd", () =>
+      ctx.run(async () => {
+        const [a, b] = raw.socketPair();
+        raw.write(b, bytes("old"));
+        assert.equal(await ctx.loop.read(a, new Uint8Array(8), { timeout: 5000 }), 3);
+        await ctx.loop.close(a);
+        raw.close(b);
+        // The lowest free numbers are handed out again: the new pair most likely reuses `a`.
+        const [c, d] = raw.socketPair();
+        try {
+          const peer = ctx.peer(async ({ raw, bytes, whenWaiting }, { d }) => {
+            await whenWaiting();
+            raw.write(d, bytes("reuse"));
+          }, { d });
+          const buf = new Uint8Array(8);
+          const n = await ctx.loop.read(c, buf, { timeout: 10_000 });
+          await peer.result();
+          assert.equal(text(buf.subarray(0, n)), "reuse");
+        } finally {
+          await ctx.loop.close(c);
+          raw.close(d);
+        }
+      }));
+
+    test("blocking: stream.close() twice, even concurrently, is fine; the stream then refuses reads and writes with EBADF", () =>
+      ctx.run(async () => {
+        const [x, y] = UnixStream.pair({ loop: ctx.loop });
+        const fd = x.fd;
+        const first = x.close();
+        const second = x.close();
+        await first;
+        await second;
+        await x.close();
+        assert.equal(x.closed, true);
+        assert.equal(x.fd, -1);
+        assert.equal(raw.isOpen(fd), false);
+        await assert.rejects(x.read(new Uint8Array(8)), (e) => isEbadf(e));
+        await assert.rejects(x.writeAll(new Uint8Array(1024)), (e) => isEbadf(e));
+        assert.equal(await y.read(new Uint8Array(8), { timeout: 5000 }), 0, "the peer sees EOF");
+        await y.close();
+      }));
+
+    test("blocking: for await over a listener ends without an error when the listener is closed between accepts", () =>
+      ctx.run(async () => {
+        const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
+        const clients = ctx.peer(async ({ evloop, loop }, { port }) => {
+          const cs = [];
+          try {
+            for (let i = 0; i < 2; i++) cs.push(await evloop.TcpStream.connect({ host: "127.0.0.1", port, timeout: 5000, loop }));
+            // Each client waits for the server's close.
+            for (const c of cs) await c.read(new Uint8Array(1), { timeout: 10_000 });
+          } finally {
+            for (const c of cs) await c.close();
+          }
+        }, { port: l.address.port });
+        let n = 0;
+        try {
+          for await (const c of l) {
+            n++;
+            await c.close();
+            if (n === 2) await l.close();
+          }
+        } finally {
+          await l.close();
+        }
+        assert.equal(n, 2);
+        await clients.result();
+      }));
+
+    test("blocking: loop.dispose() rejects pending sleeps and refuses new operations", () =>
+      ctx.run(async () => {
+        // A second loop of the same kind, so disposing it does not end this suite's loop.
+        const other = createLoop({ backend: ctx.backend, guest: ctx.mode === "guest" });
+        const [a, b] = raw.socketPair();
+        try {
+          const sleeping = track(other.sleep(60_000));
+          other.dispose();
+          assert.equal(other.run(false), false, "a disposed loop has nothing to run");
+          await assert.rejects(async () => other.read(a, new Uint8Array(8)), (e) => isEbadf(e, ClosedError));
+          other.dispose(); // twice is harmless
+          assert.equal(raw.isOpen(a), true, "dispose does not close fds");
+          await ctx.loop.sleep(5);
+          assert.equal(sleeping.state, "rejected", "a sleep pending on a disposed loop never settles");
+          assert.ok(sleeping.reason instanceof ClosedError);
+          let late;
+          try {
+            late = track(other.sleep(1));
+          } catch (e) {
+            late = track(Promise.reject(e));
+          }
+          await ctx.loop.sleep(20);
+          assert.equal(late.state, "rejected", "sleep() on a disposed loop never settles");
+        } finally {
+          raw.close(a);
+          raw.close(b);
+        }
+      }));
+  }
 
   test("operations on a closed stream, listener or datagram socket reject with EBADF", () =>
     ctx.run(async () => {
@@ -167,7 +314,7 @@ forEachLoop("close", (ctx) => {
       await assert.rejects(w.waitWritable(), (e) => isEbadf(e));
     }));
 
-  test("closing a listener with a pending accept rejects it with EBADF and ends for-await", () =>
+  pendingTest("closing a listener with a pending accept rejects it with EBADF and ends for-await", () =>
     ctx.run(async () => {
       const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
       const accepting = track(l.accept());
@@ -191,22 +338,31 @@ forEachLoop("close", (ctx) => {
   test("stream.close() while the peer is mid-transfer: the peer sees EOF or ECONNRESET, nothing hangs", () =>
     ctx.run(async () => {
       const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
-      const [c, s] = await Promise.all([TcpStream.connect({ host: "127.0.0.1", port: l.address.port, timeout: 5000, loop: ctx.loop }), l.accept({ timeout: 5000 })]);
+      // The client is the peer: it sends, then closes while this side is writing to it.
+      const client = ctx.peer(async ({ evloop, loop, bytes, whenWaiting }, { port }) => {
+        const c = await evloop.TcpStream.connect({ host: "127.0.0.1", port, timeout: 5000, loop });
+        try {
+          await c.writeAll(bytes("partial"));
+          await whenWaiting();
+        } finally {
+          await c.close();
+        }
+      }, { port: l.address.port });
+      let s;
       try {
-        await c.writeAll(bytes("partial"));
+        s = await l.accept({ timeout: 5000 });
         assert.equal(text(await readExactly(s, 7)), "partial");
         const writing = track(s.writeAll(new Uint8Array(32 * 1024 * 1024)));
-        await spin();
-        await c.close();
+        await client.proceed(writing);
         await assert.rejects(writing.promise, (e) => e instanceof SystemError && (e.code === "EPIPE" || e.code === "ECONNRESET"));
+        await client.result();
       } finally {
-        await c.close();
-        await s.close();
+        await s?.close();
         await l.close();
       }
     }));
 
-  test("loop.dispose() rejects pending operations and sleeps, and refuses new operations", () =>
+  pendingTest("loop.dispose() rejects pending operations and sleeps, and refuses new operations", () =>
     ctx.run(async () => {
       // A second loop of the same kind, so disposing it does not end this suite's loop.
       const other = createLoop({ backend: ctx.backend, guest: ctx.mode === "guest" });

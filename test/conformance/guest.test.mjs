@@ -3,6 +3,12 @@
  * its own sockets (node:http here) keep working while evloop sockets are busy; and it keeps the
  * process alive exactly like Node's own handles do (checked in child processes, each killed
  * after CHILD_TIMEOUT_MS so a process that never exits fails the test instead of hanging it).
+ *
+ * The blocking backend has a guest mode too: its timers run on Node's event loop, but each
+ * operation holds the thread until it completes, so nothing is ever pending. Its "blocking:"
+ * tests check that instead: Node's event loop runs between operations and never during one, an
+ * operation's promise is settled when the call returns, and only timers and open listeners keep
+ * the process alive.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +16,7 @@ import { get, createServer } from "node:http";
 import { once } from "node:events";
 import { spawn } from "node:child_process";
 import { TcpListener, TcpStream } from "evloop";
-import { distIndexUrl, forEachLoop, randomBytes, sha256 } from "../helpers.mjs";
+import { distIndexUrl, forEachLoop, randomBytes, raw, sha256, text, track } from "../helpers.mjs";
 
 const CHILD_TIMEOUT_MS = 10_000;
 
@@ -52,7 +58,100 @@ function httpGet(port, path) {
 forEachLoop(
   "guest",
   (ctx) => {
-    test("a setTimeout and an http request complete while an evloop TCP transfer is running", () =>
+    // Tests that need an operation pending while Node's event loop runs: none ever is on the
+    // blocking backend, whose variants are declared below.
+    const pendingTest = ctx.blocking ? () => {} : test;
+
+    if (ctx.blocking) {
+      test("blocking: Node's event loop runs between operations (a setTimeout and an http request complete) but not during one", () =>
+        ctx.run(async () => {
+          assert.equal(ctx.loop.mode, "guest");
+          const server = createServer((req, res) => res.end(`hello ${req.url}`));
+          server.listen(0, "127.0.0.1");
+          await once(server, "listening");
+          const [a, b] = raw.socketPair();
+          const stop = new AbortController();
+          try {
+            // A loop timer is pending all along: the guest driver must not wait for it.
+            const sleeping = track(ctx.loop.sleep(60_000, { signal: stop.signal }));
+            assert.equal(await new Promise((resolve) => setTimeout(() => resolve("fired"), 20)), "fired");
+            const res = await httpGet(server.address().port, "/evloop");
+            assert.equal(res.status, 200);
+            assert.equal(res.body, "hello /evloop");
+            assert.equal(sleeping.state, "pending");
+            // An operation that waits holds the thread: its promise is settled when the call
+            // returns, before Node's event loop has turned once.
+            const peer = ctx.peer(async ({ raw, bytes, whenWaiting }, { b }) => {
+              await whenWaiting();
+              raw.write(b, bytes("from the peer"));
+            }, { b });
+            const buf = new Uint8Array(32);
+            const reading = track(ctx.loop.read(a, buf, { timeout: 10_000 }));
+            await Promise.resolve();
+            assert.equal(reading.state, "fulfilled", "the read was still pending when its call returned");
+            assert.equal(text(buf.subarray(0, reading.value)), "from the peer");
+            await peer.result();
+          } finally {
+            stop.abort();
+            raw.close(a);
+            raw.close(b);
+            server.close();
+            await once(server, "close");
+          }
+        }));
+
+      test("blocking: a read that would block holds the process: a Node timer due meanwhile runs only after the read returns", () =>
+        ctx.run(async () => {
+          const r = await runChild(ctx.backend, `
+            const loop = evloop.createLoop({ backend });
+            const [a, b] = evloop.UnixStream.pair({ loop });
+            setTimeout(() => console.log("timer"), 0);
+            a.read(new Uint8Array(8), { timeout: 100 }).catch((e) => console.log(e.code));
+            console.log("returned");
+            setTimeout(async () => {
+              await a.close();
+              await b.close();
+            }, 0);
+          `);
+          exitedCleanly(r);
+          assert.equal(r.stdout, "returned\nETIMEDOUT\ntimer");
+        }));
+
+      test("blocking: loop.unref() lets the process exit with a sleep pending", () =>
+        ctx.run(async () => {
+          const r = await runChild(ctx.backend, `
+            const loop = evloop.createLoop({ backend });
+            loop.sleep(60_000).then(() => console.log("unexpected wake"));
+            loop.unref();
+          `);
+          exitedCleanly(r);
+          assert.equal(r.stdout, "");
+        }));
+
+      test("blocking: an open TcpListener keeps the process alive; listener.unref() lets it exit", () =>
+        ctx.run(async () => {
+          const held = await runChild(ctx.backend, `
+            const loop = evloop.createLoop({ backend });
+            const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+            setTimeout(async () => {
+              console.log("still alive");
+              await l.close();
+            }, 50).unref();
+          `);
+          exitedCleanly(held);
+          assert.equal(held.stdout, "still alive", "the process exited with the listener open");
+
+          // An accept would hold the thread until a connection came, so none is pending here.
+          const unrefed = await runChild(ctx.backend, `
+            const loop = evloop.createLoop({ backend });
+            const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+            l.unref();
+          `);
+          exitedCleanly(unrefed);
+        }));
+    }
+
+    pendingTest("a setTimeout and an http request complete while an evloop TCP transfer is running", () =>
       ctx.run(async () => {
         assert.equal(ctx.loop.mode, "guest");
         const server = createServer((req, res) => res.end(`hello ${req.url}`));
@@ -118,7 +217,7 @@ forEachLoop(
     // In the children below, Node timers that would write or close are unref'd: they fire only
     // if evloop is what keeps the process alive.
 
-    test("a pending read keeps the process alive until it completes, then the process exits", () =>
+    pendingTest("a pending read keeps the process alive until it completes, then the process exits", () =>
       ctx.run(async () => {
         const r = await runChild(ctx.backend, `
           const loop = evloop.createLoop({ backend });
@@ -144,7 +243,7 @@ forEachLoop(
         assert.equal(r.stdout, "slept");
       }));
 
-    test("loop.unref() lets the process exit with a read pending", () =>
+    pendingTest("loop.unref() lets the process exit with a read pending", () =>
       ctx.run(async () => {
         const r = await runChild(ctx.backend, `
           const loop = evloop.createLoop({ backend });
@@ -156,7 +255,7 @@ forEachLoop(
         assert.equal(r.stdout, "");
       }));
 
-    test("an open TcpListener keeps the process alive; listener.unref() lets it exit while accepting", () =>
+    pendingTest("an open TcpListener keeps the process alive; listener.unref() lets it exit while accepting", () =>
       ctx.run(async () => {
         const held = await runChild(ctx.backend, `
           const loop = evloop.createLoop({ backend });

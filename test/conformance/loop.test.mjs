@@ -2,6 +2,9 @@
  * The EventLoop operations on raw fds (socket pairs, pipes): results, EOF, buffer offsets,
  * readiness waits, datagrams and scatter/gather, FIFO order of queued operations, timers —
  * and the same through Pipe and FileDescriptor.
+ *
+ * Where an operation must wait for the other end, the other end is a peer (`ctx.peer`): on the
+ * blocking backend it runs in another thread, since the operation holds this one.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,14 +20,25 @@ forEachLoop("loop", (ctx) => {
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       try {
+        const peer = ctx.peer(async ({ loop, bytes, whenWaiting }, { b }) => {
+          try {
+            await whenWaiting();
+            const n = await loop.write(b, bytes("hello"));
+            await whenWaiting();
+            return n;
+          } finally {
+            await loop.close(b); // the reader's EOF
+          }
+        }, { b });
         const buf = new Uint8Array(16);
-        const reading = ctx.loop.read(a, buf);
-        assert.equal(await ctx.loop.write(b, bytes("hello")), 5);
-        const n = await reading;
+        const reading = track(ctx.loop.read(a, buf));
+        await peer.proceed(reading);
+        const n = await reading.promise;
         assert.equal(text(buf.subarray(0, n)), "hello");
-        const eof = ctx.loop.read(a, buf);
-        await ctx.loop.close(b);
-        assert.equal(await eof, 0);
+        const eof = track(ctx.loop.read(a, buf));
+        await peer.proceed(eof);
+        assert.equal(await eof.promise, 0);
+        assert.equal(await peer.result(), 5, "write() returns the count");
         assert.equal(await ctx.loop.read(a, buf), 0, "and again");
       } finally {
         await ctx.loop.close(a);
@@ -60,7 +74,30 @@ forEachLoop("loop", (ctx) => {
       }
     }));
 
-  test("queued reads on one fd complete in FIFO order", () =>
+  if (ctx.blocking) {
+    // Nothing is ever queued: each read holds the thread until it has its data.
+    test("blocking: reads called in a row run one at a time, in call order, each waiting for its own data", () =>
+      ctx.run(async () => {
+        const [a, b] = raw.socketPair();
+        try {
+          const peer = ctx.peer(async ({ raw, whenWaiting }, { b }) => {
+            for (let i = 0; i < 3; i++) {
+              await whenWaiting();
+              raw.write(b, new Uint8Array([65 + i]));
+            }
+          }, { b });
+          const bufs = [new Uint8Array(4), new Uint8Array(4), new Uint8Array(4)];
+          const counts = [];
+          for (const buf of bufs) counts.push(await ctx.loop.read(a, buf, { timeout: 10_000 }));
+          await peer.result();
+          assert.deepEqual(counts, [1, 1, 1], "a read took more than the byte written while it waited");
+          assert.deepEqual(bufs.map((x) => x[0]), [65, 66, 67]);
+        } finally {
+          await ctx.loop.close(a);
+          raw.close(b);
+        }
+      }));
+  } else test("queued reads on one fd complete in FIFO order", () =>
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       try {
@@ -83,13 +120,24 @@ forEachLoop("loop", (ctx) => {
     ctx.run(async () => {
       const [a, b] = raw.socketPair();
       try {
-        const filled = raw.fill(a);
+        const filled = raw.fill(a); // bytes 0x5a
+        // The peer reads exactly what filled the socket: the write may go through as soon as
+        // there is room, while the peer is still reading, and its bytes must come after.
+        const peer = ctx.peer(async ({ loop, whenWaiting }, { b, filled }) => {
+          await whenWaiting();
+          const buf = new Uint8Array(64 * 1024);
+          for (let got = 0; got < filled; ) {
+            const n = await loop.read(b, buf.subarray(0, Math.min(buf.length, filled - got)), { timeout: 5000 });
+            if (n === 0) throw new Error(`end of stream after ${got} of ${filled} bytes`);
+            const other = buf.subarray(0, n).findIndex((x) => x !== 0x5a);
+            if (other >= 0) throw new Error(`byte ${got + other} is not one the socket was filled with`);
+            got += n;
+          }
+        }, { b, filled });
         const writing = track(ctx.loop.write(a, bytes("tail")));
-        await spin();
-        assert.equal(writing.state, "pending");
-        const drained = raw.drain(b);
-        assert.equal(drained, filled);
+        await peer.proceed(writing);
         assert.equal(await writing.promise, 4);
+        await peer.result();
         const buf = new Uint8Array(8);
         assert.equal(text(buf.subarray(0, await ctx.loop.read(b, buf))), "tail");
       } finally {
@@ -103,18 +151,21 @@ forEachLoop("loop", (ctx) => {
       const [a, b] = raw.socketPair();
       try {
         await ctx.loop.waitWritable(a, { timeout: 5000 });
+        const peer = ctx.peer(async ({ raw, bytes, whenWaiting }, { b }) => {
+          await whenWaiting();
+          raw.write(b, bytes("!"));
+          await whenWaiting();
+          raw.drain(b);
+        }, { b });
         const readable = track(ctx.loop.waitReadable(a));
-        await spin();
-        assert.equal(readable.state, "pending");
-        raw.write(b, bytes("!"));
+        await peer.proceed(readable);
         await readable.promise;
         assert.equal(raw.read(a, new Uint8Array(4)), 1, "waitReadable consumed nothing");
         raw.fill(a);
         const writable = track(ctx.loop.waitWritable(a));
-        await spin();
-        assert.equal(writable.state, "pending");
-        raw.drain(b);
+        await peer.proceed(writable);
         await writable.promise;
+        await peer.result();
       } finally {
         await ctx.loop.close(a);
         raw.close(b);
@@ -125,11 +176,14 @@ forEachLoop("loop", (ctx) => {
     ctx.run(async () => {
       const [r, w] = raw.pipe();
       try {
+        const peer = ctx.peer(async ({ raw, whenWaiting }, { w }) => {
+          await whenWaiting();
+          raw.close(w);
+        }, { w });
         const waiting = track(ctx.loop.waitReadable(r));
-        await spin();
-        assert.equal(waiting.state, "pending");
-        raw.close(w);
+        await peer.proceed(waiting);
         await waiting.promise;
+        await peer.result();
         assert.equal(await ctx.loop.read(r, new Uint8Array(4)), 0);
       } finally {
         await ctx.loop.close(r);
@@ -141,9 +195,14 @@ forEachLoop("loop", (ctx) => {
       const [a, b] = raw.socketPair("dgram");
       try {
         const buf = new Uint8Array(32);
-        const receiving = ctx.loop.receiveFrom(b, buf);
-        raw.write(a, bytes("datagram"));
-        const [n, address] = await receiving;
+        const peer = ctx.peer(async ({ raw, bytes, whenWaiting }, { a }) => {
+          await whenWaiting();
+          raw.write(a, bytes("datagram"));
+        }, { a });
+        const receiving = track(ctx.loop.receiveFrom(b, buf));
+        await peer.proceed(receiving);
+        const [n, address] = await receiving.promise;
+        await peer.result();
         assert.equal(text(buf.subarray(0, n)), "datagram");
         assert.deepEqual(address, { family: "unix", path: "" });
         assert.equal(await ctx.loop.sendMessage(a, [bytes("one "), bytes("two "), bytes("three")], []), 13);
@@ -173,11 +232,15 @@ forEachLoop("loop", (ctx) => {
       const [r, w] = Pipe.create({ loop: ctx.loop });
       try {
         const data = new Uint8Array(1024 * 1024).map((_, i) => i & 0xff);
-        const reading = readToEnd(r);
+        // The reader is the peer, which reads the pipe through a FileDescriptor of its own loop.
+        const reader = ctx.peer(async ({ evloop, loop, readToEnd }, { fd }) => {
+          const end = evloop.FileDescriptor.from(fd, { loop, owned: false });
+          return readToEnd(end);
+        }, { fd: r.fd });
         await w.writeAll(data);
         await w.shutdown();
         assert.equal(w.closed, true, "shutdown() of a pipe's write end closes it");
-        const got = await reading;
+        const got = await reader.result();
         assert.equal(got.length, data.length);
         assert.deepEqual(got, data);
       } finally {
@@ -188,18 +251,24 @@ forEachLoop("loop", (ctx) => {
 
   test("Pipe reader async iteration yields chunks until EOF", () =>
     ctx.run(async () => {
-      const [r, w] = Pipe.create({ loop: ctx.loop });
-      const writer = (async () => {
-        for (let i = 0; i < 5; i++) {
-          await w.writeAll(bytes(`chunk${i};`));
-          await ctx.loop.sleep(1);
+      const [r, w] = raw.pipe();
+      const reader = FileDescriptor.from(r, { loop: ctx.loop });
+      // The peer owns the write end and closes it when done.
+      const writer = ctx.peer(async ({ evloop, loop, bytes }, { w }) => {
+        const end = evloop.FileDescriptor.from(w, { loop });
+        try {
+          for (let i = 0; i < 5; i++) {
+            await end.writeAll(bytes(`chunk${i};`));
+            await loop.sleep(1);
+          }
+        } finally {
+          await end.close();
         }
-        await w.close();
-      })();
+      }, { w });
       let all = "";
-      for await (const chunk of r) all += text(chunk);
-      await writer;
-      await r.close();
+      for await (const chunk of reader) all += text(chunk);
+      await writer.result();
+      await reader.close();
       assert.equal(all, "chunk0;chunk1;chunk2;chunk3;chunk4;");
     }));
 
@@ -208,11 +277,14 @@ forEachLoop("loop", (ctx) => {
       const [a, b] = raw.socketPair();
       const f = FileDescriptor.from(a, { loop: ctx.loop, owned: false });
       try {
+        const peer = ctx.peer(async ({ raw, bytes, whenWaiting }, { b }) => {
+          await whenWaiting();
+          raw.write(b, bytes("hi"));
+        }, { b });
         const waiting = track(f.waitReadable());
-        await spin();
-        assert.equal(waiting.state, "pending");
-        raw.write(b, bytes("hi"));
+        await peer.proceed(waiting);
         await waiting.promise;
+        await peer.result();
         const buf = new Uint8Array(4);
         assert.equal(await f.read(buf), 2);
         await f.close();

@@ -3,6 +3,10 @@
  * semantics, deregistration, capacity, and same-thread wakers (cross-thread wakers: wake.test).
  *
  * Every poll here either has data already waiting or uses timeout 0, so nothing blocks for long.
+ *
+ * The blocking backend has no selector, so there is no Poll on it: its readiness is
+ * `loop.waitReadable()`/`waitWritable()` (loop.test.mjs), and here it is checked that a Poll
+ * cannot be asked for it.
  */
 import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -222,6 +226,19 @@ for (const selector of SELECTORS) {
       } finally {
         waker.close();
       }
+    });
+  });
+}
+
+if (testBackends().includes("blocking")) {
+  describe("readiness blocking", () => {
+    test("new Poll('blocking') throws a TypeError naming the selectors: the blocking backend has none", () => {
+      assert.throws(() => new Poll("blocking"), (e) => {
+        assert.ok(e instanceof TypeError, `expected a TypeError, got ${e}`);
+        assert.match(e.message, /"blocking"/);
+        assert.match(e.message, /epoll/);
+        return true;
+      });
     });
   });
 }

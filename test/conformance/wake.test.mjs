@@ -4,11 +4,14 @@
  *
  * How the tests stay bounded although the main thread blocks in the kernel, where no timer of
  * its own can fire: before blocking, a second "watchdog" Worker is started. It uses only
- * node:fs, not evloop, and after WATCHDOG_MS writes one byte into an fd the blocked call is
- * waiting on, which ends the wait. Each test then asserts that the wait ended because of the
- * wake (the waker worker's flag is set and the watchdog's byte was not consumed/reported), so a
- * broken wake fails after WATCHDOG_MS instead of hanging. The watchdog is cancelled (through a
+ * node:fs, not evloop, and after WATCHDOG_MS marks a flag and then writes one byte into an fd
+ * the blocked call is waiting on, which ends the wait. The flags are read the moment the blocked
+ * call returns: the waker worker's flag must be set and the watchdog's not yet, so a broken wake
+ * fails after WATCHDOG_MS instead of hanging. The watchdog is cancelled (through a
  * SharedArrayBuffer) and joined before its fd is closed, so it never writes into a reused fd.
+ *
+ * On the blocking backend run(true) waits for nothing but the next timer: the pending work is a
+ * sleep of WATCHDOG_MS, which is itself the watchdog (it ends run(true) if the wake does not).
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -26,6 +29,7 @@ const WOKE = 0;
 const CANCEL = 1;
 const FIRED = 2;
 
+// FIRED is set before the byte is written: a wait that its byte ended returns with FIRED set.
 const WATCHDOG_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const fs = require("node:fs");
@@ -33,8 +37,8 @@ const flags = new Int32Array(workerData.flags);
 parentPort.postMessage("armed");
 Atomics.wait(flags, ${CANCEL}, 0, workerData.ms);
 if (Atomics.load(flags, ${CANCEL}) === 0) {
-  fs.writeSync(workerData.fd, Buffer.from([0x77]));
   Atomics.store(flags, ${FIRED}, 1);
+  fs.writeSync(workerData.fd, Buffer.from([0x77]));
 }
 `;
 
@@ -74,13 +78,16 @@ async function firstMessage({ error, exited, message }) {
   return Promise.race([message, failed]);
 }
 
-/** Starts the watchdog and the waker workers; resolves once both are running. */
+/**
+ * Starts the watchdog (unless `watchdogFd` is null: the caller has a watchdog of its own) and the
+ * waker workers; resolves once they are running.
+ */
 async function startWorkers({ watchdogFd, handle }) {
   const flags = new SharedArrayBuffer(12);
-  const watchdog = spawn(WATCHDOG_SOURCE, { flags, fd: watchdogFd, ms: WATCHDOG_MS });
+  const watchdog = watchdogFd === null ? null : spawn(WATCHDOG_SOURCE, { flags, fd: watchdogFd, ms: WATCHDOG_MS });
   const waker = spawn(WAKER_SOURCE, { flags, url: distIndexUrl, handle, delay: WAKE_DELAY_MS });
   try {
-    assert.equal(await firstMessage(watchdog), "armed");
+    if (watchdog) assert.equal(await firstMessage(watchdog), "armed");
     assert.equal(await firstMessage(waker), "ready");
   } catch (e) {
     await stopWorkers({ flags, watchdog, waker });
@@ -89,12 +96,17 @@ async function startWorkers({ watchdogFd, handle }) {
   return { flags: new Int32Array(flags), watchdog, waker };
 }
 
-/** Cancels the watchdog and waits for both workers to end. */
+/** Cancels the watchdog and waits for the workers to end. */
 async function stopWorkers({ flags, watchdog, waker }) {
   const f = flags instanceof Int32Array ? flags : new Int32Array(flags);
   Atomics.store(f, CANCEL, 1);
   Atomics.notify(f, CANCEL);
-  await Promise.all([watchdog.exited, waker.exited]);
+  await Promise.all([watchdog?.exited, waker.exited]);
+}
+
+/** The flags as they are now: read them the moment a blocking call returns. */
+function flagsNow(flags) {
+  return { woke: Atomics.load(flags, WOKE), fired: Atomics.load(flags, FIRED) };
 }
 
 /**
@@ -110,6 +122,46 @@ const flush = () => new Promise((resolve) => setImmediate(resolve));
 
 for (const backend of testBackends()) {
   describe(`wake ${backend}`, () => {
+    if (backend === "blocking") {
+      test("blocking: a Worker's wake through loop.interruptHandle ends a loop.run(true) that waits for a timer", async () => {
+        const loop = createLoop({ backend, guest: false });
+        try {
+          // The watchdog: if the wake does nothing, run(true) returns when this timer fires.
+          const sleeping = track(loop.sleep(WATCHDOG_MS));
+          const workers = await startWorkers({ watchdogFd: null, handle: loop.interruptHandle });
+          let more;
+          let at;
+          try {
+            more = loop.run(true);
+            at = flagsNow(workers.flags);
+          } finally {
+            await stopWorkers(workers);
+          }
+          await flush();
+          assert.equal(at.woke, 1, "run(true) returned before the worker woke it");
+          assert.equal(sleeping.state, "pending", "run(true) waited for the timer instead of returning on the worker's wake");
+          assert.equal(more, true, "run() returns true while a timer is pending");
+        } finally {
+          loop.dispose();
+        }
+      });
+
+      test("blocking: loop.interrupt() before run(true) makes that run return without waiting for the timer", async () => {
+        const loop = createLoop({ backend, guest: false });
+        try {
+          // The watchdog: if interrupt() does nothing, run(true) returns when this timer fires.
+          const sleeping = track(loop.sleep(WATCHDOG_MS));
+          loop.interrupt();
+          assert.equal(loop.run(true), true);
+          await flush();
+          assert.equal(sleeping.state, "pending", "run(true) waited for the timer instead of returning on interrupt()");
+        } finally {
+          loop.dispose();
+        }
+      });
+      return;
+    }
+
     test("a Worker's wake through loop.interruptHandle ends a blocking loop.run(true)", async () => {
       const loop = createLoop({ backend, guest: false });
       const [a, b] = raw.socketPair();
@@ -119,14 +171,16 @@ for (const backend of testBackends()) {
         settle(loop);
         const workers = await startWorkers({ watchdogFd: b, handle: loop.interruptHandle });
         let more;
+        let at;
         try {
           more = loop.run(true);
+          at = flagsNow(workers.flags);
         } finally {
           await stopWorkers(workers);
         }
         await flush();
-        assert.equal(Atomics.load(workers.flags, FIRED), 0, "the watchdog had to end run(true): the wake did not");
-        assert.equal(Atomics.load(workers.flags, WOKE), 1, "run(true) returned before the worker woke it");
+        assert.equal(at.fired, 0, "the watchdog had to end run(true): the wake did not");
+        assert.equal(at.woke, 1, "run(true) returned before the worker woke it");
         assert.equal(pending.state, "pending", "the read completed, so run(true) was ended by data, not by the wake");
         assert.equal(more, true, "run() returns true while work is pending");
         await loop.close(a);
@@ -150,8 +204,10 @@ for (const backend of testBackends()) {
         settle(loop);
         loop.interrupt();
         let more;
+        let at;
         try {
           more = loop.run(true);
+          at = flagsNow(new Int32Array(flags));
         } finally {
           const f = new Int32Array(flags);
           Atomics.store(f, CANCEL, 1);
@@ -159,7 +215,7 @@ for (const backend of testBackends()) {
           await watchdog.exited;
         }
         await flush();
-        assert.equal(Atomics.load(new Int32Array(flags), FIRED), 0, "the watchdog had to end run(true)");
+        assert.equal(at.fired, 0, "the watchdog had to end run(true)");
         assert.equal(pending.state, "pending");
         assert.equal(more, true);
         await loop.close(a);
@@ -181,14 +237,16 @@ for (const selector of testBackends().filter((b) => b === "epoll" || b === "poll
       const events = new Events(8);
       try {
         const workers = await startWorkers({ watchdogFd: w, handle: waker.handle });
+        let at;
         try {
           poll.poll(events);
+          at = flagsNow(workers.flags);
         } finally {
           await stopWorkers(workers);
         }
         const tokens = [...events].map((e) => e.token);
-        assert.equal(Atomics.load(workers.flags, FIRED), 0, "the watchdog had to end poll(): the wake did not");
-        assert.equal(Atomics.load(workers.flags, WOKE), 1, "poll() returned before the worker woke it");
+        assert.equal(at.fired, 0, "the watchdog had to end poll(): the wake did not");
+        assert.equal(at.woke, 1, "poll() returned before the worker woke it");
         assert.deepEqual(tokens, [77]);
         // Poll.poll reset the waker: no leftover wake-up.
         poll.poll(events, 0);

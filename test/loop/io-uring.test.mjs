@@ -89,7 +89,8 @@ describe("io_uring", { skip }, () => {
 
   test("more completions at once than the CQ holds (overflow) all arrive", () =>
     withLoop({ ioUring: { entries: 2 } }, async (loop) => {
-      // entries 2 gives a CQ of 8; 300 polls on writable sockets complete in one submission.
+      // entries 2 gives a CQ of 32 (the loop asks for 16 × entries); 300 polls on writable
+      // sockets complete in one submission.
       const pairs = Array.from({ length: 150 }, () => raw.socketPair());
       try {
         const waits = pairs.flatMap(([a, b]) => [loop.waitWritable(a), loop.waitWritable(b)]);
