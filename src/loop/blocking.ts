@@ -62,13 +62,26 @@ export class BlockingEventLoop extends CompletionLoop {
       for (;;) {
         const result = attempt(op, this.#pool);
         if (result !== WOULD_BLOCK_RESULT) return Promise.resolve(result as T);
-        const left = op.deadline - clock();
-        if (left <= 0) throw new TimeoutError(SYSCALL[op.kind], op.timeoutMs);
-        const revents = pollOne(op.fd, pollEvents(op.kind), left === Infinity ? -1 : Math.ceil(left));
-        if (revents & C.POLLNVAL) throw new SystemError(ERRNO.EBADF, SYSCALL[op.kind], `fd ${op.fd} is not open`);
+        this.#waitReady(op);
       }
     } catch (e) {
       return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Waits in poll(2) until `op`'s fd is ready; throws a TimeoutError once the deadline passes.
+   * Only readiness leads to another try: a connect in progress must not be asked for SO_ERROR
+   * (0 while still connecting) before its socket turns writable.
+   */
+  #waitReady(op: Operation): void {
+    const events = pollEvents(op.kind);
+    for (;;) {
+      const left = op.deadline - clock();
+      if (left <= 0) throw new TimeoutError(SYSCALL[op.kind], op.timeoutMs);
+      const revents = pollOne(op.fd, events, left === Infinity ? -1 : Math.ceil(left));
+      if (revents & C.POLLNVAL) throw new SystemError(ERRNO.EBADF, SYSCALL[op.kind], `fd ${op.fd} is not open`);
+      if (revents !== 0) return;
     }
   }
 
