@@ -8,7 +8,7 @@
  * socket/accept), no accept4 or pipe2 (the same), no MSG_CMSG_CLOEXEC (FD_CLOEXEC on each
  * received fd), no SO_DOMAIN (getsockname's family), no POLLRDHUP.
  */
-import { struct } from "../../ffi/layout.js";
+import { BSD_ERRNO, BSD_POLL, bsdLayout, bsdTable } from "./common.js";
 import type { TargetTable } from "../table.js";
 
 /** Constants, keyed by the portable names of `table.ts`. */
@@ -62,97 +62,23 @@ export const C = {
   FD_CLOEXEC: 1,
   O_NONBLOCK: 0x00000004,
   O_CLOEXEC: 0x01000000,
-  // bsd/sys/poll.h
-  POLLIN: 0x0001,
-  POLLPRI: 0x0002,
-  POLLOUT: 0x0004,
-  POLLERR: 0x0008,
-  POLLHUP: 0x0010,
-  POLLNVAL: 0x0020,
+  ...BSD_POLL,
 } as const;
 
-/** errno values by name: bsd/sys/errno.h. */
+/** errno values by name (bsd/sys/errno.h): the 4.4BSD ones (`common.ts`), then macOS's own. */
 export const ERRNO = {
-  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10,
-  EDEADLK: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENOTBLK: 15, EBUSY: 16, EEXIST: 17, EXDEV: 18,
-  ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, ETXTBSY: 26,
-  EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30, EMLINK: 31, EPIPE: 32, EDOM: 33, ERANGE: 34,
-  EAGAIN: 35, EINPROGRESS: 36, EALREADY: 37, ENOTSOCK: 38, EDESTADDRREQ: 39, EMSGSIZE: 40,
-  EPROTOTYPE: 41, ENOPROTOOPT: 42, EPROTONOSUPPORT: 43, ESOCKTNOSUPPORT: 44, ENOTSUP: 45,
-  EPFNOSUPPORT: 46, EAFNOSUPPORT: 47, EADDRINUSE: 48, EADDRNOTAVAIL: 49, ENETDOWN: 50,
-  ENETUNREACH: 51, ENETRESET: 52, ECONNABORTED: 53, ECONNRESET: 54, ENOBUFS: 55, EISCONN: 56,
-  ENOTCONN: 57, ESHUTDOWN: 58, ETOOMANYREFS: 59, ETIMEDOUT: 60, ECONNREFUSED: 61, ELOOP: 62,
-  ENAMETOOLONG: 63, EHOSTDOWN: 64, EHOSTUNREACH: 65, ENOTEMPTY: 66, EPROCLIM: 67, EUSERS: 68,
-  EDQUOT: 69, ESTALE: 70, EREMOTE: 71, EBADRPC: 72, ERPCMISMATCH: 73, EPROGUNAVAIL: 74,
-  EPROGMISMATCH: 75, EPROCUNAVAIL: 76, ENOLCK: 77, ENOSYS: 78, EFTYPE: 79, EAUTH: 80, ENEEDAUTH: 81,
-  EPWROFF: 82, EDEVERR: 83, EOVERFLOW: 84, EBADEXEC: 85, EBADARCH: 86, ESHLIBVERS: 87, EBADMACHO: 88,
-  ECANCELED: 89, EIDRM: 90, ENOMSG: 91, EILSEQ: 92, ENOATTR: 93, EBADMSG: 94, EMULTIHOP: 95,
-  ENODATA: 96, ENOLINK: 97, ENOSR: 98, ENOSTR: 99, EPROTO: 100, ETIME: 101, EOPNOTSUPP: 102,
-  ENOPOLICY: 103, ENOTRECOVERABLE: 104, EOWNERDEAD: 105, EQFULL: 106,
+  ...BSD_ERRNO,
+  ENOTSUP: 45, EPWROFF: 82, EDEVERR: 83, EOVERFLOW: 84, EBADEXEC: 85, EBADARCH: 86, ESHLIBVERS: 87,
+  EBADMACHO: 88, ECANCELED: 89, EIDRM: 90, ENOMSG: 91, EILSEQ: 92, ENOATTR: 93, EBADMSG: 94,
+  EMULTIHOP: 95, ENODATA: 96, ENOLINK: 97, ENOSR: 98, ENOSTR: 99, EPROTO: 100, ETIME: 101,
+  EOPNOTSUPP: 102, ENOPOLICY: 103, ENOTRECOVERABLE: 104, EOWNERDEAD: 105, EQFULL: 106,
 } as const;
 
-/** Struct layouts (LP64). */
-export const LAYOUT = {
-  // bsd/sys/socket.h: every sockaddr starts with a length byte and a one-byte family.
-  sockaddr_storage: struct("struct sockaddr_storage", 128, {
-    len: ["ss_len", 0, "u8"],
-    family: ["ss_family", 1, "u8"],
-  }),
-  // bsd/netinet/in.h
-  sockaddr_in: struct("struct sockaddr_in", 16, {
-    len: ["sin_len", 0, "u8"],
-    family: ["sin_family", 1, "u8"],
-    port: ["sin_port", 2, "u16be"],
-    addr: ["sin_addr", 4, "bytes", 4],
-  }),
-  // bsd/netinet6/in6.h
-  sockaddr_in6: struct("struct sockaddr_in6", 28, {
-    len: ["sin6_len", 0, "u8"],
-    family: ["sin6_family", 1, "u8"],
-    port: ["sin6_port", 2, "u16be"],
-    flowinfo: ["sin6_flowinfo", 4, "u32"],
-    addr: ["sin6_addr", 8, "bytes", 16],
-    scopeId: ["sin6_scope_id", 24, "u32"],
-  }),
-  // bsd/sys/un.h
-  sockaddr_un: struct("struct sockaddr_un", 106, {
-    len: ["sun_len", 0, "u8"],
-    family: ["sun_family", 1, "u8"],
-    path: ["sun_path", 2, "bytes", 104],
-  }),
-  // bsd/sys/poll.h
-  pollfd: struct("struct pollfd", 8, {
-    fd: ["fd", 0, "i32"],
-    events: ["events", 4, "i16"],
-    revents: ["revents", 6, "i16"],
-  }),
-  // bsd/sys/_types/_iovec_t.h
-  iovec: struct("struct iovec", 16, { base: ["iov_base", 0, "ptr"], len: ["iov_len", 8, "u64"] }),
-  // bsd/sys/socket.h: msg_iovlen is an int and msg_controllen a socklen_t.
-  msghdr: struct("struct msghdr", 48, {
-    name: ["msg_name", 0, "ptr"],
-    namelen: ["msg_namelen", 8, "u32"],
-    iov: ["msg_iov", 16, "ptr"],
-    iovlen: ["msg_iovlen", 24, "i32"],
-    control: ["msg_control", 32, "ptr"],
-    controllen: ["msg_controllen", 40, "u32"],
-    flags: ["msg_flags", 44, "i32"],
-  }),
-  cmsghdr: struct("struct cmsghdr", 12, {
-    len: ["cmsg_len", 0, "u32"],
-    level: ["cmsg_level", 4, "i32"],
-    type: ["cmsg_type", 8, "i32"],
-  }),
-  fdPair: struct("int[2]", 8, {}),
-} as const;
+/** Struct layouts (LP64): the shared BSD ones (`common.ts`). */
+export const LAYOUT = bsdLayout();
 
 /** `__DARWIN_ALIGN32` (bsd/i386/_param.h, bsd/arm/_param.h): control messages align to 4 bytes. */
 export const CMSG_ALIGN = 4;
 
-/** The macOS table. macOS has no POLLRDHUP: a peer's shutdown shows as POLLIN, then read() = 0. */
-export const TABLE: TargetTable = {
-  C, ERRNO, LAYOUT, CMSG_ALIGN,
-  POLL_READABLE: C.POLLIN | C.POLLPRI,
-  POLL_WRITABLE: C.POLLOUT,
-  POLL_READ_CLOSED: C.POLLHUP,
-};
+/** The macOS table (no POLLRDHUP: see `bsdTable`). */
+export const TABLE: TargetTable = bsdTable({ C, ERRNO, LAYOUT, CMSG_ALIGN });

@@ -6,7 +6,7 @@
  * NetBSD ≥ 6 has SOCK_NONBLOCK/SOCK_CLOEXEC, accept4, pipe2, MSG_NOSIGNAL and
  * MSG_CMSG_CLOEXEC. It has no SO_DOMAIN (getsockname's family answers) and no POLLRDHUP.
  */
-import { struct } from "../../ffi/layout.js";
+import { BSD_ERRNO, BSD_POLL, bsdLayout, bsdTable } from "./common.js";
 import type { TargetTable } from "../table.js";
 
 /** Constants, keyed by the portable names of `table.ts`. */
@@ -62,87 +62,19 @@ export const C = {
   FD_CLOEXEC: 1,
   O_NONBLOCK: 0x0004,
   O_CLOEXEC: 0x00400000,
-  // sys/sys/poll.h
-  POLLIN: 0x0001,
-  POLLPRI: 0x0002,
-  POLLOUT: 0x0004,
-  POLLERR: 0x0008,
-  POLLHUP: 0x0010,
-  POLLNVAL: 0x0020,
+  ...BSD_POLL,
 } as const;
 
-/** errno values by name: sys/sys/errno.h (ENOTSUP is its own number here). */
+/** errno values by name (sys/sys/errno.h): the 4.4BSD ones (`common.ts`), then this OS's own (ENOTSUP is its own number here). */
 export const ERRNO = {
-  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10,
-  EDEADLK: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENOTBLK: 15, EBUSY: 16, EEXIST: 17, EXDEV: 18,
-  ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, ETXTBSY: 26,
-  EFBIG: 27, ENOSPC: 28, ESPIPE: 29, EROFS: 30, EMLINK: 31, EPIPE: 32, EDOM: 33, ERANGE: 34,
-  EAGAIN: 35, EINPROGRESS: 36, EALREADY: 37, ENOTSOCK: 38, EDESTADDRREQ: 39, EMSGSIZE: 40,
-  EPROTOTYPE: 41, ENOPROTOOPT: 42, EPROTONOSUPPORT: 43, ESOCKTNOSUPPORT: 44, EOPNOTSUPP: 45,
-  EPFNOSUPPORT: 46, EAFNOSUPPORT: 47, EADDRINUSE: 48, EADDRNOTAVAIL: 49, ENETDOWN: 50,
-  ENETUNREACH: 51, ENETRESET: 52, ECONNABORTED: 53, ECONNRESET: 54, ENOBUFS: 55, EISCONN: 56,
-  ENOTCONN: 57, ESHUTDOWN: 58, ETOOMANYREFS: 59, ETIMEDOUT: 60, ECONNREFUSED: 61, ELOOP: 62,
-  ENAMETOOLONG: 63, EHOSTDOWN: 64, EHOSTUNREACH: 65, ENOTEMPTY: 66, EPROCLIM: 67, EUSERS: 68,
-  EDQUOT: 69, ESTALE: 70, EREMOTE: 71, EBADRPC: 72, ERPCMISMATCH: 73, EPROGUNAVAIL: 74,
-  EPROGMISMATCH: 75, EPROCUNAVAIL: 76, ENOLCK: 77, ENOSYS: 78, EFTYPE: 79, EAUTH: 80, ENEEDAUTH: 81,
-  EIDRM: 82, ENOMSG: 83, EOVERFLOW: 84, EILSEQ: 85, ENOTSUP: 86, ECANCELED: 87, EBADMSG: 88,
-  ENODATA: 89, ENOSR: 90, ENOSTR: 91, ETIME: 92, ENOATTR: 93, EMULTIHOP: 94, ENOLINK: 95, EPROTO: 96,
+  ...BSD_ERRNO,
+  EOPNOTSUPP: 45, EIDRM: 82, ENOMSG: 83, EOVERFLOW: 84, EILSEQ: 85, ENOTSUP: 86, ECANCELED: 87,
+  EBADMSG: 88, ENODATA: 89, ENOSR: 90, ENOSTR: 91, ETIME: 92, ENOATTR: 93, EMULTIHOP: 94,
+  ENOLINK: 95, EPROTO: 96,
 } as const;
 
-/** Struct layouts (LP64). */
-export const LAYOUT = {
-  // sys/sys/socket.h: every sockaddr starts with a length byte and a one-byte family.
-  sockaddr_storage: struct("struct sockaddr_storage", 128, {
-    len: ["ss_len", 0, "u8"],
-    family: ["ss_family", 1, "u8"],
-  }),
-  // sys/netinet/in.h
-  sockaddr_in: struct("struct sockaddr_in", 16, {
-    len: ["sin_len", 0, "u8"],
-    family: ["sin_family", 1, "u8"],
-    port: ["sin_port", 2, "u16be"],
-    addr: ["sin_addr", 4, "bytes", 4],
-  }),
-  // sys/netinet6/in6.h
-  sockaddr_in6: struct("struct sockaddr_in6", 28, {
-    len: ["sin6_len", 0, "u8"],
-    family: ["sin6_family", 1, "u8"],
-    port: ["sin6_port", 2, "u16be"],
-    flowinfo: ["sin6_flowinfo", 4, "u32"],
-    addr: ["sin6_addr", 8, "bytes", 16],
-    scopeId: ["sin6_scope_id", 24, "u32"],
-  }),
-  // sys/sys/un.h
-  sockaddr_un: struct("struct sockaddr_un", 106, {
-    len: ["sun_len", 0, "u8"],
-    family: ["sun_family", 1, "u8"],
-    path: ["sun_path", 2, "bytes", 104],
-  }),
-  // sys/sys/poll.h
-  pollfd: struct("struct pollfd", 8, {
-    fd: ["fd", 0, "i32"],
-    events: ["events", 4, "i16"],
-    revents: ["revents", 6, "i16"],
-  }),
-  // sys/sys/uio.h
-  iovec: struct("struct iovec", 16, { base: ["iov_base", 0, "ptr"], len: ["iov_len", 8, "u64"] }),
-  // sys/sys/socket.h: msg_iovlen is an int and msg_controllen a socklen_t.
-  msghdr: struct("struct msghdr", 48, {
-    name: ["msg_name", 0, "ptr"],
-    namelen: ["msg_namelen", 8, "u32"],
-    iov: ["msg_iov", 16, "ptr"],
-    iovlen: ["msg_iovlen", 24, "i32"],
-    control: ["msg_control", 32, "ptr"],
-    controllen: ["msg_controllen", 40, "u32"],
-    flags: ["msg_flags", 44, "i32"],
-  }),
-  cmsghdr: struct("struct cmsghdr", 12, {
-    len: ["cmsg_len", 0, "u32"],
-    level: ["cmsg_level", 4, "i32"],
-    type: ["cmsg_type", 8, "i32"],
-  }),
-  fdPair: struct("int[2]", 8, {}),
-} as const;
+/** Struct layouts (LP64): the shared BSD ones (`common.ts`). */
+export const LAYOUT = bsdLayout();
 
 /**
  * `__ALIGNBYTES + 1` on amd64 (sizeof(long)), which sys/sys/socket.h's `__CMSG_ALIGN` uses: 8,
@@ -150,10 +82,5 @@ export const LAYOUT = {
  */
 export const CMSG_ALIGN = 8;
 
-/** The NetBSD table. NetBSD has no POLLRDHUP: a peer's shutdown shows as POLLIN, then read() = 0. */
-export const TABLE: TargetTable = {
-  C, ERRNO, LAYOUT, CMSG_ALIGN,
-  POLL_READABLE: C.POLLIN | C.POLLPRI,
-  POLL_WRITABLE: C.POLLOUT,
-  POLL_READ_CLOSED: C.POLLHUP,
-};
+/** The NetBSD table (no POLLRDHUP: see `bsdTable`). */
+export const TABLE: TargetTable = bsdTable({ C, ERRNO, LAYOUT, CMSG_ALIGN });
