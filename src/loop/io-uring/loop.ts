@@ -199,8 +199,9 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
   }
 
   protected begin<T>(op: UringOp): Promise<T> {
-    if (this.fds.get(op.fd)?.closer) return Promise.reject(new ClosedError(SYSCALL[op.kind], op.fd));
-    const state = this.stateOf(op.fd);
+    let state = this.fds.get(op.fd);
+    if (state === undefined) state = this.stateOf(op.fd);
+    else if (state.closer) return Promise.reject(new ClosedError(SYSCALL[op.kind], op.fd));
     op.state = state;
     const queue = state.queueOf(op.kind);
     const promise = this.park<T>(op, queue);
