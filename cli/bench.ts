@@ -4,7 +4,7 @@
  * the event loop's internals. Progress goes to stderr, the Markdown report to stdout.
  */
 import { writeFileSync } from "node:fs";
-import { BaselineError, checkBaseline, type Baseline } from "../bench/src/baseline.js";
+import { BASELINE_SUFFIX, BaselineError, checkBaseline, type Baseline } from "../bench/src/baseline.js";
 import { BenchBuildError } from "../bench/src/build.js";
 import { Progress } from "../bench/src/progress.js";
 import { renderMarkdown } from "../bench/src/report.js";
@@ -29,7 +29,8 @@ takes under one.
   --baseline DIR     also run the evloop servers of DIR, another evloop checkout (built: dist/
                      exists), labelled evloop-<backend>-<mode>@base, each in the same rounds as
                      this package's, with a × @base column; the internals measure this package
-                     only. --baseline . measures the noise
+                     only. --baseline . measures the noise. With --servers, each evloop server
+                     named brings its @base twin
   --json FILE        also write the report as JSON
   --svg FILE         also write a bar chart as SVG
   --markdown FILE    also write the Markdown report to FILE`;
@@ -50,6 +51,16 @@ function listOption(value: string | undefined, name: string, known: readonly str
 /** An argument as a POSIX shell would need it quoted, so the printed command can be pasted. */
 function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_\-.,:/=@]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `--servers` naming an evloop server also selects its `@base` twin when `--baseline` made one
+ * (listing the twins by hand is allowed, but forgetting them would silently compare nothing).
+ */
+function withBaselines(servers: string[] | undefined, known: readonly string[]): string[] | undefined {
+  if (servers === undefined) return undefined;
+  const twins = servers.map((s) => `${s}${BASELINE_SUFFIX}`).filter((t) => known.includes(t) && !servers.includes(t));
+  return [...servers, ...twins];
 }
 
 /** Runs `evloop bench`; resolves with the exit code. */
@@ -80,7 +91,8 @@ export async function runBenchCommand(argv: readonly string[]): Promise<number> 
     throw e;
   }
   // Probing the servers runs bun and deno --version: only worth it when there is a list to check.
-  const servers = values.servers === undefined ? undefined : listOption(values.servers, "servers", suiteServers({ baseline }).map((s) => s.label));
+  const known = values.servers === undefined ? [] : suiteServers({ baseline }).map((s) => s.label);
+  const servers = withBaselines(listOption(values.servers, "servers", known), known);
 
   const progress = new Progress();
   const controller = new AbortController();
