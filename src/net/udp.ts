@@ -28,7 +28,7 @@ export interface UdpBindOptions extends HandleOptions {
   family?: IPFamily | undefined;
   /** Set SO_REUSEADDR. */
   reuseAddress?: boolean | undefined;
-  /** Set SO_REUSEPORT, so several sockets share the port (the kernel balances datagrams). */
+  /** Set SO_REUSEPORT, so several sockets share the port (on Linux the kernel balances datagrams among them). */
   reusePort?: boolean | undefined;
   /** For an IPv6 address: IPv6 only (IPV6_V6ONLY) instead of IPv4 too. */
   ipv6Only?: boolean | undefined;
