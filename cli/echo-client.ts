@@ -1,6 +1,7 @@
 /**
- * An in-process echo load generator on `node:net`, used by `evloop demo` and meant for the
- * benchmark suite. Every server under test faces this same client, so their numbers compare.
+ * An in-process echo load generator on `node:net`, used by `evloop demo` (the benchmark suite
+ * uses the C load generator, `bench/c/loadgen.c`, so the client is never JavaScript under test).
+ * Both servers the demo compares face this same client, so their numbers compare.
  *
  * Protocol: each connection keeps `depth` frames of `size` bytes in flight. A frame's first 8
  * bytes hold its send time (`performance.now()` as a little-endian float64); the rest is zeros.
