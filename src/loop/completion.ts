@@ -132,10 +132,14 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
   /** `state`'s fd was forgotten (its operations are cancelled): unregister it. */
   protected detach(_state: S): void {}
 
-  /** Closes `fd` (already forgotten by the loop). The default is close(2) here and now. */
+  /** Forgets `fd` and closes it. The default: close(2) here and now (a failure rejects). */
   protected closeFd(fd: number): Promise<void> {
     this.forget(fd);
-    closeFd(fd);
+    try {
+      closeFd(fd);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return Promise.resolve();
   }
 
