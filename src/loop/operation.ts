@@ -54,6 +54,9 @@ export const enum Phase {
 
 function noop(): void {}
 
+/** The passed fds of every operation that passes none (shared: no array per operation). */
+const NO_FDS: readonly number[] = Object.freeze([]);
+
 /**
  * One operation: its arguments, its promise's settle functions, and how it may end early (timer,
  * abort signal). Created per call; a backend subclasses it for its own state.
@@ -66,7 +69,7 @@ export class Operation {
   // where the kernel may touch them (see its `SAFETY` notes).
   buf: Uint8Array | null = null;
   bufs: readonly Uint8Array[] | null = null;
-  fds: readonly number[] = [];
+  fds: readonly number[] = NO_FDS;
   address: SocketAddress | null = null;
   /** connect: the address, encoded (and so validated) when the operation was called. */
   sockaddr: Uint8Array | null = null;
