@@ -40,7 +40,7 @@ export class BlockingEventLoop extends CompletionLoop {
   /** @internal Use `createLoop({ backend: "blocking" })`. */
   constructor() {
     const wakeup = openWakeup();
-    super(wakeup);
+    super(wakeup, { operation: Operation, fdState: FdState });
     this.#wakeup = wakeup;
   }
 
@@ -48,13 +48,7 @@ export class BlockingEventLoop extends CompletionLoop {
     // Nothing to watch: operations finish inside their call; timers are the driver's.
   }
 
-  protected newOperation(): Operation {
-    return new Operation();
-  }
 
-  protected newFdState(fd: number): FdState {
-    return new FdState(fd);
-  }
 
   /** Runs the syscall until it does not would-block, waiting in poll(2) within the timeout. */
   protected begin<T>(op: Operation): Promise<T> {

@@ -22,7 +22,8 @@
  *    it held ({@link CompletionLoop.finish}) and settles the promise; the backend may then start
  *    the next operation of the queue ({@link CompletionLoop.advance}).
  *
- * Hooks a backend provides: `begin`, `wait` (one iteration's waiting and completing), `watch`
+ * A backend passes its waker and record classes to the constructor, and provides the hooks
+ * `begin`, `wait` (one iteration's waiting and completing), `watch`
  * (what a host loop must poll for this loop to have work) and optionally `cancel`, `finish`,
  * `advance`, `detach` (an fd forgotten), `closeFd`, `release` (dispose).
  */
@@ -43,6 +44,12 @@ export interface LoopWaker {
   /** Wakes the loop; safe from any thread. */
   wake(): void;
   close(): void;
+}
+
+/** The record classes a backend keeps: one per operation, one per fd. */
+export interface LoopRecords<Op extends Operation, S extends FdState<Op>> {
+  readonly operation: new () => Op;
+  readonly fdState: new (fd: number) => S;
 }
 
 /**
@@ -97,16 +104,19 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
   /** Rejecters of pending sleeps, so `dispose` can settle them. */
   readonly #sleeps = new Set<(reason: unknown) => void>();
 
-  constructor(waker: LoopWaker) {
+  readonly #records: LoopRecords<Op, S>;
+
+  /**
+   * `waker` interrupts the backend's kernel wait; `records` are the classes of its operation
+   * records and per-fd state (subclasses of Operation and FdState, or those themselves).
+   */
+  constructor(waker: LoopWaker, records: LoopRecords<Op, S>) {
     this.waker = waker;
+    this.#records = records;
   }
 
   // ---- hooks -----------------------------------------------------------------------------
 
-  /** A fresh operation record (a backend's subclass of Operation). */
-  protected abstract newOperation(): Op;
-  /** A fresh per-fd state. */
-  protected abstract newFdState(fd: number): S;
   /** Starts a checked operation: finishes it at once, or parks it; returns its promise. */
   protected abstract begin<T>(op: Op): Promise<T>;
   /** Waits up to `timeout` ms (-1: no limit, 0: not at all) and completes what became ready. */
@@ -365,7 +375,7 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
     if (this.disposed) throw new ClosedError(SYSCALL[kind], typeof fd === "number" ? fd : -1);
     checkFd(fd);
     checkOptions(options);
-    const op = this.newOperation();
+    const op = new this.#records.operation();
     op.kind = kind;
     op.fd = fd;
     return op;
@@ -392,7 +402,7 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
   protected stateOf(fd: number): S {
     let state = this.fds.get(fd);
     if (!state) {
-      state = this.newFdState(fd);
+      state = new this.#records.fdState(fd);
       this.fds.set(fd, state);
     }
     return state;

@@ -92,7 +92,7 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
   /** @internal Use `createLoop({ backend })`. */
   constructor(backend: BackendName, selector: Selector) {
     const wakeup = openWakeup();
-    super(wakeup);
+    super(wakeup, { operation: Operation, fdState: PolledFd });
     this.backend = backend;
     this.#selector = selector;
     this.#wakeup = wakeup;
@@ -108,13 +108,7 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
     return this.#deferred.length > 0;
   }
 
-  protected newOperation(): Operation {
-    return new Operation();
-  }
 
-  protected newFdState(fd: number): PolledFd {
-    return new PolledFd(fd);
-  }
 
   /** Tries the syscall once; parks the operation if it would block. */
   protected begin<T>(op: Operation): Promise<T> {

@@ -142,7 +142,7 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
       wakeup.close();
       throw e;
     }
-    super(wakeup);
+    super(wakeup, { operation: UringOp, fdState: UringFd });
     this.probe = probe;
     this.#wakeup = wakeup;
     this.#ring = ring;
@@ -190,13 +190,7 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
 
   // ---- hooks of the completion core ------------------------------------------------------
 
-  protected newOperation(): UringOp {
-    return new UringOp();
-  }
 
-  protected newFdState(fd: number): UringFd {
-    return new UringFd(fd);
-  }
 
   protected begin<T>(op: UringOp): Promise<T> {
     let state = this.fds.get(op.fd);
