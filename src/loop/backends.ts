@@ -68,7 +68,11 @@ const BACKENDS: readonly Backend[] = [
   {
     name: "blocking",
     platforms: POSIX,
-    probe: () => "operations block the thread; used only when nothing else works",
+    probe: () => {
+      // It makes no call to probe with: without a C library it is as unusable as the rest.
+      if (!libcResolution.ok) throw libcResolution.error;
+      return "operations block the thread; used only when nothing else works";
+    },
     create: () => new BlockingEventLoop(),
   },
 ];
@@ -98,8 +102,6 @@ function why(e: unknown): string {
 }
 
 function probe(backend: Backend): BackendProbe {
-  // Without a C library (an OS or CPU evloop has no table for) no backend can work.
-  if (!libcResolution.ok) return { name: backend.name, available: false, reason: libcResolution.error.message };
   try {
     const note = backend.probe();
     return note === undefined ? { name: backend.name, available: true } : { name: backend.name, available: true, reason: note };
