@@ -20,6 +20,29 @@ function isEbadf(e, cls = SystemError) {
   return true;
 }
 
+/**
+ * What a disposed loop `other` must do (run by `loop`, which stays open): nothing to run, new
+ * operations refused with EBADF, a second dispose harmless, fd `a` left open, the sleep that was
+ * pending (`sleeping`, tracked) rejected, and a sleep asked for afterwards rejected too.
+ */
+async function assertDisposed(loop, other, a, sleeping) {
+  assert.equal(other.run(false), false, "a disposed loop has nothing to run");
+  await assert.rejects(async () => other.read(a, new Uint8Array(8)), (e) => isEbadf(e, ClosedError));
+  other.dispose(); // twice is harmless
+  assert.equal(raw.isOpen(a), true, "dispose does not close fds");
+  // A pending sleep is pending work too: awaiting it after dispose must not hang.
+  await loop.sleep(5);
+  assert.equal(sleeping.state, "rejected", "a sleep pending on a disposed loop never settles");
+  let late;
+  try {
+    late = track(other.sleep(1));
+  } catch (e) {
+    late = track(Promise.reject(e));
+  }
+  await loop.sleep(20);
+  assert.equal(late.state, "rejected", "sleep() on a disposed loop never settles");
+}
+
 forEachLoop("close", (ctx) => {
   const spin = async () => {
     for (let i = 0; i < 3; i++) await ctx.loop.sleep(5);
@@ -250,21 +273,8 @@ forEachLoop("close", (ctx) => {
         try {
           const sleeping = track(other.sleep(60_000));
           other.dispose();
-          assert.equal(other.run(false), false, "a disposed loop has nothing to run");
-          await assert.rejects(async () => other.read(a, new Uint8Array(8)), (e) => isEbadf(e, ClosedError));
-          other.dispose(); // twice is harmless
-          assert.equal(raw.isOpen(a), true, "dispose does not close fds");
-          await ctx.loop.sleep(5);
-          assert.equal(sleeping.state, "rejected", "a sleep pending on a disposed loop never settles");
+          await assertDisposed(ctx.loop, other, a, sleeping);
           assert.ok(sleeping.reason instanceof ClosedError);
-          let late;
-          try {
-            late = track(other.sleep(1));
-          } catch (e) {
-            late = track(Promise.reject(e));
-          }
-          await ctx.loop.sleep(20);
-          assert.equal(late.state, "rejected", "sleep() on a disposed loop never settles");
         } finally {
           raw.close(a);
           raw.close(b);
@@ -372,21 +382,7 @@ forEachLoop("close", (ctx) => {
         const sleeping = track(other.sleep(60_000));
         other.dispose();
         await assert.rejects(reading.promise, (e) => isEbadf(e, ClosedError));
-        assert.equal(other.run(false), false, "a disposed loop has nothing to run");
-        await assert.rejects(async () => other.read(a, new Uint8Array(8)), (e) => isEbadf(e, ClosedError));
-        other.dispose(); // twice is harmless
-        assert.equal(raw.isOpen(a), true, "dispose does not close fds");
-        // A pending sleep is pending work too: awaiting it after dispose must not hang.
-        await ctx.loop.sleep(5);
-        assert.equal(sleeping.state, "rejected", "a sleep pending on a disposed loop never settles");
-        let late;
-        try {
-          late = track(other.sleep(1));
-        } catch (e) {
-          late = track(Promise.reject(e));
-        }
-        await ctx.loop.sleep(20);
-        assert.equal(late.state, "rejected", "sleep() on a disposed loop never settles");
+        await assertDisposed(ctx.loop, other, a, sleeping);
       } finally {
         raw.close(a);
         raw.close(b);

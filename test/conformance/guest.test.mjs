@@ -42,6 +42,20 @@ function exitedCleanly(r) {
 }
 
 /** GET http://127.0.0.1:port/path; resolves with { status, body }. */
+/** In a child process on `backend`: an open TcpListener keeps the process alive. */
+async function assertListenerHolds(backend) {
+  const held = await runChild(backend, `
+    const loop = evloop.createLoop({ backend });
+    const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+    setTimeout(async () => {
+      console.log("still alive");
+      await l.close();
+    }, 50).unref();
+  `);
+  exitedCleanly(held);
+  assert.equal(held.stdout, "still alive", "the process exited with the listener open");
+}
+
 function httpGet(port, path) {
   return new Promise((resolve, reject) => {
     const req = get({ host: "127.0.0.1", port, path, agent: false }, (res) => {
@@ -130,16 +144,7 @@ forEachLoop(
 
       test("blocking: an open TcpListener keeps the process alive; listener.unref() lets it exit", () =>
         ctx.run(async () => {
-          const held = await runChild(ctx.backend, `
-            const loop = evloop.createLoop({ backend });
-            const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
-            setTimeout(async () => {
-              console.log("still alive");
-              await l.close();
-            }, 50).unref();
-          `);
-          exitedCleanly(held);
-          assert.equal(held.stdout, "still alive", "the process exited with the listener open");
+          await assertListenerHolds(ctx.backend);
 
           // An accept would hold the thread until a connection came, so none is pending here.
           const unrefed = await runChild(ctx.backend, `
@@ -257,16 +262,7 @@ forEachLoop(
 
     pendingTest("an open TcpListener keeps the process alive; listener.unref() lets it exit while accepting", () =>
       ctx.run(async () => {
-        const held = await runChild(ctx.backend, `
-          const loop = evloop.createLoop({ backend });
-          const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
-          setTimeout(async () => {
-            console.log("still alive");
-            await l.close();
-          }, 50).unref();
-        `);
-        exitedCleanly(held);
-        assert.equal(held.stdout, "still alive", "the process exited with the listener open");
+        await assertListenerHolds(ctx.backend);
 
         const unrefed = await runChild(ctx.backend, `
           const loop = evloop.createLoop({ backend });
