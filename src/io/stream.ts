@@ -141,6 +141,10 @@ export abstract class Stream extends Handle implements AsyncIterable<Uint8Array>
     }
     try {
       for (let at = 0; at < buf.byteLength; ) {
+        // The timeout and the signal cover the whole call, whatever each write does: checked
+        // here too, so no sequence of writes that each finish at once can outlive them.
+        if (signal?.aborted) throw signal.reason;
+        if (deadline !== undefined && clock() >= deadline && at > 0) throw new TimeoutError("write", timeout!);
         // close() may have run while the previous write was in flight.
         const fd = this.openFd("write");
         const chunk = at === 0 ? buf : buf.subarray(at);

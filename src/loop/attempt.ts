@@ -11,7 +11,7 @@ import { accept, connect, recvFrom, recvMsg, sendMsg, sendTo, socketError } from
 import type { ReceiveFromResult } from "./event-loop.js";
 import { isDetached } from "./checks.js";
 import { BufferPool } from "./lending.js";
-import { Kind, type Operation, SYSCALL } from "./operation.js";
+import { Kind, type Operation, SYSCALL, written } from "./operation.js";
 
 /** What {@link attempt} returns when the operation would block. */
 export const WOULD_BLOCK_RESULT = Symbol("would block");
@@ -39,8 +39,10 @@ export function attempt(op: Operation, pool: BufferPool): unknown {
       pool.giveBack(0, backing);
       return WOULD_BLOCK_RESULT;
     }
-    case Kind.Write:
-      return orWouldBlock(write(fd, op.buf!));
+    case Kind.Write: {
+      const n = write(fd, op.buf!);
+      return n === WOULD_BLOCK ? WOULD_BLOCK_RESULT : written(n);
+    }
     case Kind.Accept:
       return orWouldBlock(accept(fd));
     case Kind.Connect: {

@@ -4,6 +4,7 @@
  */
 import { checkFd } from "../sys/args.js";
 import { encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "../sys/posix/sockaddr.js";
+import { MAX_IO_BYTES } from "../sys/target.js";
 
 export { checkFd };
 
@@ -53,6 +54,28 @@ export function checkBuffer(buf: unknown, what: string, allowEmpty = false): Uin
   if (buf.byteLength === 0 && isDetached(buf)) throw new TypeError(`${what}: buffer is detached`);
   if (!allowEmpty && buf.byteLength === 0) throw new RangeError(`${what}: buffer must not be empty`);
   return buf;
+}
+
+/**
+ * `buf`, or its first MAX_IO_BYTES bytes when it is longer than one system call may be asked for:
+ * a transfer reports fewer bytes, as read(2)/write(2) would, instead of a false EOF, an EINVAL or
+ * a count of 0 (io_uring takes lengths as 32 bits). Datagrams are never cut short by this: no
+ * datagram is anywhere near that size, and the kernel refuses the shortened one as it would the
+ * whole (EMSGSIZE).
+ */
+export function clampLength(buf: Uint8Array): Uint8Array {
+  return buf.byteLength > MAX_IO_BYTES ? buf.subarray(0, MAX_IO_BYTES) : buf;
+}
+
+/** A gather list shortened to MAX_IO_BYTES in all, like {@link clampLength}. */
+export function clampTotal(bufs: readonly Uint8Array[]): readonly Uint8Array[] {
+  let total = 0;
+  for (let i = 0; i < bufs.length; i++) {
+    const b = bufs[i]!;
+    if (total + b.byteLength > MAX_IO_BYTES) return [...bufs.slice(0, i), b.subarray(0, MAX_IO_BYTES - total)];
+    total += b.byteLength;
+  }
+  return bufs;
 }
 
 /** Checks every buffer of a gather/scatter list. */

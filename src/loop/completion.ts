@@ -33,7 +33,7 @@ import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import type { ReceivedMessage } from "../sys/posix/socket.js";
 import type { WakerHandle } from "../sys/wakeup.js";
 import type { BackendName, BorrowedBytes, BorrowOptions, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
-import { checkAddress, checkBorrow, checkBuffer, checkBuffers, checkFd, checkMaxFds, checkMs, checkOptions, checkPassedFds } from "./checks.js";
+import { checkAddress, checkBorrow, checkBuffer, checkBuffers, checkFd, clampLength, clampTotal, checkMaxFds, checkMs, checkOptions, checkPassedFds } from "./checks.js";
 import { FdState, Kind, Operation, Phase, type Queue, SYSCALL } from "./operation.js";
 import { clock, TimerHeap } from "./timers.js";
 
@@ -160,7 +160,7 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
 
   read(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number> {
     const op = this.#op(Kind.Read, fd, options);
-    op.buf = checkBuffer(buf, "read");
+    op.buf = clampLength(checkBuffer(buf, "read"));
     return this.submit(op, options);
   }
 
@@ -173,7 +173,7 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
 
   write(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<number> {
     const op = this.#op(Kind.Write, fd, options);
-    op.buf = checkBuffer(buf, "write");
+    op.buf = clampLength(checkBuffer(buf, "write"));
     return this.submit(op, options);
   }
 
@@ -190,7 +190,7 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
 
   sendTo(fd: number, buf: Uint8Array, address: SocketAddress, options?: OperationOptions): Promise<number> {
     const op = this.#op(Kind.SendTo, fd, options);
-    op.buf = checkBuffer(buf, "sendTo", true);
+    op.buf = clampLength(checkBuffer(buf, "sendTo", true));
     checkAddress(address);
     op.address = address;
     return this.submit(op, options);
@@ -198,20 +198,20 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
 
   receiveFrom(fd: number, buf: Uint8Array, options?: OperationOptions): Promise<ReceiveFromResult> {
     const op = this.#op(Kind.ReceiveFrom, fd, options);
-    op.buf = checkBuffer(buf, "receiveFrom", true);
+    op.buf = clampLength(checkBuffer(buf, "receiveFrom", true));
     return this.submit(op, options);
   }
 
   sendMessage(fd: number, bufs: readonly Uint8Array[], fds: readonly number[], options?: OperationOptions): Promise<number> {
     const op = this.#op(Kind.SendMessage, fd, options);
-    op.bufs = checkBuffers(bufs, "sendMessage");
+    op.bufs = clampTotal(checkBuffers(bufs, "sendMessage"));
     op.fds = checkPassedFds(fds);
     return this.submit(op, options);
   }
 
   receiveMessage(fd: number, buf: Uint8Array, maxFds: number, options?: OperationOptions): Promise<ReceivedMessage> {
     const op = this.#op(Kind.ReceiveMessage, fd, options);
-    op.buf = checkBuffer(buf, "receiveMessage", true);
+    op.buf = clampLength(checkBuffer(buf, "receiveMessage", true));
     op.maxFds = checkMaxFds(maxFds);
     return this.submit(op, options);
   }
@@ -226,6 +226,17 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
 
   close(fd: number): Promise<void> {
     checkFd(fd);
+    // A disposed loop forgot every fd and holds nothing in the kernel any more: the fd is only
+    // the caller's, and closing it is close(2). Refusing would leak it (the handle has already
+    // given up its number).
+    if (this.disposed) {
+      try {
+        closeFd(fd);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return Promise.resolve();
+    }
     return this.closeFd(fd);
   }
 

@@ -143,7 +143,10 @@ export interface EventLoop {
   waitReadable(fd: number, options?: OperationOptions): Promise<void>;
   /** Resolves when `fd` is writable (any pollable fd). */
   waitWritable(fd: number, options?: OperationOptions): Promise<void>;
-  /** Rejects pending operations on `fd` with a ClosedError, forgets it, and closes it. */
+  /**
+   * Rejects pending operations on `fd` with a ClosedError, forgets it, and closes it. On a
+   * disposed loop (which forgot every fd) it is close(2): an fd is never left open.
+   */
   close(fd: number): Promise<void>;
   /** Rejects pending operations on `fd` with a ClosedError and forgets it without closing it. */
   remove(fd: number): void;

@@ -3,7 +3,9 @@
  * waits in), the syscall its errors name, its record, and the FIFO of operations per fd and
  * direction. Backends extend {@link Operation} and {@link FdState} with their own fields.
  */
+import { SystemError } from "../sys/errors.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
+import { ERRNO } from "../sys/target.js";
 import type { Timer } from "./timers.js";
 
 /** The operations of the EventLoop contract; readers first, so {@link isReader} is one compare. */
@@ -22,6 +24,17 @@ export const enum Kind {
   WaitWritable,
   // Neither queue (a close the kernel performs, io_uring's CLOSE).
   Close,
+}
+
+/**
+ * A write's count, checked: the buffer of a write is never empty, so a count of 0 would be no
+ * progress, and a caller looping until everything is written (`writeAll`) would spin. Lengths
+ * are clamped so the kernel never sees one it shortens to 0; should a count of 0 come anyway,
+ * the write fails with EIO instead.
+ */
+export function written(n: number): number {
+  if (n === 0) throw new SystemError(ERRNO.EIO, "write", "the kernel accepted none of the bytes");
+  return n;
 }
 
 /** The syscall an operation's errors name. */

@@ -9,6 +9,7 @@
  * whose interrupted connection goes on asynchronously.
  */
 import { ffi } from "../ffi/runtime/load.js";
+import { libc } from "./libc.js";
 import { ERRNO } from "./target.js";
 
 // The running target's table: the names are the same everywhere, the numbers are not (EAGAIN is
@@ -21,33 +22,27 @@ export function errnoName(errno: number): string {
   return NAMES[errno] ?? `E${errno}`;
 }
 
-const MESSAGES: Record<string, string> = {
-  EAGAIN: "resource temporarily unavailable",
-  EBADF: "bad file descriptor",
-  EINVAL: "invalid argument",
-  EADDRINUSE: "address already in use",
-  EADDRNOTAVAIL: "address not available",
-  EAFNOSUPPORT: "address family not supported",
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset by peer",
-  ECANCELED: "operation cancelled",
-  EPIPE: "broken pipe",
-  ETIMEDOUT: "operation timed out",
-  ENOTSOCK: "not a socket",
-  ENOTCONN: "socket is not connected",
-  EISCONN: "socket is already connected",
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  EPERM: "operation not permitted",
-  EMFILE: "too many open files",
-  ENETUNREACH: "network is unreachable",
-  EHOSTUNREACH: "no route to host",
-  EMSGSIZE: "message too long",
-  ENOSYS: "function not implemented",
-  EOPNOTSUPP: "operation not supported",
-  EPROTOTYPE: "protocol wrong type for socket",
-  ENAMETOOLONG: "file name too long",
-};
+const TEXTS = new Map<number, string>();
+
+/**
+ * The C library's text for `errno` (strerror), in the lower case of Node's own messages
+ * ("connection refused"); cached, since errors come in storms. Where no C library loaded, the
+ * errno's name stands in.
+ */
+export function errnoText(errno: number): string {
+  let text = TEXTS.get(errno);
+  if (text === undefined) {
+    let raw: string | null = null;
+    try {
+      raw = libc.strerror(errno);
+    } catch {
+      // No C library: the name is all there is.
+    }
+    text = raw ? raw.charAt(0).toLowerCase() + raw.slice(1) : errnoName(errno);
+    TEXTS.set(errno, text);
+  }
+  return text;
+}
 
 /**
  * A failed system call: `code` is the errno name (`ECONNREFUSED`), `errno` its number and
@@ -69,7 +64,7 @@ export class SystemError extends Error {
 
   constructor(errno: number, syscall: string, detail?: string) {
     const code = errnoName(errno);
-    super(`${syscall} ${code}: ${detail ?? MESSAGES[code] ?? "system error"}`);
+    super(`${syscall} ${code}: ${detail ?? errnoText(errno)}`);
     this.name = "SystemError";
     this.code = code;
     this.errno = errno;

@@ -82,6 +82,8 @@ const LIBC = {
   calloc: { result: "pointer", params: ["usize", "usize"] },
   // void free(void *ptr)
   free: { result: "void", params: ["pointer"] },
+  // char *strerror(int errnum) — the text of an errno (thread-safe in glibc ≥ 2.32, musl, macOS)
+  strerror: { result: "cstring", params: ["i32"] },
   // unsigned int if_nametoindex(const char *ifname)
   if_nametoindex: { result: "u32", params: ["cstring"] },
   // char *if_indextoname(unsigned int ifindex, char *ifname)

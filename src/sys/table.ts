@@ -123,6 +123,11 @@ export interface TargetTable {
   readonly POLL_WRITABLE: number;
   /** Returned poll(2) events meaning "the peer will send nothing more": POLLHUP, and POLLRDHUP on Linux. */
   readonly POLL_READ_CLOSED: number;
+  /**
+   * The most bytes one read/write/send/recv may be asked for. Linux's own limit is MAX_RW_COUNT
+   * (INT_MAX rounded down to a page); the BSDs and macOS refuse more than INT_MAX with EINVAL.
+   */
+  readonly MAX_IO_BYTES: number;
 }
 
 /** The `CMSG_*` macros for a header of `headerSize` bytes aligned to `align`. */

@@ -75,6 +75,9 @@ export const POLL_WRITABLE = TABLE.POLL_WRITABLE;
 /** Returned poll(2) events meaning "the peer will send nothing more": POLLHUP, and POLLRDHUP on Linux. */
 export const POLL_READ_CLOSED = TABLE.POLL_READ_CLOSED;
 
+/** The most bytes one read/write/send/recv may be asked for (see `TargetTable.MAX_IO_BYTES`). */
+export const MAX_IO_BYTES = TABLE.MAX_IO_BYTES;
+
 const CMSG = cmsgMacros(LAYOUT.cmsghdr.size, TABLE.CMSG_ALIGN);
 /** `CMSG_ALIGN(n)`: `n` rounded up to the control-message alignment. */
 export const cmsgAlign = CMSG.align;

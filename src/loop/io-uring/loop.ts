@@ -270,7 +270,6 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
   }
 
   protected override closeFd(fd: number): Promise<void> {
-    if (this.disposed) return Promise.reject(new ClosedError("close", fd));
     let state = this.fds.get(fd);
     if (state?.closer) return Promise.reject(new SystemError(ERRNO.EBADF, "close", `fd ${fd} is already being closed`));
     if (!state) {

@@ -18,7 +18,7 @@ import { messageSize, readMessage, socketError, writeMessage } from "../../sys/p
 import type { SocketAddress } from "../../sys/posix/sockaddr.js";
 import type { ReceiveFromResult } from "../event-loop.js";
 import { BufferPool } from "../lending.js";
-import { isReader, Kind } from "../operation.js";
+import { isReader, Kind, written } from "../operation.js";
 import { ProvidedBuffers } from "./buffers.js";
 import { FdKind, Tag, type UringFd, type UringOp } from "./records.js";
 import type { Submission } from "./submission.js";
@@ -143,6 +143,8 @@ export function decodeResult(submission: Submission, op: UringOp, res: number): 
     case Kind.Connect:
     case Kind.Close:
       return undefined;
+    case Kind.Write:
+      return written(res);
     default:
       return res;
   }

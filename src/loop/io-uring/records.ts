@@ -60,6 +60,11 @@ export class UringOp extends Operation {
   /** Set when we asked the kernel to cancel it: the reason it rejects with. */
   cancelled = false;
   cancelReason: unknown = undefined;
+  /**
+   * An accept served by the multishot ACCEPT: the first of its requests that was armed after
+   * this accept began waiting (0: not waiting yet). Only their errors describe its time.
+   */
+  acceptFrom = 0;
   /** The kernel answered EAGAIN: the operation waits for readiness with a POLL_ADD first. */
   polling = false;
   /**
@@ -103,6 +108,10 @@ export class Source {
   readonly chunks: Chunk[] = [];
   eof = false;
   error: SystemError | null = null;
+  /** Requests armed so far (numbered from 1): the last one is the one in flight or just ended. */
+  arms = 0;
+  /** The request whose CQE carried `error`. */
+  errorOf = 0;
   /** RECV ran out of provided buffers: re-armed when one is recycled. */
   starved = false;
 

@@ -84,11 +84,17 @@ export class Sources {
       this.host.settle(op, true, fd);
       return;
     }
-    if (source.error) {
-      const e = source.error;
+    // An error describes the moment its request met it. One from a request armed before this
+    // accept() began waiting may be stale (an EMFILE from before fds were freed): it is dropped,
+    // and a new request finds the state as it is now.
+    if (op.acceptFrom === 0) op.acceptFrom = source.arms + 1;
+    const error = source.error;
+    if (error !== null) {
       source.error = null;
-      this.host.settle(op, false, e);
-      return;
+      if (source.errorOf >= op.acceptFrom) {
+        this.host.settle(op, false, error);
+        return;
+      }
     }
     if (!source.armed) this.#arm(source);
   }
@@ -180,7 +186,10 @@ export class Sources {
   #acceptCqe(source: Source, res: number): void {
     const state = source.state;
     if (res >= 0) source.fds.push(res);
-    else if (res !== -ERRNO.ECANCELED) source.error = new SystemError(-res, "accept");
+    else if (res !== -ERRNO.ECANCELED) {
+      source.error = new SystemError(-res, "accept");
+      source.errorOf = source.arms;
+    }
     if (state.removed) {
       this.#drain(source);
       return;
@@ -189,10 +198,12 @@ export class Sources {
     while (readers.head?.kind === Kind.Accept && readers.head.phase === Phase.Waiting && (source.fds.length > 0 || source.error)) {
       this.fromAccept(readers.head, state);
     }
+    // An error no accept() was waiting for is not kept for a later one, by when it may be stale.
+    source.error = null;
     if (source.armed && source.fds.length >= MAX_READY_ACCEPTS && !source.cancelling) {
       source.cancelling = true;
       this.#cancelRequest(source.slot);
-    } else if (!source.armed && readers.head?.kind === Kind.Accept && !source.error) {
+    } else if (!source.armed && readers.head?.kind === Kind.Accept) {
       this.#arm(source);
     }
   }
@@ -272,6 +283,7 @@ export class Sources {
     const submission = this.host.submission;
     const slot = submission.slot(source);
     const at = submission.claim(1);
+    source.arms++;
     // SAFETY: a RECV takes buffers from the provided ring (native memory, see BufferRing).
     if (source.kind === Kind.Accept) submission.ring.prepAccept(at, 0, state.fd, true, slot, Tag.Slot);
     else submission.ring.prepReceiveProvided(at, 0, state.fd, 0, SMALL_BUFFERS.group, true, true, slot, Tag.Slot);

@@ -49,6 +49,8 @@ export function bsdTable(parts: Pick<TargetTable, "C" | "ERRNO" | "LAYOUT" | "CM
     POLL_READABLE: BSD_POLL.POLLIN | BSD_POLL.POLLPRI,
     POLL_WRITABLE: BSD_POLL.POLLOUT,
     POLL_READ_CLOSED: BSD_POLL.POLLHUP,
+    // read(2)/write(2) fail with EINVAL past INT_MAX (sys_generic.c, `if (nbyte > INT_MAX)`).
+    MAX_IO_BYTES: 0x7fffffff,
   };
 }
 

@@ -321,5 +321,13 @@ export const POLL_WRITABLE = C.POLLOUT;
 /** Returned poll(2) events meaning "the peer will send nothing more". */
 export const POLL_READ_CLOSED = C.POLLHUP | C.POLLRDHUP;
 
+/**
+ * The most bytes one transfer may be asked for: MAX_RW_COUNT (`INT_MAX & PAGE_MASK`,
+ * include/linux/fs.h) for the largest page size Linux runs with (64 KiB). read(2) and write(2)
+ * shorten longer requests themselves, but io_uring takes the length as a u32: 4 GiB reads as 0
+ * (a false EOF) and lengths past MAX_RW_COUNT fail with EINVAL.
+ */
+export const MAX_IO_BYTES = 0x7fff0000;
+
 /** The Linux table, as `target.ts` sees it. */
-export const TABLE: TargetTable = { C, ERRNO, LAYOUT, CMSG_ALIGN, POLL_READABLE, POLL_WRITABLE, POLL_READ_CLOSED };
+export const TABLE: TargetTable = { C, ERRNO, LAYOUT, CMSG_ALIGN, POLL_READABLE, POLL_WRITABLE, POLL_READ_CLOSED, MAX_IO_BYTES };
