@@ -54,6 +54,20 @@ forEachLoop("reliability", (ctx) => {
       }
     }));
 
+  test("sendMessage of two 2 GiB buffers reports the bytes the kernel took", () =>
+    ctx.run(async () => {
+      const [a, b] = raw.socketPair();
+      try {
+        const half = 2 ** 31;
+        const n = await ctx.loop.sendMessage(a, [fourGiB().subarray(0, half), fourGiB().subarray(half)], [], { timeout: 5000 });
+        assert.ok(n > 0 && n <= MAX_IO_BYTES, `sent ${n}`);
+        assert.equal(raw.drain(b), n, "the reader gets exactly what was reported");
+      } finally {
+        raw.close(a);
+        raw.close(b);
+      }
+    }));
+
   test("writeAll of a 4 GiB view to a reader that never reads ends at its timeout", () =>
     ctx.run(async () => {
       const [x, y] = UnixStream.pair({ loop: ctx.loop });
