@@ -435,7 +435,12 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
     } else if (op.cancelled) {
       // Cancelled by us (abort, close, dispose): whatever the kernel says, the kernel is done.
       this.settle(op, false, op.cancelReason);
-    } else if ((res === -ERRNO.ECANCELED || res === -ERRNO.EINTR) && op.deadline !== Infinity) {
+    } else if (res === -ERRNO.EINTR) {
+      // A signal interrupted it (the kernel turns ERESTARTSYS into EINTR), or its LINK_TIMEOUT
+      // fired: issue it again, as call() retries EINTR; #issue reports a passed deadline.
+      this.#backToWaiting(op);
+      this.#issue(op);
+    } else if (res === -ERRNO.ECANCELED && op.deadline !== Infinity) {
       // Its LINK_TIMEOUT fired.
       this.settle(op, false, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
     } else if (res === -ERRNO.ENOBUFS && op.selected) {
