@@ -61,7 +61,9 @@ export interface FaultSpec {
   readonly fd?: number;
   /** Matching calls to let through before the first fault (default 0). */
   readonly after?: number;
-  /** Faults at most this many times (default: every matching call after `after`). */
+  /** Of the matching calls after `after`, only every n-th one faults (default 1: each). */
+  readonly every?: number;
+  /** Faults at most this many times (default: no limit). */
   readonly times?: number;
 }
 
@@ -166,6 +168,7 @@ class Rule implements FaultCounter {
   fired = 0;
   readonly errno: number;
   readonly after: number;
+  readonly every: number;
   readonly times: number;
 
   constructor(readonly spec: FaultSpec) {
@@ -178,13 +181,18 @@ class Rule implements FaultCounter {
     if (spec.fd !== undefined && info.fd < 0) throw new TypeError(`injectFaults(${spec.call}): the call takes no fd to match`);
     this.errno = spec.errno === undefined ? 0 : errnoOf(spec.errno);
     this.after = spec.after ?? 0;
+    this.every = spec.every ?? 1;
     this.times = spec.times ?? Infinity;
+    for (const [name, n] of [["after", this.after], ["every", this.every - 1], ["times", this.times]] as const) {
+      if (n !== Infinity && (!Number.isInteger(n) || n < 0)) throw new RangeError(`injectFaults(${spec.call}): ${name} must be a whole number`);
+    }
   }
 
   /** Counts a call that matches, and says whether it gets the fault. */
   take(fd: number | undefined): boolean {
     if (this.spec.fd !== undefined && fd !== this.spec.fd) return false;
-    if (++this.seen <= this.after || this.fired >= this.times) return false;
+    const past = ++this.seen - this.after;
+    if (past <= 0 || past % this.every !== 0 || this.fired >= this.times) return false;
     this.fired++;
     return true;
   }
