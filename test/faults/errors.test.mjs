@@ -31,7 +31,7 @@ forEachLoop("faults: errors the user sees", (ctx) => {
 
   test("ECONNRESET on read rejects that read with ECONNRESET; nothing is consumed", () =>
     ctx.run(async () => {
-      const fds = fdBaseline();
+      const fds = fdBaseline(ctx.blocking);
       await withPair(async (_l, c, s) => {
         await c.writeAll(bytes("kept"));
         await withFaults({ call: "read", errno: "ECONNRESET", fd: s.fd, times: 1 }, async (plan) => {
@@ -46,7 +46,7 @@ forEachLoop("faults: errors the user sees", (ctx) => {
 
   test("EPIPE on write rejects that write with EPIPE; nothing is sent twice or lost", () =>
     ctx.run(async () => {
-      const fds = fdBaseline();
+      const fds = fdBaseline(ctx.blocking);
       await withPair(async (_l, c, s) => {
         await withFaults({ call: "write", errno: "EPIPE", fd: s.fd, times: 1 }, async (plan) => {
           await rejectsWith(s.write(bytes("lost"), { timeout: 5000 }), "EPIPE", "write");
@@ -63,7 +63,7 @@ forEachLoop("faults: errors the user sees", (ctx) => {
   for (const code of ["EMFILE", "ENFILE", "ENOMEM", "ENOBUFS"]) {
     test(`${code} on accept reaches accept() as ${code}; the listener keeps serving, and the waiting connection is not lost`, () =>
       ctx.run(async () => {
-        const fds = fdBaseline();
+        const fds = fdBaseline(ctx.blocking);
         const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
         try {
           // The connection completes against the backlog and waits there.
@@ -99,7 +99,7 @@ forEachLoop("faults: errors the user sees", (ctx) => {
   for (const code of ["EMFILE", "ENFILE"]) {
     test(`${code} on socket() rejects TcpStream.connect and UnixStream.pair with ${code}, leaking nothing`, () =>
       ctx.run(async () => {
-        const fds = fdBaseline();
+        const fds = fdBaseline(ctx.blocking);
         const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
         try {
           await withFaults([{ call: "socket", errno: code, times: 1 }, { call: "socketpair", errno: code, times: 1 }], async (plan) => {
@@ -119,7 +119,7 @@ forEachLoop("faults: errors the user sees", (ctx) => {
 
   test("ECONNREFUSED on connect rejects with ECONNREFUSED and closes the socket", () =>
     ctx.run(async () => {
-      const fds = fdBaseline();
+      const fds = fdBaseline(ctx.blocking);
       const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
       try {
         await withFaults({ call: "connect", errno: "ECONNREFUSED", times: 1 }, async (plan) => {
@@ -140,7 +140,7 @@ forEachLoop("faults: errors the user sees", (ctx) => {
 
   test("EINTR on connect (the connection goes on) is invisible", () =>
     ctx.run(async () => {
-      const fds = fdBaseline();
+      const fds = fdBaseline(ctx.blocking);
       const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
       try {
         await withFaults({ call: "connect", errno: "EINTR", perform: true, times: 1 }, async (plan) => {
@@ -161,7 +161,7 @@ forEachLoop("faults: errors the user sees", (ctx) => {
   for (const code of ["ENOBUFS", "ENOMEM"]) {
     test(`UDP: ${code} on sendTo and receiveFrom rejects with ${code}; the datagram is neither lost nor doubled`, () =>
       ctx.run(async () => {
-        const fds = fdBaseline();
+        const fds = fdBaseline(ctx.blocking);
         const a = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
         const b = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
         try {
@@ -192,7 +192,7 @@ forEachLoop("faults: errors the user sees", (ctx) => {
 
   test("UDP: 200 datagrams arrive exactly once while EINTR hits every other sendTo and receiveFrom", () =>
     ctx.run(async () => {
-      const fds = fdBaseline();
+      const fds = fdBaseline(ctx.blocking);
       const a = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
       const b = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
       try {
