@@ -37,6 +37,8 @@ export interface CompletionHandler {
   publishBuffers(): void;
   /** Re-arms receives that waited for a recycled buffer (before submitting, after reaping). */
   retryStarved(): void;
+  /** The kernel took none of the published SQEs (EAGAIN/EBUSY) and nothing else will enter it soon: enter again later. */
+  submitLater(): void;
 }
 
 /**
@@ -147,7 +149,12 @@ export class Submission {
       if (r === -ERRNO.EBUSY || r === -ERRNO.EAGAIN) {
         // Completions are backed up: reap them, then submit again (without waiting: some just
         // arrived).
-        if (this.reap() === 0 && !wait) return;
+        // Found none either: the SQEs wait in the ring, and in guest mode no other
+        // io_uring_enter may come (no CQE will make the ring fd readable): have one later.
+        if (this.reap() === 0 && !wait) {
+          this.handler.submitLater();
+          return;
+        }
         wait = false;
         continue;
       }
