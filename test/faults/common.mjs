@@ -1,5 +1,6 @@
 /**
- * What the fault suite shares: a plan that is always restored, the fds it must come back to, and a connected TCP pair. Faults come from `injectFaults` (evloop/internal); see
+ * What the fault suite shares: a plan that is always restored, the fds a test must leave as it
+ * found them, and a connected TCP pair. Faults come from `injectFaults` (evloop/internal); see
  * src/sys/faults.ts for what each one means and how it reaches every backend.
  */
 import assert from "node:assert/strict";
