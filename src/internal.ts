@@ -6,7 +6,9 @@
  * Kept to the few things the tools cannot do through `evloop`: `evloop info` reports the FFI
  * runtime, whether guest mode is possible and which backend `createLoop()` would pick; the
  * internals benchmark measures the timer heap itself and drives raw fds (an eventfd per idle
- * registration, a socketpair for the traffic) so that nothing but the loop is measured.
+ * registration, a socketpair for the traffic) so that nothing but the loop is measured. The
+ * fault suite (`test/faults/`) makes system calls fail through `injectFaults`, a seam that costs
+ * nothing while no plan is active.
  *
  * @example
  * ```ts
@@ -27,6 +29,7 @@ export { TimerHeap, type Timer } from "./loop/timers.js";
 export { hostLoopAvailable } from "./driver/libuv.js";
 export { eventfd } from "./sys/linux/eventfd.js";
 export { close, write } from "./sys/posix/fd.js";
+export { injectFaults, ringFaultsSupported, type FaultCall, type FaultCounter, type FaultPlan, type FaultSpec } from "./sys/faults.js";
 
 /**
  * The JavaScript runtime and FFI layer evloop runs on, as `evloop info` prints them.

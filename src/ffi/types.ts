@@ -93,6 +93,8 @@ export interface FfiRuntime {
   open<T extends SymbolTable>(path: string | null, table: T): BoundLibrary<T>;
   /** errno as left by the last native call on this thread. */
   errno(): number;
+  /** Sets this thread's errno (the fault-injection seam, `sys/faults.ts`, reports through it). */
+  setErrno(value: number): void;
   /** An ArrayBuffer over `length` bytes of native memory at `pointer`; the memory is not owned. */
   view(pointer: bigint, length: number): ArrayBuffer;
   /** The address of the first byte of a view's memory (stable while the view is alive). */

@@ -73,6 +73,7 @@ export const nodeRuntime: FfiRuntime = {
   env: (name) => process.env[name],
   open,
   errno: () => koffi.errno(),
+  setErrno: (value) => void koffi.errno(value),
   view: (pointer, length) => koffi.view(pointer, length),
   address: (view) => koffi.address(view),
   callback(result, params, fn): NativeCallback {

@@ -47,7 +47,7 @@ import { checkFd, isDetached } from "../checks.js";
 import { CompletionLoop } from "../completion.js";
 import { BufferPool, ownLoan } from "../lending.js";
 import { Kind, Phase, type Queue, SYSCALL } from "../operation.js";
-import { clock } from "../timers.js";
+import { clock, type Timer } from "../timers.js";
 import { debug } from "../debug.js";
 import { LARGE_REF, ProvidedBuffers } from "./buffers.js";
 import { decodeResult, prepare, socketErrorOf } from "./prep.js";
@@ -112,6 +112,8 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
   #flushQueued = false;
   /** Inline reaps left before the host loop must have had a turn (reset by `run`). */
   #inlineReaps = INLINE_REAPS;
+  /** The timer of {@link submitLater}, while one is armed. */
+  #resubmit: Timer | null = null;
   /** Earliest deadline a TIMEOUT is armed for (owner mode). */
   #armedDeadline = Infinity;
   readonly #flushTask = (): void => {
@@ -359,6 +361,16 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
     this.#sources.retryStarved();
   }
 
+  /** @internal io_uring_enter took nothing (EAGAIN: short of memory; EBUSY): try in 1 ms. */
+  submitLater(): void {
+    if (this.#resubmit !== null || this.disposed) return;
+    this.#resubmit = this.timers.add(clock() + 1, () => {
+      this.#resubmit = null;
+      this.#submission.submit(false);
+    });
+    this.changed(); // the guest driver mirrors the new deadline with a host timer
+  }
+
   // ---- an operation's life ---------------------------------------------------------------
 
   /** Starts the operation at the head of its queue: from multishot data, or as an SQE. */
@@ -434,7 +446,12 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
     } else if (op.cancelled) {
       // Cancelled by us (abort, close, dispose): whatever the kernel says, the kernel is done.
       this.settle(op, false, op.cancelReason);
-    } else if ((res === -ERRNO.ECANCELED || res === -ERRNO.EINTR) && op.deadline !== Infinity) {
+    } else if (res === -ERRNO.EINTR) {
+      // A signal interrupted it (the kernel turns ERESTARTSYS into EINTR), or its LINK_TIMEOUT
+      // fired: issue it again, as call() retries EINTR; #issue reports a passed deadline.
+      this.#backToWaiting(op);
+      this.#issue(op);
+    } else if (res === -ERRNO.ECANCELED && op.deadline !== Infinity) {
       // Its LINK_TIMEOUT fired.
       this.settle(op, false, new TimeoutError(SYSCALL[op.kind], op.timeoutMs));
     } else if (res === -ERRNO.ENOBUFS && op.selected) {

@@ -186,7 +186,8 @@ export class Sources {
   #acceptCqe(source: Source, res: number): void {
     const state = source.state;
     if (res >= 0) source.fds.push(res);
-    else if (res !== -ERRNO.ECANCELED) {
+    // EINTR (a signal) ends the multishot like ECANCELED: it is re-armed below, not an error.
+    else if (res !== -ERRNO.ECANCELED && res !== -ERRNO.EINTR) {
       source.error = new SystemError(-res, "accept");
       source.errorOf = source.arms;
     }
@@ -220,7 +221,7 @@ export class Sources {
       this.host.submission.stats.starved++;
       source.starved = true;
       this.#starved.add(source);
-    } else if (res < 0 && res !== -ERRNO.ECANCELED) {
+    } else if (res < 0 && res !== -ERRNO.ECANCELED && res !== -ERRNO.EINTR) {
       source.error = new SystemError(-res, "read");
     }
     if (state.removed) {

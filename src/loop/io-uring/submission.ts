@@ -6,9 +6,11 @@
  * which keeps the request's record — and so every buffer it holds — referenced until its CQE
  * has arrived; the tag says what kind of request it is (see `Tag`).
  */
+import { sqeFaults } from "../../sys/faults.js";
 import { ERRNO } from "../../sys/linux/constants.js";
 import { CQE_WORDS, NativeBlock, type Ring } from "../../sys/linux/io_uring.js";
-import { Tag, type SlotEntry } from "./records.js";
+import { SYSCALL, Kind } from "../operation.js";
+import { Source, Tag, UringOp, type SlotEntry } from "./records.js";
 
 /** One slot's native scratch memory: its address and views over its bytes. */
 export interface Scratch {
@@ -35,6 +37,8 @@ export interface CompletionHandler {
   publishBuffers(): void;
   /** Re-arms receives that waited for a recycled buffer (before submitting, after reaping). */
   retryStarved(): void;
+  /** The kernel took none of the published SQEs (EAGAIN/EBUSY) and nothing else will enter it soon: enter again later. */
+  submitLater(): void;
 }
 
 /**
@@ -135,6 +139,7 @@ export class Submission {
     const ring = this.ring;
     this.handler.publishBuffers();
     this.handler.retryStarved();
+    if (sqeFaults !== null) this.#injectFaults(sqeFaults);
     const n = ring.publish();
     if (n === 0 && !wait && !ring.needsEnter()) return;
     for (;;) {
@@ -144,11 +149,46 @@ export class Submission {
       if (r === -ERRNO.EBUSY || r === -ERRNO.EAGAIN) {
         // Completions are backed up: reap them, then submit again (without waiting: some just
         // arrived).
-        if (this.reap() === 0 && !wait) return;
+        // Found none either: the SQEs wait in the ring, and in guest mode no other
+        // io_uring_enter may come (no CQE will make the ring fd readable): have one later.
+        if (this.reap() === 0 && !wait) {
+          this.handler.submitLater();
+          return;
+        }
         wait = false;
         continue;
       }
       return; // submitted, or EINTR: the caller's iteration simply ends early
+    }
+  }
+
+  /**
+   * The fault-injection seam (`sys/faults.ts`, tests only): offers each SQE about to be
+   * published that is an operation's own (not its readiness poll, a cancel or a timeout) to the
+   * active fault plan, which may have it complete with an error or move fewer bytes.
+   */
+  #injectFaults(decide: NonNullable<typeof sqeFaults>): void {
+    const ring = this.ring;
+    for (let i = 0, n = ring.unpublished; i < n; i++) {
+      const at = ring.unpublishedAt(i);
+      const [lo, hi] = ring.sqeUserData(at);
+      if (hi !== Tag.Slot) continue;
+      const entry = this.entries[lo];
+      let call: string;
+      let fd: number;
+      if (entry instanceof UringOp && !entry.polling && entry.kind !== Kind.Close && entry.kind !== Kind.WaitReadable && entry.kind !== Kind.WaitWritable) {
+        call = SYSCALL[entry.kind];
+        fd = entry.fd;
+      } else if (entry instanceof Source) {
+        call = SYSCALL[entry.kind];
+        fd = entry.state.fd;
+      } else {
+        continue;
+      }
+      const fault = decide(call, fd, ring.sqeHasLength(at));
+      if (fault === null) continue;
+      if ("result" in fault) ring.injectResult(at, fault.result);
+      else ring.limitLength(at, fault.maxLength);
     }
   }
 

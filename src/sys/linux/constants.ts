@@ -166,6 +166,16 @@ export const IORING = {
   IORING_CQE_BUFFER_SHIFT: 16,
 } as const;
 
+/**
+ * io_uring values only the fault-injection seam (`sys/faults.ts`) uses. Kept apart from
+ * {@link IORING} because older kernel headers do not declare them (Linux 6.10 added the NOP's
+ * flags), so the header check cannot print them.
+ */
+export const IORING_TESTING = {
+  /** `sqe->nop_flags`: the NOP completes with `sqe->len` (as a signed result). */
+  IORING_NOP_INJECT_RESULT: 1 << 0,
+} as const;
+
 /** errno values by name (Linux generic ABI). */
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9,

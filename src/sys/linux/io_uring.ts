@@ -26,7 +26,7 @@ import { call, SystemError } from "../errors.js";
 import { libc } from "../libc.js";
 import { linuxLibc } from "./libc.js";
 import { close } from "../posix/fd.js";
-import { C, IORING, LAYOUT } from "./constants.js";
+import { C, IORING, IORING_TESTING, LAYOUT } from "./constants.js";
 
 const SQE = LAYOUT.io_uring_sqe;
 const SQE_SIZE = SQE.size;
@@ -456,6 +456,46 @@ export class Ring {
       this.#published = this.#tail;
     }
     return (this.#tail - Atomics.load(this.#sqRing, this.#sqHead)) >>> 0;
+  }
+
+  // ---- the fault-injection seam (`sys/faults.ts`, tests only) ------------------------------
+
+  /** The word index in {@link sqes} of the `i`-th SQE filled but not yet published. */
+  unpublishedAt(i: number): number {
+    return ((this.#published + i) & this.#sqMask) * SQE_WORDS;
+  }
+
+  /** The user_data of the SQE at word `at`, as its two 32-bit words: [low, high]. */
+  sqeUserData(at: number): [number, number] {
+    return [this.sqes[at + W_USER_DATA]!, this.sqes[at + W_USER_DATA + 1]!];
+  }
+
+  /**
+   * Whether `len` of the SQE at `at` bounds the bytes it moves: a one-shot READ, WRITE, RECV or
+   * SEND (a multishot RECV takes whole provided buffers).
+   */
+  sqeHasLength(at: number): boolean {
+    const head = this.sqes[at + W_HEAD]!;
+    const opcode = head & 0xff;
+    const oneShot = ((head >>> 16) & C.IORING_RECV_MULTISHOT) === 0 || opcode !== IORING.IORING_OP_RECV;
+    return oneShot && (opcode === IORING.IORING_OP_READ || opcode === IORING.IORING_OP_WRITE || opcode === IORING.IORING_OP_RECV || opcode === IORING.IORING_OP_SEND);
+  }
+
+  /** Caps the byte count of the SQE at `at` (see {@link sqeHasLength}); 0 there means "a whole provided buffer". */
+  limitLength(at: number, max: number): void {
+    const len = this.sqes[at + W_LEN]!;
+    if (len === 0 || len > max) this.sqes[at + W_LEN] = max;
+  }
+
+  /**
+   * Rewrites the SQE at `at` as a NOP that completes with `res` (IORING_NOP_INJECT_RESULT, Linux
+   * 6.10+), keeping its user_data and its link to a LINK_TIMEOUT: the kernel does nothing and
+   * posts the CQE the operation would have got had it failed with `res`.
+   */
+  injectResult(at: number, res: number): void {
+    const link = (this.sqes[at + W_HEAD]! >>> 8) & C.IOSQE_IO_LINK;
+    const [lo, hi] = this.sqeUserData(at);
+    this.prep(at, IORING.IORING_OP_NOP, link, -1, 0, res >>> 0, 0, IORING_TESTING.IORING_NOP_INJECT_RESULT, lo, hi);
   }
 
   /**

@@ -92,7 +92,6 @@ export function isOpen(fd: number): boolean {
   return libc.fcntl(fd, C.F_GETFD, 0) >= 0;
 }
 
-const pipe2 = libc.pipe2;
 const fdPair = new Int32Array(2);
 
 /**
@@ -101,6 +100,7 @@ const fdPair = new Int32Array(2);
  * fcntl do, which leaves a moment in which another thread's fork+exec could inherit the fds.
  */
 export function pipe(nonBlocking = true): [number, number] {
+  const pipe2 = libc.pipe2;
   if (pipe2 !== undefined) {
     call("pipe2", false, pipe2, fdPair, C.O_CLOEXEC | (nonBlocking ? C.O_NONBLOCK : 0));
     return [fdPair[0]!, fdPair[1]!];

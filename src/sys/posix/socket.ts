@@ -22,7 +22,6 @@ let msgScratch = new Uint8Array(1024);
 
 /** SOCK_NONBLOCK|SOCK_CLOEXEC, or null where the OS has no such socket type flags. */
 const TYPE_FLAGS = C.SOCK_NONBLOCK !== undefined && C.SOCK_CLOEXEC !== undefined ? C.SOCK_NONBLOCK | C.SOCK_CLOEXEC : null;
-const accept4 = libc.accept4;
 
 /** Makes a new fd non-blocking and close-on-exec, closing it if that fails. */
 function adopt(fd: number): number {
@@ -78,6 +77,7 @@ export function listen(fd: number, backlog: number): void {
 
 /** accept4(2) (or accept(2) and fcntl), non-blocking and close-on-exec: the new fd, or WOULD_BLOCK. */
 export function accept(fd: number): number {
+  const accept4 = libc.accept4;
   if (accept4 !== undefined && TYPE_FLAGS !== null) return call("accept", true, accept4, fd, null, null, TYPE_FLAGS);
   const conn = call("accept", true, libc.accept, fd, null, null);
   return conn === WOULD_BLOCK ? conn : adopt(conn);
