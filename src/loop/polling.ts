@@ -17,7 +17,7 @@
  */
 import { SystemError } from "../sys/errors.js";
 import { C, ERRNO } from "../sys/target.js";
-import { socketType } from "../sys/posix/socket.js";
+import { socketDomain, socketType } from "../sys/posix/socket.js";
 import { openWakeup, type WakeupFd } from "../sys/wakeup.js";
 import { Events, Interest, Ready } from "../selector/event.js";
 import { MAX_TOKEN, type Selector } from "../selector/selector.js";
@@ -50,6 +50,12 @@ class PolledFd extends FdState {
    * edge has already been seen.
    */
   readonly stream: boolean;
+  /**
+   * Whether a short read means drained: true of TCP, not of Unix streams, where Linux ends a
+   * read at a message that carried fds (SCM_RIGHTS) with more data queued behind it, whose edge
+   * was already spent.
+   */
+  readonly shortReadDrains: boolean;
   readable = true;
   writable = true;
   readClosed = false;
@@ -57,12 +63,15 @@ class PolledFd extends FdState {
   constructor(fd: number) {
     super(fd);
     let stream = false;
+    let unix = false;
     try {
       stream = socketType(fd) === C.SOCK_STREAM;
+      unix = stream && socketDomain(fd) === C.AF_UNIX;
     } catch {
       // Not a socket (pipe, char device, eventfd): always try the syscall first.
     }
     this.stream = stream;
+    this.shortReadDrains = stream && !unix;
   }
 }
 
@@ -226,7 +235,7 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
     const wanted = op.borrow > 0 ? op.borrow : op.buf?.byteLength ?? 0;
     const result = attempt(op, this.#pool);
     if (state?.stream) {
-      if (op.kind === Kind.Read && !state.readClosed) {
+      if (op.kind === Kind.Read && state.shortReadDrains && !state.readClosed) {
         const n = result === WOULD_BLOCK_RESULT ? -1 : op.borrow > 0 ? (result as Loan).bytes.byteLength : (result as number);
         if (n < wanted && n !== 0) state.readable = false;
       } else if (op.kind === Kind.Write && result === WOULD_BLOCK_RESULT) {
