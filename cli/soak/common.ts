@@ -70,6 +70,8 @@ export interface Counters {
   timedOut: number;
   /** Payload bytes compared with what was sent and found equal. */
   bytesVerified: number;
+  /** Cancellations per operation and kind: `read aborted`, `accept timed out`, … */
+  cancelledByOp: Record<string, number>;
   /** Stream connections completed (connected, used, closed). */
   connections: number;
   /** Datagrams received and verified. */
@@ -88,7 +90,7 @@ export interface Counters {
 
 /** Fresh counters. */
 export function newCounters(): Counters {
-  return { ops: 0, aborted: 0, timedOut: 0, bytesVerified: 0, connections: 0, datagrams: 0, fdsPassed: 0, opsByMode: {}, errors: {}, unexpected: 0, failures: [] };
+  return { ops: 0, aborted: 0, timedOut: 0, cancelledByOp: {}, bytesVerified: 0, connections: 0, datagrams: 0, fdsPassed: 0, opsByMode: {}, errors: {}, unexpected: 0, failures: [] };
 }
 
 /** At most this many failure messages are kept (the count is in `failures.length` up to it). */
@@ -233,20 +235,25 @@ export function drawCancel(phase: Phase, rand: Rand, mix: CancelMix, bounded: bo
 
 /**
  * Whether rejection `e` of an operation with `cancel` is the cancellation the soak asked for
- * (counted as aborted or timed out). A timeout of a plain, bounded operation is a stuck
+ * (counted as aborted or timed out, also per kind of operation `op`). A timeout of a plain, bounded operation is a stuck
  * operation: recorded as a failure and thrown as a {@link SoakFailure}. Anything else: false,
  * and the caller decides.
  */
-export function cancelled(phase: Phase, cancel: Cancel, e: unknown, where: string): boolean {
+export function cancelled(phase: Phase, cancel: Cancel, e: unknown, op: string, where: string): boolean {
+  const tally = (key: string): void => {
+    phase.counters.cancelledByOp[key] = (phase.counters.cancelledByOp[key] ?? 0) + 1;
+  };
   if (e instanceof SoakAbort && cancel.kind === "abort") {
     phase.count(e);
     phase.counters.aborted++;
+    tally(`${op} aborted`);
     return true;
   }
   if (e instanceof TimeoutError) {
     phase.count(e);
     if (cancel.kind === "timeout") {
       phase.counters.timedOut++;
+      tally(`${op} timed out`);
       return true;
     }
     const message = `stuck: ${where} did not complete within ${STUCK_MS} ms`;

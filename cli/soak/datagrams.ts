@@ -70,7 +70,7 @@ async function sendRetrying(phase: Phase, end: DatagramEnd, dg: Uint8Array, rand
       phase.done();
       return;
     } catch (e) {
-      if (!cancelled(phase, cancel, e, `${where}: send`)) throw e;
+      if (!cancelled(phase, cancel, e, "send", `${where}: send`)) throw e;
     } finally {
       cancel.finish();
     }
@@ -86,7 +86,7 @@ async function receiveExpecting(phase: Phase, end: DatagramEnd, dg: Uint8Array, 
     try {
       n = await end.receive(buf, cancel.options);
     } catch (e) {
-      if (cancelled(phase, cancel, e, `${where}: receive`)) continue;
+      if (cancelled(phase, cancel, e, "receive", `${where}: receive`)) continue;
       throw e;
     } finally {
       cancel.finish();
@@ -188,7 +188,7 @@ export async function udpEcho(phase: Phase, sock: UdpSocket, rand: Rand, where: 
       try {
         got = await sock.receiveFrom(buf, cancel.options);
       } catch (e) {
-        if (cancelled(phase, cancel, e, `${where}: receive`)) continue;
+        if (cancelled(phase, cancel, e, "receive", `${where}: receive`)) continue;
         throw e;
       } finally {
         cancel.finish();
@@ -244,7 +244,7 @@ export async function fdPassingLane(phase: Phase, name: string, index: number, r
                 phase.done();
                 break;
               } catch (e) {
-                if (!cancelled(phase, cancel, e, `${where}: sendFds`)) throw e;
+                if (!cancelled(phase, cancel, e, "sendFds", `${where}: sendFds`)) throw e;
               } finally {
                 cancel.finish();
               }
@@ -259,7 +259,7 @@ export async function fdPassingLane(phase: Phase, name: string, index: number, r
               try {
                 got = await b.receiveFds(buf, 2, cancel.options);
               } catch (e) {
-                if (cancelled(phase, cancel, e, `${where}: receiveFds`)) continue;
+                if (cancelled(phase, cancel, e, "receiveFds", `${where}: receiveFds`)) continue;
                 throw e;
               } finally {
                 cancel.finish();
@@ -288,7 +288,7 @@ export async function fdPassingLane(phase: Phase, name: string, index: number, r
               try {
                 n = await r.read(buf.subarray(0, logSize(rand, buf.length)), cancel.options);
               } catch (e) {
-                if (cancelled(phase, cancel, e, `${where}: pipe read`)) continue;
+                if (cancelled(phase, cancel, e, "read", `${where}: pipe read`)) continue;
                 throw e;
               } finally {
                 cancel.finish();

@@ -141,8 +141,13 @@ export function formatOutcome(o: BackendOutcome): string {
       .sort((a, b) => b[1] - a[1])
       .map(([code, n]) => `${code} ${formatInteger(n)}`)
       .join(", ");
+    const cancels = Object.entries(c.cancelledByOp)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([what, n]) => `${what} ${formatInteger(n)}`)
+      .join(", ");
     lines.push(
       `  operations  ${formatInteger(c.ops)} completed (${modes}); ${formatInteger(c.aborted)} aborted, ${formatInteger(c.timedOut)} timed out`,
+      `  cancelled   ${cancels || "none"}`,
       `  verified    ${mib(c.bytesVerified)} in ${formatInteger(c.connections)} stream connections, ${formatInteger(c.datagrams)} datagrams, ${formatInteger(c.fdsPassed)} passed fds`,
       `  errors      ${errors || "none"}; unexpected: ${c.unexpected}`,
     );

@@ -47,7 +47,7 @@ async function acceptLoop(phase: Phase, listener: TcpListener | UnixListener, se
         conn = phase.track(await listener.accept(cancel.options));
       } catch (e) {
         if (listener.closed) break;
-        if (cancelled(phase, cancel, e, `${where}: accept`)) continue;
+        if (cancelled(phase, cancel, e, "accept", `${where}: accept`)) continue;
         // The client gave up (its connect was cancelled) before the connection was accepted.
         if ((e as { code?: unknown }).code === "ECONNABORTED") {
           phase.count(e);

@@ -122,7 +122,7 @@ async function writeMessage(phase: Phase, stream: SoakStream, message: Uint8Arra
     try {
       await stream.writeAll(message, PLAIN.options);
     } catch (e) {
-      if (!cancelled(phase, PLAIN, e, `${where}: writeAll`)) throw e;
+      if (!cancelled(phase, PLAIN, e, "write", `${where}: writeAll`)) throw e;
     }
     phase.done();
     return;
@@ -134,7 +134,7 @@ async function writeMessage(phase: Phase, stream: SoakStream, message: Uint8Arra
       n = await stream.write(message.subarray(at), cancel.options);
     } catch (e) {
       // Nothing of this write went out: the next one starts from the same byte.
-      if (cancelled(phase, cancel, e, `${where}: write`)) continue;
+      if (cancelled(phase, cancel, e, "write", `${where}: write`)) continue;
       throw e;
     } finally {
       cancel.finish();
@@ -173,7 +173,7 @@ async function readOnce(phase: Phase, stream: SoakStream, expected: Expected, bu
     try {
       n = await stream.read(view, cancel.options);
     } catch (e) {
-      if (!cancelled(phase, cancel, e, where)) throw e;
+      if (!cancelled(phase, cancel, e, "read", where)) throw e;
       if (!untouched(view)) {
         const text = `${where}: a ${cancel.kind === "abort" ? "aborted" : "timed-out"} read of ${view.length} bytes wrote into its buffer`;
         phase.fail(text);
@@ -186,7 +186,7 @@ async function readOnce(phase: Phase, stream: SoakStream, expected: Expected, bu
     return n;
   } catch (e) {
     // A cancelled borrowed read lands here (a plain read's cancellation returned above).
-    if (cancelled(phase, cancel, e, where)) return null;
+    if (cancelled(phase, cancel, e, "read", where)) return null;
     throw e;
   } finally {
     cancel.finish();
@@ -262,7 +262,7 @@ async function connectOnce(phase: Phase, connect: (options: OperationOptions) =>
     phase.done();
     return phase.track(stream);
   } catch (e) {
-    if (cancelled(phase, cancel, e, `${where}: connect`)) return null;
+    if (cancelled(phase, cancel, e, "connect", `${where}: connect`)) return null;
     throw e;
   } finally {
     cancel.finish();
@@ -309,7 +309,7 @@ export async function echoStream(phase: Phase, conn: SoakStream, rand: Rand, whe
       try {
         n = await conn.read(view, cancel.options);
       } catch (e) {
-        if (!cancelled(phase, cancel, e, `${where}: echo read`)) throw e;
+        if (!cancelled(phase, cancel, e, "read", `${where}: echo read`)) throw e;
         if (!untouched(view)) {
           const text = `${where}: an echo read that rejected (${cancel.kind}) wrote into its buffer`;
           phase.fail(text);
