@@ -40,7 +40,8 @@ a summary per backend at the end; exits with 1 if any byte mismatched, any opera
   --interval S    seconds between progress lines (default: 10, at most a quarter of the run)
   --json FILE     also write the summary as JSON`;
 
-const here = fileURLToPath(new URL(".", import.meta.url));
+/** The script each backend's process runs. */
+const childScript = fileURLToPath(new URL("./soak/child.js", import.meta.url));
 
 /** Seconds a child may run beyond its phases' time before it counts as hung and is killed. */
 const HANG_GRACE_S = 2 * OVERRUN_S + 60;
@@ -61,7 +62,7 @@ function parseBackends(value: string | undefined): BackendName[] {
 /** Runs one backend's child; resolves with its outcome. */
 function runChild(config: ChildConfig, bound: number, log: (line: string) => void): Promise<BackendOutcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--expose-gc", join(here, "soak", "child.js"), JSON.stringify(config)], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--expose-gc", childScript, JSON.stringify(config)], { stdio: ["ignore", "pipe", "pipe"] });
     let result: Extract<ChildMessage, { type: "result" }> | null = null;
     const problems: string[] = [];
     let hung = false;
