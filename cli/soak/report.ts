@@ -54,15 +54,20 @@ const MiB = 1024 * 1024;
  *   more. Past the warm-up the heap only moves by what V8 still compiles and caches, well under
  *   that; a leak of one small object per operation or connection (a closure, a promise, an
  *   operation record) exceeds it within seconds at the soak's rate of operations.
- * - RSS: at most 48 MiB or 25 % over the baseline, whichever is more. RSS does not shrink on
- *   demand: the C allocator keeps freed memory in its arenas, V8 keeps pages it may reuse, and
- *   kernel socket buffers are not counted at all; a loose bound still catches a native leak
- *   that grows with the work (a provided-buffer ring or a per-operation native block not freed,
- *   16 KiB and more at a time), while the fd check catches leaked rings and sockets exactly.
+ * - RSS: at most 64 MiB or 50 % over the baseline, whichever is more. RSS does not shrink on
+ *   demand: the C allocator keeps freed memory in its arenas and V8 keeps pages it may reuse,
+ *   so RSS climbs to the peak working set of the busiest moment (16 lanes with buffers of up to
+ *   256 KiB, io_uring's provided buffers, a Worker per phase on the blocking backend) and stays
+ *   there. Measured here: RSS levels off within the first minute, 28-42 MiB over the baseline,
+ *   and stays level for minutes (io_uring +40 MiB after one minute, +42 MiB after three,
+ *   while 2.4 million operations added 1.2 MiB of heap). A native leak that grows with the work
+ *   (a per-operation native block or a provided-buffer ring not freed, 16 KiB and more at a
+ *   time) passes the bound within a minute or two; leaked rings and sockets fail the fd check
+ *   exactly.
  */
 export const TOLERANCE = {
   heap: { bytes: 4 * MiB, fraction: 0.1 },
-  rss: { bytes: 48 * MiB, fraction: 0.25 },
+  rss: { bytes: 64 * MiB, fraction: 0.5 },
 } as const;
 
 /** The allowed growth of `name` over `baseline`. */
