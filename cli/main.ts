@@ -35,6 +35,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.usage, run: m.runBenchCommand };
     },
   },
+  soak: {
+    summary: "mixed traffic, aborts, timeouts and churn on every backend; checks every byte and leaks",
+    load: async () => {
+      const m = await import("./soak.js");
+      return { usage: m.usage, run: m.runSoak };
+    },
+  },
 };
 
 function help(): string {

@@ -21,7 +21,7 @@ import { ffi } from "./ffi/runtime/load.js";
 import type { BackendName } from "./loop/event-loop.js";
 import { chooseBackend } from "./loop/backends.js";
 import { libcResolution } from "./sys/libc.js";
-import { socketPair } from "./sys/posix/socket.js";
+import { setIntOption, socketPair } from "./sys/posix/socket.js";
 import { C, TARGET } from "./sys/target.js";
 import { defaultWakeupKind } from "./sys/wakeup.js";
 
@@ -111,4 +111,18 @@ export function chosenBackend(): BackendName {
  */
 export function unixSocketPair(): [number, number] {
   return socketPair(C.AF_UNIX, C.SOCK_STREAM);
+}
+
+/**
+ * Caps a socket's send buffer (SO_SNDBUF; Linux doubles the value). `evloop soak` uses it so
+ * that writes on loopback block now and then: loopback TCP otherwise grows the buffer to
+ * megabytes, and an abort or timeout of a write would never find one waiting.
+ *
+ * @example
+ * ```ts
+ * setSendBufferSize(stream.fd, 16 * 1024);
+ * ```
+ */
+export function setSendBufferSize(fd: number, bytes: number): void {
+  setIntOption(fd, C.SOL_SOCKET, C.SO_SNDBUF, bytes);
 }
