@@ -9,6 +9,10 @@
  * nothing else on the thread runs — a client and a server in the same thread deadlock, and an
  * AbortSignal can only cancel an operation before it starts. It is the last resort in
  * `availableBackends()` and never chosen while another backend works.
+ *
+ * Like the readiness backends it keeps the fast-path budget: past FAST_PATH_BUDGET operations in
+ * one iteration, an operation is parked until the next, so a transfer whose calls all succeed
+ * at once still lets timers (the loop's and the host's) run.
  */
 import { SystemError, TimeoutError } from "../sys/errors.js";
 import { C, ERRNO } from "../sys/target.js";
@@ -16,9 +20,9 @@ import { pollOne } from "../sys/posix/poll.js";
 import { openWakeup, type WakeupFd } from "../sys/wakeup.js";
 import type { BackendName } from "./event-loop.js";
 import { attempt, pollEvents, WOULD_BLOCK_RESULT } from "./attempt.js";
-import { CompletionLoop } from "./completion.js";
+import { CompletionLoop, FAST_PATH_BUDGET } from "./completion.js";
 import { BufferPool } from "./lending.js";
-import { FdState, Operation, SYSCALL } from "./operation.js";
+import { FdState, Operation, Phase, SYSCALL } from "./operation.js";
 import { clock } from "./timers.js";
 
 /**
@@ -36,6 +40,9 @@ export class BlockingEventLoop extends CompletionLoop {
   readonly backend: BackendName = "blocking";
   readonly #wakeup: WakeupFd;
   readonly #pool = new BufferPool();
+  #budget = FAST_PATH_BUDGET;
+  /** Operations held back by the budget, in the order they came: run by the next iteration. */
+  #deferred: Operation[] = [];
 
   /** @internal Use `createLoop({ backend: "blocking" })`. */
   constructor() {
@@ -48,18 +55,33 @@ export class BlockingEventLoop extends CompletionLoop {
     // Nothing to watch: operations finish inside their call; timers are the driver's.
   }
 
+  override get hasDeferred(): boolean {
+    return this.#deferred.length > 0;
+  }
 
+  /** Runs the operation now, or parks it for the next iteration once the budget is spent. */
+  protected begin<T>(op: Operation): Promise<T> {
+    if (this.#budget > 0) {
+      this.#budget--;
+      try {
+        return Promise.resolve(this.#complete(op) as T);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const promise = this.park<T>(op, null);
+    this.armTimer(op);
+    this.#deferred.push(op);
+    this.changed();
+    return promise;
+  }
 
   /** Runs the syscall until it does not would-block, waiting in poll(2) within the timeout. */
-  protected begin<T>(op: Operation): Promise<T> {
-    try {
-      for (;;) {
-        const result = attempt(op, this.#pool);
-        if (result !== WOULD_BLOCK_RESULT) return Promise.resolve(result as T);
-        this.#waitReady(op);
-      }
-    } catch (e) {
-      return Promise.reject(e);
+  #complete(op: Operation): unknown {
+    for (;;) {
+      const result = attempt(op, this.#pool);
+      if (result !== WOULD_BLOCK_RESULT) return result;
+      this.#waitReady(op);
     }
   }
 
@@ -80,6 +102,21 @@ export class BlockingEventLoop extends CompletionLoop {
   }
 
   protected wait(timeout: number): void {
+    this.#budget = FAST_PATH_BUDGET;
+    const deferred = this.#deferred;
+    if (deferred.length > 0) {
+      // Their turn came: run them in order (one aborted or timed out meanwhile is done already).
+      this.#deferred = [];
+      for (const op of deferred) {
+        if (op.phase === Phase.Done) continue;
+        try {
+          this.settle(op, true, this.#complete(op));
+        } catch (e) {
+          this.settle(op, false, e);
+        }
+      }
+      return;
+    }
     // Sleep in poll(2) on the wake-up fd, so interrupt() can cut the sleep short.
     if (timeout !== 0 && pollOne(this.#wakeup.fd, C.POLLIN, timeout) !== 0) this.#wakeup.drain();
   }

@@ -37,6 +37,15 @@ import { checkAddress, checkBorrow, checkBuffer, checkBuffers, checkFd, clampLen
 import { FdState, Kind, Operation, Phase, type Queue, SYSCALL } from "./operation.js";
 import { clock, TimerHeap } from "./timers.js";
 
+/**
+ * Operations that may complete at once, without a loop iteration, per iteration. A transfer
+ * whose every syscall succeeds would otherwise resolve promise after promise in microtasks and
+ * starve the host's timers and I/O (guest mode), and the loop's own timers, forever; past the
+ * budget an operation waits for the next iteration, like any Node socket callback. Backends
+ * that complete operations inside their call (readiness, blocking) keep it.
+ */
+export const FAST_PATH_BUDGET = 128;
+
 /** What interrupts a loop blocked in its kernel wait: one per backend kind (eventfd, …). */
 export interface LoopWaker {
   /** What another thread needs to wake the loop (`Waker.fromHandle`). */

@@ -23,19 +23,11 @@ import { Events, Interest, Ready } from "../selector/event.js";
 import { MAX_TOKEN, type Selector } from "../selector/selector.js";
 import type { BackendName } from "./event-loop.js";
 import { attempt, WOULD_BLOCK_RESULT } from "./attempt.js";
-import { CompletionLoop } from "./completion.js";
+import { CompletionLoop, FAST_PATH_BUDGET } from "./completion.js";
 import { BufferPool, type Loan } from "./lending.js";
 import { FdState, isReader, Kind, Operation, type Queue, SYSCALL } from "./operation.js";
 
 const WAKER_TOKEN = MAX_TOKEN - 1;
-
-/**
- * Operations that may complete at once, without a loop iteration, per iteration. A transfer
- * whose every syscall succeeds would otherwise resolve promise after promise in microtasks and
- * starve the host's timers and I/O (guest mode) forever; past the budget an operation waits for
- * the next iteration, like any Node socket callback.
- */
-const FAST_PATH_BUDGET = 128;
 
 /** Per-fd state: the queues, whether the selector knows the fd, what a short transfer taught. */
 class PolledFd extends FdState {

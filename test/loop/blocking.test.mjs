@@ -74,4 +74,31 @@ describe("blocking backend", { skip }, () => {
       loop.dispose();
     }
   });
+
+  test("a transfer whose every call succeeds at once still lets timers run (the fast-path budget)", async () => {
+    const loop = createLoop({ backend: "blocking" });
+    const [a, b] = raw.socketPair();
+    let hostTimer = false;
+    let loopTimer = false;
+    const timer = setTimeout(() => (hostTimer = true), 1);
+    loop.sleep(1).then(() => (loopTimer = true));
+    const one = new Uint8Array([7]);
+    const buf = new Uint8Array(1);
+    let rounds = 0;
+    try {
+      // Each write and read completes inside its call: without a budget this never yields.
+      while (!(hostTimer && loopTimer) && rounds < 50_000) {
+        await loop.write(a, one);
+        await loop.read(b, buf);
+        rounds++;
+      }
+      assert.ok(hostTimer, `Node's timer never ran in ${rounds} round trips`);
+      assert.ok(loopTimer, `the loop's sleep never ended in ${rounds} round trips`);
+    } finally {
+      clearTimeout(timer);
+      await loop.close(a);
+      await loop.close(b);
+      loop.dispose();
+    }
+  });
 });
