@@ -9,6 +9,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+
+// Failure reports carry the failing assertion's message, not only the counterexample.
+fc.configureGlobal({ includeErrorInReport: true });
 import { formatIPv6, parseIPv6, sockaddrCodec, SOCKADDR_MAX, encodeSockaddr, decodeSockaddr } from "../../dist/sys/posix/sockaddr.js";
 import * as darwin from "../../dist/sys/bsd/darwin.js";
 import * as freebsd from "../../dist/sys/bsd/freebsd.js";

@@ -25,6 +25,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+
+// Failure reports carry the failing assertion's message, not only the counterexample.
+fc.configureGlobal({ includeErrorInReport: true });
 import { ClosedError, SystemError, TimeoutError, UnixStream } from "evloop";
 import { forEachLoop, track } from "../helpers.mjs";
 
