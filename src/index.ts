@@ -38,9 +38,11 @@ export {
   UnixStream,
   UnixDatagram,
   type UnixPathOptions,
+  type UnixBindOptions,
   type UnixListenOptions,
   type UnixConnectOptions,
   type ReceivedFds,
+  type PeerCredentials,
 } from "./net/unix.js";
 export { resolveHost, type InetAddress, type IPFamily, type ResolveOptions } from "./net/address.js";
 export type { Datagram } from "./net/socket.js";

@@ -53,6 +53,10 @@ export type Loop = EventLoop & { readonly mode: "guest" | "owner" };
  * ```
  */
 export function createLoop(options: CreateLoopOptions = {}): Loop {
+  if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+  if (options.backend !== undefined && typeof options.backend !== "string") throw new TypeError(`backend must be a backend name, got ${typeof options.backend}`);
+  if (options.guest !== undefined && typeof options.guest !== "boolean") throw new TypeError(`guest must be a boolean, got ${typeof options.guest}`);
+  if (options.ioUring !== undefined && (options.ioUring === null || typeof options.ioUring !== "object")) throw new TypeError("ioUring must be an object");
   const backend = chooseBackend(options.backend);
   const wantGuest = options.guest ?? hostLoopAvailable();
   if (wantGuest && !hostLoopAvailable()) {

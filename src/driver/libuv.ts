@@ -9,6 +9,7 @@
 import { ffi } from "../ffi/runtime/load.js";
 import type { NativeCallback, SymbolTable } from "../ffi/types.js";
 import { libc } from "../sys/libc.js";
+import { SystemError } from "../sys/errors.js";
 import { Interest } from "../selector/event.js";
 
 const UV = {
@@ -83,7 +84,9 @@ export class UvPoll {
     const rc = lib.uv_poll_init(lib.uv_default_loop(), this.#handle, fd);
     if (rc !== 0) {
       libc.free(this.#handle);
-      throw new Error(`uv_poll_init failed for fd ${fd} (${rc})`);
+      // libuv's error codes are negated errno values on Unix (UV_EBADF is -EBADF), so the
+      // caller gets the same SystemError as from epoll_ctl for the same fd.
+      throw new SystemError(-rc, "uv_poll_init", `Node's loop cannot watch fd ${fd}`);
     }
     lib.uv_unref(this.#handle);
     live.set(this.#handle, this);

@@ -24,10 +24,19 @@ export function checkOptions(options: { signal?: unknown; timeout?: unknown } | 
   if (options === undefined || options === null) return;
   if (typeof options !== "object") throw new TypeError("options must be an object");
   if (options.timeout !== undefined) checkMs(options.timeout, "timeout");
-  const signal = options.signal;
-  if (signal !== undefined && (typeof signal !== "object" || signal === null || typeof (signal as AbortSignal).addEventListener !== "function" || typeof (signal as AbortSignal).aborted !== "boolean")) {
-    throw new TypeError("signal must be an AbortSignal");
-  }
+  if (options.signal !== undefined && !isSignal(options.signal)) throw new TypeError("signal must be an AbortSignal");
+}
+
+/**
+ * Whether `signal` can serve as an AbortSignal: the real one, or an object with what the loop
+ * uses of it (`aborted`, `addEventListener`, and `removeEventListener`, which runs when the
+ * operation settles: an object without it would fail there, long after the call, with nothing
+ * to catch it).
+ */
+function isSignal(signal: unknown): signal is AbortSignal {
+  if (typeof signal !== "object" || signal === null) return false;
+  const s = signal as Partial<AbortSignal>;
+  return typeof s.aborted === "boolean" && typeof s.addEventListener === "function" && typeof s.removeEventListener === "function";
 }
 
 /** Whether the memory behind `buf` was transferred away (detached). */

@@ -1,12 +1,22 @@
 /**
- * What the Unix socket classes share: path checks, binding with clear errors, removing the
- * socket file a bind created, and fd passing (SCM_RIGHTS) helpers.
+ * What the Unix socket classes share: path and mode checks, binding with clear errors (and with
+ * permission bits set without a race), removing the socket file a bind created, and fd passing
+ * (SCM_RIGHTS) helpers.
+ *
+ * The file operations here (stat, unlink, and for `mode` mkdtemp, chmod, link, rmdir) go through
+ * node:fs's synchronous calls, not the sys layer: they run once per bind or close, never per
+ * operation, so a synchronous call costs nothing that matters; every runtime evloop supports
+ * (Node, Bun, Deno) provides node:fs; and its errors carry the errno name, which
+ * {@link fsError} turns into evloop's SystemError.
  */
-import { statSync, unlinkSync } from "node:fs";
+import { chmodSync, linkSync, mkdtempSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
+import { checkAddress } from "../loop/checks.js";
 import { SystemError } from "../sys/errors.js";
 import { bind } from "../sys/posix/socket.js";
 import type { UnixAddress } from "../sys/posix/sockaddr.js";
+import { ERRNO } from "../sys/target.js";
 import type { HandleOptions } from "../io/handle.js";
 import { formatAddress } from "./address.js";
 import { annotate } from "./socket.js";
@@ -21,6 +31,25 @@ import { annotate } from "./socket.js";
  */
 export interface UnixPathOptions extends HandleOptions {
   path: string;
+}
+
+/**
+ * Options of the Unix binds ({@link UnixListener.bind}, {@link UnixDatagram.bind}): a path, and
+ * the permission bits its socket file gets.
+ *
+ * @example
+ * ```ts
+ * await UnixDatagram.bind({ path: "/run/app/app.dgram", mode: 0o660 });
+ * ```
+ */
+export interface UnixBindOptions extends UnixPathOptions {
+  /**
+   * Permission bits of the socket file (an integer from 0 to 0o777, such as 0o600): connecting
+   * to (or sending to) a socket file takes write permission on it. Default: whatever the umask
+   * leaves of 0o777. The file never exists with other bits, not even briefly (see
+   * {@link bindPath}). Not for abstract names, which have no permissions.
+   */
+  mode?: number | undefined;
 }
 
 /**
@@ -83,24 +112,127 @@ export function checkFds(fds: unknown): readonly number[] {
   return fds as number[];
 }
 
+/** The name of the private directory a bind with `mode` creates beside the socket's path. */
+const TEMP_PREFIX = ".evloop-";
+/** What mkdtemp(3) appends to the prefix. */
+const TEMP_SUFFIX = "XXXXXX";
+/** The socket's name inside that directory. */
+const TEMP_NAME = "s";
+
 /**
- * bind(2) to a unix address, with an EADDRINUSE message that says what to do about it.
+ * Checks a bind's `mode` for `path`: undefined, or an integer from 0 to 0o777 (RangeError
+ * otherwise), and only for a filesystem path: an abstract name has no permission bits to set.
+ * Also checks that the temporary name a bind with `mode` uses fits in a socket address.
  *
  * @example
  * ```ts
- * openSocket(C.AF_UNIX, C.SOCK_STREAM, (s) => bindPath(s, { family: "unix", path }));
+ * const mode = checkMode(options.mode, address.path); // 0o600, or undefined
  * ```
  */
-export function bindPath(fd: number, address: UnixAddress): void {
-  try {
-    bind(fd, address);
-  } catch (e) {
-    const abstract = address.path.startsWith("\0");
-    const hint = abstract
-      ? `the abstract name ${formatAddress(address)} is taken`
-      : `${address.path} already exists; if no server uses it, it is a stale socket file to remove`;
-    throw annotate(e, e instanceof SystemError && e.code === "EADDRINUSE" ? hint : formatAddress(address));
+export function checkMode(mode: unknown, path: string): number | undefined {
+  if (mode === undefined) return undefined;
+  if (typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    throw new RangeError(`mode must be an integer from 0 to 0o777 (permission bits such as 0o600), got ${String(mode)}`);
   }
+  if (path.startsWith("\0")) {
+    throw new TypeError("mode cannot be set on an abstract socket name: abstract names have no permissions (any process in the same network namespace can connect)");
+  }
+  checkAddress({ family: "unix", path });
+  const temp = join(dirname(path), TEMP_PREFIX + TEMP_SUFFIX, TEMP_NAME);
+  try {
+    checkAddress({ family: "unix", path: temp });
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new RangeError(`with mode, the socket is bound first as ${temp} (a private directory beside ${path}), which is too long for a socket address: ${e.message}`);
+  }
+  return mode;
+}
+
+/**
+ * bind(2) to a unix address, with an EADDRINUSE message that says what to do about it.
+ *
+ * With `mode`, the socket file gets those permission bits without ever existing with others.
+ * bind(2) creates the file with 0o777 less the umask, and a chmod after it would leave a window
+ * in which anyone the umask admits can connect; changing the umask instead would change it for
+ * every thread of the process. So the socket is bound inside a fresh private directory beside
+ * `path` (mkdtemp: mode 0o700, so only this user can reach the name there), chmod-ed there, and
+ * only then linked to `path` by link(2), which fails with EEXIST instead of replacing an
+ * existing file (reported as bind's EADDRINUSE). The temporary name and directory are removed
+ * either way. The kernel keeps the name the socket was bound to, so getsockname(2) on it (and
+ * getpeername(2) on its peers, or a datagram's source address) shows the temporary name; the
+ * classes report the requested path as their own address.
+ *
+ * @example
+ * ```ts
+ * openSocket(C.AF_UNIX, C.SOCK_STREAM, (s) => bindPath(s, { family: "unix", path }, 0o600));
+ * ```
+ */
+export function bindPath(fd: number, address: UnixAddress, mode?: number): void {
+  if (mode === undefined) {
+    try {
+      bind(fd, address);
+    } catch (e) {
+      throw bindError(e, address);
+    }
+    return;
+  }
+  const path = address.path;
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(dirname(path), TEMP_PREFIX));
+  } catch (e) {
+    throw fsError(e, "mkdtemp", address);
+  }
+  const temp = join(dir, TEMP_NAME);
+  try {
+    try {
+      bind(fd, { family: "unix", path: temp });
+    } catch (e) {
+      throw bindError(e, address);
+    }
+    try {
+      chmodSync(temp, mode);
+    } catch (e) {
+      throw fsError(e, "chmod", address);
+    }
+    try {
+      linkSync(temp, path);
+    } catch (e) {
+      throw (e as NodeJS.ErrnoException).code === "EEXIST" ? bindError(new SystemError(ERRNO.EADDRINUSE, "bind"), address) : fsError(e, "link", address);
+    }
+  } finally {
+    // Best effort: a name left behind here is in a directory only this user can reach.
+    try {
+      unlinkSync(temp);
+    } catch {
+      // Not created (bind failed) or already gone.
+    }
+    try {
+      rmdirSync(dir);
+    } catch {
+      // Nothing else can have put files there (mode 0o700), so this does not fail in practice.
+    }
+  }
+}
+
+/** A bind failure with the address, or with what to do about EADDRINUSE. */
+function bindError(e: unknown, address: UnixAddress): unknown {
+  const abstract = address.path.startsWith("\0");
+  const hint = abstract
+    ? `the abstract name ${formatAddress(address)} is taken`
+    : `${address.path} already exists; if no server uses it, it is a stale socket file to remove`;
+  return annotate(e, e instanceof SystemError && e.code === "EADDRINUSE" ? hint : formatAddress(address));
+}
+
+/**
+ * A node:fs error as evloop's SystemError (same errno name, naming `syscall` and the address);
+ * anything else passes through.
+ */
+function fsError(e: unknown, syscall: string, address: UnixAddress): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const errno = code === undefined ? undefined : ERRNO[code];
+  if (errno === undefined) return e;
+  return annotate(new SystemError(errno, syscall), formatAddress(address));
 }
 
 /**

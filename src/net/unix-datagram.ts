@@ -10,7 +10,9 @@ import { C } from "../sys/target.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
 import { formatAddress } from "./address.js";
 import { annotate, DatagramSocket, openSocket } from "./socket.js";
-import { bindPath, checkFds, checkPath, receiveFds, SocketFile, type ReceivedFds, type UnixPathOptions } from "./unix-common.js";
+import {
+  bindPath, checkFds, checkMode, checkPath, receiveFds, SocketFile, type ReceivedFds, type UnixBindOptions,
+} from "./unix-common.js";
 
 /**
  * A Unix datagram socket: bound to a path, unbound, or one end of a pair.
@@ -25,32 +27,51 @@ import { bindPath, checkFds, checkPath, receiveFds, SocketFile, type ReceivedFds
  */
 export class UnixDatagram extends DatagramSocket<string | UnixAddress, UnixAddress> {
   readonly #file: SocketFile | null;
+  /** The requested address of a socket bound with `mode`, which the kernel knows by another name. */
+  readonly #bound: UnixAddress | null;
 
-  private constructor(fd: number, loop: EventLoop, connected: boolean, file: SocketFile | null) {
+  private constructor(fd: number, loop: EventLoop, connected: boolean, file: SocketFile | null, bound: UnixAddress | null = null) {
     super(fd, loop, connected);
     this.#file = file;
+    this.#bound = bound;
   }
 
   /**
    * A datagram socket bound to `path` (or "\0name"), which others can `sendTo`. Closing it
    * removes the socket file it created.
    *
+   * `mode` sets the socket file's permission bits (sending to it takes write permission), and
+   * the file never exists with wider ones: it is bound in a fresh private directory beside
+   * `path` (mode 0o700), chmod-ed there and hard-linked to `path` (EADDRINUSE if `path` exists).
+   * The kernel keeps the temporary name as the socket's own: `address` reports `path`, but the
+   * source address peers receive from it is the (removed) temporary name, so a peer cannot
+   * reply to it by that address. An abstract name has no permissions: `mode` with one throws a
+   * TypeError; a bad `mode` a RangeError.
+   *
    * @example
    * ```ts
    * const server = await UnixDatagram.bind({ path: "/tmp/app.dgram" });
+   * const mine = await UnixDatagram.bind({ path: "/run/app/app.dgram", mode: 0o600 });
    * ```
    */
   // `override`: a class is a function, and this static shadows Function.prototype.bind.
-  static override async bind(options: UnixPathOptions): Promise<UnixDatagram> {
+  static override async bind(options: UnixBindOptions): Promise<UnixDatagram> {
     if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
     const address: UnixAddress = { family: "unix", path: checkPath(options.path) };
+    const mode = checkMode(options.mode, address.path);
     const loop = loopOf(options.loop);
     let file: SocketFile | null = null;
     const fd = openSocket(C.AF_UNIX, C.SOCK_DGRAM, (s) => {
-      bindPath(s, address);
+      bindPath(s, address, mode);
       file = SocketFile.after(address.path);
     });
-    return new UnixDatagram(fd, loop, false, file);
+    return new UnixDatagram(fd, loop, false, file, mode === undefined ? null : address);
+  }
+
+  /** The local address (getsockname; the requested path if bound with `mode`); throws EBADF once closed. */
+  override get address(): UnixAddress {
+    const kernel = super.address;
+    return this.#bound ?? kernel;
   }
 
   /**

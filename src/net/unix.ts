@@ -6,15 +6,18 @@
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkBuffer, checkOptions } from "../loop/checks.js";
 import { clock } from "../loop/timers.js";
-import { listen, socket, socketPair } from "../sys/posix/socket.js";
+import { listen, peerCredentials, socket, socketPair, type PeerCredentials } from "../sys/posix/socket.js";
 import type { UnixAddress } from "../sys/posix/sockaddr.js";
 import { C } from "../sys/target.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
 import { formatAddress } from "./address.js";
 import { annotate, Listener, openSocket, SocketStream } from "./socket.js";
-import { bindPath, checkFds, checkPath, receiveFds, SocketFile, type ReceivedFds, type UnixPathOptions } from "./unix-common.js";
+import {
+  bindPath, checkFds, checkMode, checkPath, receiveFds, SocketFile, type ReceivedFds, type UnixBindOptions, type UnixPathOptions,
+} from "./unix-common.js";
 
-export type { ReceivedFds, UnixPathOptions } from "./unix-common.js";
+export type { ReceivedFds, UnixBindOptions, UnixPathOptions } from "./unix-common.js";
+export type { PeerCredentials } from "../sys/posix/socket.js";
 export { UnixDatagram } from "./unix-datagram.js";
 
 /**
@@ -22,10 +25,10 @@ export { UnixDatagram } from "./unix-datagram.js";
  *
  * @example
  * ```ts
- * await UnixListener.bind({ path: "/tmp/app.sock", backlog: 128 });
+ * await UnixListener.bind({ path: "/tmp/app.sock", backlog: 128, mode: 0o600 });
  * ```
  */
-export interface UnixListenOptions extends UnixPathOptions {
+export interface UnixListenOptions extends UnixBindOptions {
   /** listen(2) backlog; default 511. */
   backlog?: number | undefined;
 }
@@ -41,7 +44,7 @@ export interface UnixListenOptions extends UnixPathOptions {
 export interface UnixConnectOptions extends UnixPathOptions, OperationOptions {}
 
 
-let makeStream: (fd: number, loop: EventLoop) => UnixStream;
+let makeStream: (fd: number, loop: EventLoop, local: UnixAddress | null) => UnixStream;
 
 /**
  * A connected Unix stream socket; it can pass file descriptors to its peer.
@@ -55,12 +58,16 @@ let makeStream: (fd: number, loop: EventLoop) => UnixStream;
  * ```
  */
 export class UnixStream extends SocketStream {
+  /** The listener's requested path, for a stream it accepted after binding with `mode`. */
+  readonly #local: UnixAddress | null;
+
   static {
-    makeStream = (fd, loop) => new UnixStream(fd, loop);
+    makeStream = (fd, loop, local) => new UnixStream(fd, loop, local);
   }
 
-  private constructor(fd: number, loop: EventLoop) {
+  private constructor(fd: number, loop: EventLoop, local: UnixAddress | null = null) {
     super(fd, loop);
+    this.#local = local;
   }
 
   /**
@@ -102,9 +109,31 @@ export class UnixStream extends SocketStream {
     return [new UnixStream(a, loop), new UnixStream(b, loop)];
   }
 
-  /** This end's address (`""` when unnamed). */
+  /**
+   * This end's address (`""` when unnamed). For a stream accepted by a listener bound with
+   * `mode`, the listener's path (the kernel knows the socket by its temporary name).
+   */
   override get localAddress(): UnixAddress {
-    return super.localAddress as UnixAddress;
+    if (this.#local === null) return super.localAddress as UnixAddress;
+    this.openFd("getsockname"); // EBADF once closed, as without mode
+    return this.#local;
+  }
+
+  /**
+   * The peer's process id, user id and group id, as the kernel recorded them when the
+   * connection was made (SO_PEERCRED): for a server, who connected; for a client, who listens.
+   * Throws EBADF once closed. Linux only for now: elsewhere it throws an Error saying it is not
+   * supported yet.
+   *
+   * @example
+   * ```ts
+   * const conn = await listener.accept();
+   * const { pid, uid } = conn.peerCredentials();
+   * if (uid !== process.getuid()) await conn.close();
+   * ```
+   */
+  peerCredentials(): PeerCredentials {
+    return peerCredentials(this.openFd("getsockopt"));
   }
 
   /** The peer's address (`""` when unnamed). */
@@ -168,10 +197,13 @@ export class UnixStream extends SocketStream {
  */
 export class UnixListener extends Listener<UnixStream, UnixAddress> {
   readonly #file: SocketFile | null;
+  /** Whether the kernel knows the socket by a temporary name (bound with `mode`). */
+  readonly #renamed: boolean;
 
-  private constructor(fd: number, loop: EventLoop, address: UnixAddress, file: SocketFile | null) {
+  private constructor(fd: number, loop: EventLoop, address: UnixAddress, file: SocketFile | null, renamed: boolean) {
     super(fd, loop, address);
     this.#file = file;
+    this.#renamed = renamed;
   }
 
   /**
@@ -179,15 +211,25 @@ export class UnixListener extends Listener<UnixStream, UnixAddress> {
    * EADDRINUSE when the path exists (stale socket files are not removed for you); the socket is
    * closed on any failure.
    *
+   * `mode` sets the socket file's permission bits (connecting takes write permission). The file
+   * never exists with wider bits, not even briefly: the socket is bound in a fresh private
+   * directory beside `path` (mode 0o700), chmod-ed there and then hard-linked to `path`, which
+   * fails with EADDRINUSE if `path` exists; no umask is changed. The kernel keeps the temporary
+   * name as the socket's own: `address` and accepted streams' `localAddress` report `path`, but
+   * a client's `remoteAddress` shows the (removed) temporary name. An abstract name has no
+   * permissions, so `mode` with one throws a TypeError; a bad `mode` a RangeError.
+   *
    * @example
    * ```ts
    * const l = await UnixListener.bind({ path: "\0my-service" });
+   * const private_ = await UnixListener.bind({ path: "/run/app/app.sock", mode: 0o600 });
    * ```
    */
   // `override`: a class is a function, and this static shadows Function.prototype.bind.
   static override async bind(options: UnixListenOptions): Promise<UnixListener> {
     if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
     const address: UnixAddress = { family: "unix", path: checkPath(options.path) };
+    const mode = checkMode(options.mode, address.path);
     const backlog = options.backlog ?? 511;
     if (typeof backlog !== "number" || !Number.isInteger(backlog) || backlog < 0 || backlog > 0x7fffffff) {
       throw new RangeError(`backlog must be a non-negative integer, got ${String(backlog)}`);
@@ -195,7 +237,7 @@ export class UnixListener extends Listener<UnixStream, UnixAddress> {
     const loop = loopOf(options.loop);
     let file: SocketFile | null = null;
     const fd = openSocket(C.AF_UNIX, C.SOCK_STREAM, (s) => {
-      bindPath(s, address);
+      bindPath(s, address, mode);
       file = SocketFile.after(address.path);
       try {
         listen(s, backlog);
@@ -204,11 +246,11 @@ export class UnixListener extends Listener<UnixStream, UnixAddress> {
         throw e;
       }
     });
-    return new UnixListener(fd, loop, address, file);
+    return new UnixListener(fd, loop, address, file, mode !== undefined);
   }
 
   protected override wrap(fd: number): UnixStream {
-    return makeStream(fd, this.loop);
+    return makeStream(fd, this.loop, this.#renamed ? this.address : null);
   }
 
   protected override onClose(): void {

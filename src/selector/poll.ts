@@ -71,7 +71,13 @@ export class PollSelector implements Selector {
     this.#fds.set(fd, reg);
     this.#slots.push(reg);
     this.#write(reg);
-    this.#listener?.(fd, interest);
+    try {
+      this.#listener?.(fd, interest);
+    } catch (e) {
+      // The host loop refused the fd (uv_poll_init: EBADF): the registration failed as a whole.
+      this.#forget(reg);
+      throw e;
+    }
   }
 
   reregister(fd: number, token: number, interest: number): void {

@@ -41,6 +41,12 @@ export interface PosixConstants {
   readonly SO_ACCEPTCONN: number;
   /** The socket's domain; missing on macOS and NetBSD, where getsockname's family answers. */
   readonly SO_DOMAIN?: number;
+  /**
+   * A Unix socket peer's credentials (`struct ucred`); Linux only here. The BSDs have other
+   * shapes (LOCAL_PEERCRED with `struct xucred` on macOS and FreeBSD, getpeereid(3) everywhere),
+   * which the kqueue work will add (issue #10).
+   */
+  readonly SO_PEERCRED?: number;
   readonly TCP_NODELAY: number;
   /** Idle time before keep-alive probes (macOS calls it TCP_KEEPALIVE); missing on OpenBSD. */
   readonly TCP_KEEPIDLE?: number;
@@ -108,6 +114,8 @@ export interface PosixLayout {
   readonly cmsghdr: StructLayout<"len" | "level" | "type">;
   /** `int[2]`, as filled by pipe/socketpair. */
   readonly fdPair: StructLayout;
+  /** `struct ucred` for SO_PEERCRED; where the table has no SO_PEERCRED, none. */
+  readonly ucred?: StructLayout<"pid" | "uid" | "gid">;
 }
 
 /** One target's table. */

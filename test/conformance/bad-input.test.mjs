@@ -83,6 +83,11 @@ forEachLoop("bad input", (ctx) => {
         await assert.rejects(async () => ctx.loop.read(a, buf, { signal: "abort" }), TypeError);
         await assert.rejects(async () => ctx.loop.read(a, buf, 5), TypeError);
         await assert.rejects(async () => ctx.loop.sleep(1, { signal: 1 }), TypeError);
+        // Found by test/property/options.test.mjs: without removeEventListener, which runs when
+        // the operation settles, this was accepted and then crashed the process from the loop.
+        const noRemove = { aborted: false, addEventListener() {} };
+        await assert.rejects(async () => ctx.loop.read(a, buf, { signal: noRemove }), TypeError);
+        await assert.rejects(async () => ctx.loop.sleep(1, { signal: noRemove }), TypeError);
       }),
     ));
 
@@ -192,6 +197,22 @@ forEachLoop("bad input", (ctx) => {
       assert.throws(() => FileDescriptor.from(-1, { loop: ctx.loop }), TypeError);
       assert.throws(() => FileDescriptor.from("0", { loop: ctx.loop }), TypeError);
     }));
+
+  // Found by test/property/options.test.mjs: past the fast-path budget the poll backend parks
+  // the read before trying it, and in guest mode uv_poll_init refused the fd with a plain Error
+  // ("uv_poll_init failed (-9)") and left it registered with the selector.
+  test("a read on an fd number nobody opened rejects with EBADF, also past the fast-path budget", () =>
+    ctx.run(() =>
+      withPair(async (a, b) => {
+        raw.write(b, new Uint8Array(300));
+        const reads = [];
+        for (let i = 0; i < 200; i++) reads.push(ctx.loop.read(a, new Uint8Array(1), { timeout: 5000 }));
+        const unopened = 2 ** 30;
+        await assert.rejects(async () => ctx.loop.read(unopened, new Uint8Array(8), { timeout: 1000 }), systemError("EBADF"));
+        assert.deepEqual(await Promise.all(reads), new Array(200).fill(1));
+        await assert.rejects(async () => ctx.loop.read(unopened, new Uint8Array(8), { timeout: 1000 }), systemError("EBADF"));
+      }),
+    ));
 
   test("operations on a closed fd number reject with EBADF", () =>
     ctx.run(async () => {

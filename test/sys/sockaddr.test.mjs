@@ -157,6 +157,29 @@ describe("encodeSockaddr()/decodeSockaddr()", () => {
     assert.throws(() => encodeSockaddr(null, out), TypeError);
   });
 
+  // Found by test/property/sockaddr.test.mjs: these were wrapped or truncated into range (a
+  // DataView stores -1 as 4294967295), encoding another address than the one asked for.
+  test("flowInfo and scopeId out of the u32 range, or not integers, are RangeErrors", () => {
+    const out = new Uint8Array(SOCKADDR_MAX);
+    for (const v of [-1, 2 ** 32, 1.5, NaN, Infinity, "1"]) {
+      assert.throws(() => encodeSockaddr({ family: "ipv6", address: "fe80::1", port: 1, scopeId: v }, out), RangeError, `scopeId ${v}`);
+      assert.throws(() => encodeSockaddr({ family: "ipv6", address: "fe80::1", port: 1, flowInfo: v }, out), RangeError, `flowInfo ${v}`);
+    }
+    assert.throws(() => encodeSockaddr({ family: "ipv6", address: "fe80::1%4294967296", port: 1 }, out), RangeError);
+    assert.deepEqual(roundTrip({ family: "ipv6", address: "fe80::1", port: 1, scopeId: 2 ** 32 - 1, flowInfo: 2 ** 32 - 1 }).decoded, {
+      family: "ipv6", address: "fe80::1", port: 1, scopeId: 2 ** 32 - 1, flowInfo: 2 ** 32 - 1,
+    });
+  });
+
+  // Found by test/property/sockaddr.test.mjs: TextEncoder turned the lone surrogate into U+FFFD,
+  // so the socket was bound to (or connected to) another path.
+  test("a unix path with a lone surrogate is a TypeError, not another path", () => {
+    const out = new Uint8Array(SOCKADDR_MAX);
+    assert.throws(() => encodeSockaddr({ family: "unix", path: "/tmp/a\ud800" }, out), /well-formed/);
+    assert.throws(() => encodeSockaddr({ family: "unix", path: "\0\udc00x" }, out), TypeError);
+    assert.equal(roundTrip({ family: "unix", path: "/tmp/\u{1f600}" }).decoded.path, "/tmp/\u{1f600}");
+  });
+
   test("decoding an unknown family throws TypeError", () => {
     const bytes = new Uint8Array(SOCKADDR_MAX);
     bytes[0] = 99;

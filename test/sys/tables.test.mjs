@@ -33,6 +33,7 @@ const OPTIONAL = {
   SOCK_NONBLOCK: ["darwin"],
   SOCK_CLOEXEC: ["darwin"],
   SO_DOMAIN: ["darwin", "netbsd"],
+  SO_PEERCRED: ["darwin", "freebsd", "openbsd", "netbsd"],
   TCP_KEEPIDLE: ["openbsd"],
   TCP_KEEPINTVL: ["openbsd"],
   TCP_KEEPCNT: ["openbsd"],

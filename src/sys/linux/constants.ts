@@ -37,6 +37,7 @@ export const C = {
   SO_RCVBUF: 8,
   SO_KEEPALIVE: 9,
   SO_REUSEPORT: 15,
+  SO_PEERCRED: 17,
   SO_ACCEPTCONN: 30,
   SO_DOMAIN: 39,
   TCP_NODELAY: 1,
@@ -220,6 +221,12 @@ export const LAYOUT = {
     fd: ["fd", 0, "i32"],
     events: ["events", 4, "i16"],
     revents: ["revents", 6, "i16"],
+  }),
+  /** What SO_PEERCRED reports: the peer's credentials when it connected (or called socketpair). */
+  ucred: struct("struct ucred", 12, {
+    pid: ["pid", 0, "i32"],
+    uid: ["uid", 4, "u32"],
+    gid: ["gid", 8, "u32"],
   }),
   iovec: struct("struct iovec", 16, { base: ["iov_base", 0, "ptr"], len: ["iov_len", 8, "u64"] }),
   msghdr: struct("struct msghdr", 56, {

@@ -66,6 +66,11 @@ export interface UnixAddress {
 export type SocketAddress = IPv4Address | IPv6Address | UnixAddress;
 
 const encoder = new TextEncoder();
+
+/** `String.prototype.isWellFormed` (ES2024), for runtimes and type libraries that lack it. */
+function isWellFormed(s: string): boolean {
+  return !/\p{Surrogate}/u.test(s);
+}
 const decoder = new TextDecoder();
 
 /** Parses dotted-quad IPv4 text; null if `text` is not one. */
@@ -159,8 +164,20 @@ function checkPort(port: unknown): number {
   return port;
 }
 
+/**
+ * Throws a RangeError unless `value` is undefined or fits a u32 field (flow info, scope id): a
+ * DataView would wrap -1 to 4294967295 and truncate 1.5 to 1, encoding another address.
+ */
+function checkU32(value: unknown, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RangeError(`${what} must be an integer from 0 to 4294967295, got ${String(value)}`);
+  }
+  return value;
+}
+
 function scopeIndex(scope: string): number {
-  if (/^\d+$/.test(scope)) return Number(scope);
+  if (/^\d+$/.test(scope)) return checkU32(Number(scope), "IPv6 scope id")!;
   const index = libc.if_nametoindex(scope);
   if (index === 0) throw new TypeError(`unknown IPv6 scope (network interface) ${JSON.stringify(scope)}`);
   return index;
@@ -239,13 +256,16 @@ export function sockaddrCodec(table: SockaddrTable): SockaddrCodec {
         const f = L.sockaddr_in6.fields;
         setField(view, 0, f.family, K.AF_INET6);
         setField(view, 0, f.port, checkPort(addr.port));
-        setField(view, 0, f.flowinfo, addr.flowInfo ?? 0);
+        setField(view, 0, f.flowinfo, checkU32(addr.flowInfo, "flowInfo") ?? 0);
         out.set(ip.bytes, f.addr.offset);
-        setField(view, 0, f.scopeId, addr.scopeId ?? (ip.scope === undefined ? 0 : scopeIndex(ip.scope)));
+        setField(view, 0, f.scopeId, checkU32(addr.scopeId, "scopeId") ?? (ip.scope === undefined ? 0 : scopeIndex(ip.scope)));
         return L.sockaddr_in6.size;
       }
       case "unix": {
         if (typeof addr.path !== "string") throw new TypeError("unix address path must be a string");
+        // UTF-8 has no encoding for a lone surrogate: TextEncoder would put U+FFFD in its place
+        // and name another file.
+        if (!isWellFormed(addr.path)) throw new TypeError("unix socket path must be well-formed Unicode (it has a lone surrogate)");
         const path = encoder.encode(addr.path);
         const abstract = path.length > 0 && path[0] === 0;
         if (abstract && !abstractUnixSockets) {

@@ -4,7 +4,7 @@
  * does not (macOS; another thread's fork+exec could inherit the fd in between). Calls that may
  * block return {@link WOULD_BLOCK} instead of throwing; the rest throw {@link SystemError}.
  */
-import { C, CMSG_DATA_OFFSET, ERRNO, LAYOUT, cmsgAlign, cmsgLen, cmsgSpace } from "../target.js";
+import { C, CMSG_DATA_OFFSET, ERRNO, LAYOUT, TARGET, cmsgAlign, cmsgLen, cmsgSpace } from "../target.js";
 import { call, errno, SystemError, WOULD_BLOCK } from "../errors.js";
 import { libc } from "../libc.js";
 import { dataView, getField, setField } from "../../ffi/layout.js";
@@ -147,6 +147,42 @@ export function localAddress(fd: number): SocketAddress {
 /** getpeername(2). */
 export function remoteAddress(fd: number): SocketAddress {
   return nameOf(libc.getpeername, "getpeername", fd);
+}
+
+/**
+ * A Unix socket peer's process and user, as the kernel recorded them when the connection was
+ * made (connect(2), or socketpair(2)).
+ *
+ * @example
+ * ```ts
+ * const { pid, uid, gid }: PeerCredentials = conn.peerCredentials();
+ * ```
+ */
+export interface PeerCredentials {
+  /** The peer's process id (0 if it is in a PID namespace this one cannot see). */
+  readonly pid: number;
+  /** The peer's effective user id. */
+  readonly uid: number;
+  /** The peer's effective group id. */
+  readonly gid: number;
+}
+
+/**
+ * getsockopt(2) SO_PEERCRED: the credentials of a connected Unix socket's peer. Linux only for
+ * now: on macOS and the BSDs this throws; the kqueue work (issue #10) will add LOCAL_PEERCRED
+ * (macOS, FreeBSD) and getpeereid(3) there.
+ */
+export function peerCredentials(fd: number): PeerCredentials {
+  const ucred = LAYOUT.ucred;
+  if (C.SO_PEERCRED === undefined || ucred === undefined) {
+    throw new Error(`peer credentials are not supported on ${TARGET.os} yet (SO_PEERCRED is Linux-only; LOCAL_PEERCRED/getpeereid will follow)`);
+  }
+  const buf = new Uint8Array(ucred.size);
+  lenBuf[0] = ucred.size;
+  call("getsockopt", false, libc.getsockopt, fd, C.SOL_SOCKET, C.SO_PEERCRED, buf, lenBuf);
+  const view = dataView(buf);
+  const f = ucred.fields;
+  return { pid: Number(getField(view, 0, f.pid)), uid: Number(getField(view, 0, f.uid)), gid: Number(getField(view, 0, f.gid)) };
 }
 
 /** shutdown(2); `how` is SHUT_RD, SHUT_WR or SHUT_RDWR. */
