@@ -10,6 +10,8 @@
  * `fn` that awaits a host timer or a dns lookup still finishes.
  */
 import type { Drivable } from "../loop/completion.js";
+import { debug } from "../loop/debug.js";
+import { hostBackendFd } from "./libuv.js";
 
 const yieldToHost: () => Promise<void> =
   typeof setImmediate === "function" ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0));
@@ -18,6 +20,7 @@ const yieldToHost: () => Promise<void> =
  * Runs `fn` with `loop` driven in owner mode, and resolves (or rejects) with its result.
  */
 export async function ownLoop<T>(loop: Drivable, fn: () => T | Promise<T>): Promise<T> {
+  watchHost(loop);
   let done = false;
   const result = (async () => fn())();
   const finished = result.then(
@@ -41,4 +44,22 @@ export async function ownLoop<T>(loop: Drivable, fn: () => T | Promise<T>): Prom
     stop();
   }
   return result;
+}
+
+/**
+ * Has `loop`'s waits also end when this thread's own libuv loop has I/O (its backend fd is
+ * readable), so evloop's blocking wait never holds up the host's I/O: a Worker's messages, the
+ * wake-up with which Node terminates a Worker, Node's sockets and thread-pool completions. The
+ * next iteration yields to the host first, which handles that I/O; nothing else is needed.
+ */
+function watchHost(loop: Drivable): void {
+  // A guest loop's own fd is in the host's epoll set: the host's in the loop's would nest them.
+  if (loop.guest) return;
+  const fd = hostBackendFd();
+  if (fd < 0) return;
+  try {
+    loop.wakeOn(fd);
+  } catch (e) {
+    debug(`owner mode cannot watch the host loop's fd ${fd}: ${String(e)}`);
+  }
 }
