@@ -4,10 +4,18 @@
  *
  * JavaScript only drains its microtask queue when the stack unwinds, so each iteration yields
  * one host macrotask (setImmediate) before blocking again; everything `fn` chained on resolved
- * operations has then run. While evloop blocks, the host's own timers and I/O wait: this is the
- * mode for Workers and dedicated servers whose I/O is all evloop's. When evloop has nothing
- * pending at all, runMain waits for `fn` or for new evloop work on the host loop instead, so a
- * `fn` that awaits a host timer or a dns lookup still finishes.
+ * operations has then run. When evloop has nothing pending at all, runMain waits for `fn` or for
+ * new evloop work on the host loop instead, so a `fn` that awaits a host timer or a dns lookup
+ * still finishes.
+ *
+ * The host's I/O is never held up: the loop also wakes when the thread's own libuv loop has I/O
+ * (`wakeOn` with libuv's backend fd), and the yield before the next wait is libuv's turn to
+ * handle it. That is what lets `worker.terminate()` end a Worker sitting in runMain (Node wakes
+ * the Worker's loop to stop it), delivers a Worker's messages, and on the main thread keeps
+ * Node's own sockets, fs and DNS going. It is done on the main thread too: the bench shows no
+ * cost (the fd is one more registration, silent unless the host has I/O), and without it a `fn`
+ * that awaits host I/O while evloop waits for something else would wait with it. Host timers do
+ * not make that fd readable: they still run only when evloop wakes.
  */
 import type { Drivable } from "../loop/completion.js";
 import { debug } from "../loop/debug.js";
