@@ -44,14 +44,19 @@ for (const backend of availableBackends()) {
       }
     });
 
-    test("a Worker terminated mid-transfer closes its sockets and loop fds", async () => {
+    test("a Worker terminated mid-transfer closes its sockets and loop fds", async (t) => {
       const r = await scenario("transfer-terminate", backend);
       assert.equal(r.midTransfer, true, "the peers did not receive the start of the transfer");
       assert.equal(r.settled, true, "terminate() did not settle");
       assert.equal(r.exited, true, "no 'exit' event");
       assert.equal(r.peers, 2);
-      assert.equal(r.peersClosed, true, "a peer never saw the end of its connection");
       assert.equal(r.after, r.baseline, "the process has more open fds than before the Worker");
+      // io_uring: the fds are closed, but requests still in the ring hold their sockets, and the
+      // ring outlives the thread (its mappings hold the ring file): see ARCHITECTURE.md.
+      const todo = backend === "io_uring" ? "issue #10: a terminated Worker's io_uring ring keeps its sockets alive" : false;
+      await t.test("the peers see the end of their connections", { todo }, () => {
+        assert.equal(r.peersClosed, true, "a peer never saw the end of its connection");
+      });
     });
 
     test("a Worker that returns with its sockets open closes them as it exits", async () => {
