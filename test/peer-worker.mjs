@@ -60,7 +60,8 @@ function bodyThread() {
     const task = `/proc/self/task/${process.pid}`;
     const switches = Number(/^voluntary_ctxt_switches:\s*(\d+)$/m.exec(readFileSync(`${task}/status`, "utf8"))?.[1]);
     const [nr, , nfds] = readFileSync(`${task}/syscall`, "utf8").trim().split(" ");
-    return { polling: POLL_SYSCALLS.includes(Number(nr)) && Number(nfds) === 1, switches };
+    // One fd: the operation's; two: and the host loop's, which owner mode adds (`wakeOn`).
+    return { polling: POLL_SYSCALLS.includes(Number(nr)) && (Number(nfds) === 1 || Number(nfds) === 2), switches };
   } catch {
     return null;
   }

@@ -10,6 +10,7 @@ import { debug } from "../loop/debug.js";
 import { GuestDriver } from "./guest.js";
 import { ownLoop } from "./owner.js";
 import { hostLoopAvailable } from "./libuv.js";
+import { closeAtExit, keepAtExit } from "./cleanup.js";
 
 /**
  * Options for {@link createLoop}.
@@ -64,6 +65,12 @@ export function createLoop(options: CreateLoopOptions = {}): Loop {
   }
   debug(`creating ${backend.name} loop`);
   const loop = backend.create({ ioUring: options.ioUring });
+  // A Worker's loop closes its own fds when the Worker goes away without disposing it.
+  const own = loop.ownFds();
+  for (const fd of own) closeAtExit(fd);
+  loop.onDispose(() => {
+    for (const fd of own) keepAtExit(fd);
+  });
   if (wantGuest) GuestDriver.attach(loop);
   return loop;
 }

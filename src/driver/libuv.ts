@@ -1,6 +1,7 @@
 /**
  * libuv's poll handles, reached through the running node binary's exported symbols
- * (`ffi.open(null, …)`), so Node's own event loop can watch evloop's fds.
+ * (`ffi.open(null, …)`), so Node's own event loop can watch evloop's fds; and the current
+ * thread's own libuv loop (a Worker has its own), whose backend fd owner mode watches.
  *
  * Memory: a uv_poll_t lives in native memory from calloc; libuv keeps pointers to it until the
  * close callback runs, and only then is it freed. One native callback serves every handle and
@@ -35,6 +36,52 @@ const UV_WRITABLE = 2;
 const UV_PRIORITIZED = 8;
 
 type Uv = ReturnType<typeof ffi.open<typeof UV>>;
+
+/**
+ * Node's C++ API for the calling thread (Itanium-mangled, as exported on Linux, macOS and the
+ * BSDs). `uv_default_loop()` is the main thread's loop even when called from a Worker; this is
+ * the thread's own.
+ */
+const NODE = {
+  // v8::Isolate* v8::Isolate::GetCurrent()
+  isolate: { symbol: "_ZN2v87Isolate10GetCurrentEv", result: "pointer", params: [] },
+  // uv_loop_t* node::GetCurrentEventLoop(v8::Isolate* isolate)
+  currentLoop: { symbol: "_ZN4node19GetCurrentEventLoopEPN2v87IsolateE", result: "pointer", params: ["pointer"] },
+  // int uv_backend_fd(const uv_loop_t* loop)
+  uv_backend_fd: { result: "i32", params: ["pointer"] },
+} as const satisfies SymbolTable;
+
+/** This thread's isolate and libuv loop, or null (not Node, or its symbols are missing). */
+let thread: { readonly isolate: bigint; readonly backendFd: number } | null | undefined;
+
+function threadEnv(): { readonly isolate: bigint; readonly backendFd: number } | null {
+  if (thread !== undefined) return thread;
+  thread = null;
+  if (ffi.name !== "node") return thread;
+  try {
+    const node = ffi.open(null, NODE);
+    const isolate = node.isolate();
+    const loop = isolate === 0n ? 0n : node.currentLoop(isolate);
+    if (loop !== 0n) thread = { isolate, backendFd: node.uv_backend_fd(loop) };
+  } catch {
+    thread = null;
+  }
+  return thread;
+}
+
+/** The calling thread's V8 isolate (Node's main thread or a Worker), or 0n off Node. */
+export function currentIsolate(): bigint {
+  return threadEnv()?.isolate ?? 0n;
+}
+
+/**
+ * The fd of the calling thread's own libuv loop (its epoll fd on Linux), or -1 off Node. It is
+ * readable whenever libuv has I/O to handle, including the wake-up Node sends a Worker to stop
+ * it and each message posted to it. Read-only for evloop: only libuv may wait on it.
+ */
+export function hostBackendFd(): number {
+  return threadEnv()?.backendFd ?? -1;
+}
 
 let uv: Uv | null | undefined;
 let pollCallback: NativeCallback;

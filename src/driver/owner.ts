@@ -4,12 +4,22 @@
  *
  * JavaScript only drains its microtask queue when the stack unwinds, so each iteration yields
  * one host macrotask (setImmediate) before blocking again; everything `fn` chained on resolved
- * operations has then run. While evloop blocks, the host's own timers and I/O wait: this is the
- * mode for Workers and dedicated servers whose I/O is all evloop's. When evloop has nothing
- * pending at all, runMain waits for `fn` or for new evloop work on the host loop instead, so a
- * `fn` that awaits a host timer or a dns lookup still finishes.
+ * operations has then run. When evloop has nothing pending at all, runMain waits for `fn` or for
+ * new evloop work on the host loop instead, so a `fn` that awaits a host timer or a dns lookup
+ * still finishes.
+ *
+ * The host's I/O is never held up: the loop also wakes when the thread's own libuv loop has I/O
+ * (`wakeOn` with libuv's backend fd), and the yield before the next wait is libuv's turn to
+ * handle it. That is what lets `worker.terminate()` end a Worker sitting in runMain (Node wakes
+ * the Worker's loop to stop it), delivers a Worker's messages, and on the main thread keeps
+ * Node's own sockets, fs and DNS going. It is done on the main thread too: the bench shows no
+ * cost (the fd is one more registration, silent unless the host has I/O), and without it a `fn`
+ * that awaits host I/O while evloop waits for something else would wait with it. Host timers do
+ * not make that fd readable: they still run only when evloop wakes.
  */
 import type { Drivable } from "../loop/completion.js";
+import { debug } from "../loop/debug.js";
+import { hostBackendFd } from "./libuv.js";
 
 const yieldToHost: () => Promise<void> =
   typeof setImmediate === "function" ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0));
@@ -18,6 +28,7 @@ const yieldToHost: () => Promise<void> =
  * Runs `fn` with `loop` driven in owner mode, and resolves (or rejects) with its result.
  */
 export async function ownLoop<T>(loop: Drivable, fn: () => T | Promise<T>): Promise<T> {
+  watchHost(loop);
   let done = false;
   const result = (async () => fn())();
   const finished = result.then(
@@ -41,4 +52,22 @@ export async function ownLoop<T>(loop: Drivable, fn: () => T | Promise<T>): Prom
     stop();
   }
   return result;
+}
+
+/**
+ * Has `loop`'s waits also end when this thread's own libuv loop has I/O (its backend fd is
+ * readable), so evloop's blocking wait never holds up the host's I/O: a Worker's messages, the
+ * wake-up with which Node terminates a Worker, Node's sockets and thread-pool completions. The
+ * next iteration yields to the host first, which handles that I/O; nothing else is needed.
+ */
+function watchHost(loop: Drivable): void {
+  // A guest loop's own fd is in the host's epoll set: the host's in the loop's would nest them.
+  if (loop.guest) return;
+  const fd = hostBackendFd();
+  if (fd < 0) return;
+  try {
+    loop.wakeOn(fd);
+  } catch (e) {
+    debug(`owner mode cannot watch the host loop's fd ${fd}: ${String(e)}`);
+  }
 }

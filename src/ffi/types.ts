@@ -91,6 +91,12 @@ export interface FfiRuntime {
    * exported symbols include libuv on Node).
    */
   open<T extends SymbolTable>(path: string | null, table: T): BoundLibrary<T>;
+  /**
+   * The address of the exported symbol `name` in the library at `path` (`null` = the running
+   * executable and what it links, libc included): a C function to hand to native code as a
+   * function pointer. Throws when there is no such symbol.
+   */
+  symbol(path: string | null, name: string): bigint;
   /** errno as left by the last native call on this thread. */
   errno(): number;
   /** Sets this thread's errno (the fault-injection seam, `sys/faults.ts`, reports through it). */

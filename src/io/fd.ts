@@ -43,7 +43,7 @@ export class FileDescriptor extends Stream {
   readonly #wasNonBlocking: boolean;
 
   private constructor(fd: number, options: FileDescriptorOptions, wasNonBlocking: boolean) {
-    super(fd, loopOf(options.loop), "file descriptor");
+    super(fd, loopOf(options.loop), "file descriptor", options.owned ?? true);
     this.#owned = options.owned ?? true;
     this.#wasNonBlocking = wasNonBlocking;
   }

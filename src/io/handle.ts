@@ -9,6 +9,7 @@
  */
 import type { EventLoop } from "../loop/event-loop.js";
 import { defaultLoop } from "../driver/create.js";
+import { closeAtExit, keepAtExit } from "../driver/cleanup.js";
 import { SystemError } from "../sys/errors.js";
 import { ERRNO } from "../sys/target.js";
 
@@ -73,10 +74,15 @@ export abstract class Handle implements AsyncDisposable {
   /** What the handle is called in error messages ("socket", "listener", "file descriptor"). */
   readonly #what: string;
 
-  protected constructor(fd: number, loop: EventLoop, what: string) {
+  /**
+   * An `owned` fd is closed by `close()`, and also when its thread goes away without closing it
+   * (a Worker terminated or exiting: see `driver/cleanup.ts`) until `close` or `detach`.
+   */
+  protected constructor(fd: number, loop: EventLoop, what: string, owned = true) {
     this.#fd = fd;
     this.loop = loop;
     this.#what = what;
+    if (owned) closeAtExit(fd);
   }
 
   /** The file descriptor, or -1 once the handle is closed or released. */
@@ -115,6 +121,8 @@ export abstract class Handle implements AsyncDisposable {
     const fd = this.#fd;
     this.#fd = -1;
     this.onClose();
+    // Before the close: the fd number is free for reuse as soon as it is closed.
+    keepAtExit(fd);
     try {
       this.#closing = this.closeFd(fd);
     } catch (e) {
@@ -137,6 +145,7 @@ export abstract class Handle implements AsyncDisposable {
     this.#fd = -1;
     this.#closing = Promise.resolve();
     this.onClose();
+    keepAtExit(fd);
     this.loop.remove(fd);
     return fd;
   }

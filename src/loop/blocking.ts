@@ -13,17 +13,28 @@
  * Like the readiness backends it keeps the fast-path budget: past FAST_PATH_BUDGET operations in
  * one iteration, an operation is parked until the next, so a transfer whose calls all succeed
  * at once still lets timers (the loop's and the host's) run.
+ *
+ * The host's fd (`wakeOn`, owner mode) joins every poll(2), so a Worker blocked here can still
+ * be terminated: Node wakes the Worker's loop to stop it, the poll returns, and the termination
+ * takes effect as soon as JavaScript runs again. Inside an operation the host cannot run until
+ * the operation is done, so a host fd that stays readable (a message waiting for the Worker)
+ * is left out of the poll for slices of {@link HOST_RECHECK_MS}, after each of which the thread
+ * passes through JavaScript (where a termination takes effect) and looks again: no spinning.
  */
 import { SystemError, TimeoutError } from "../sys/errors.js";
 import { C, ERRNO } from "../sys/target.js";
-import { pollOne } from "../sys/posix/poll.js";
-import { openWakeup, type WakeupFd } from "../sys/wakeup.js";
+import { poll, POLLFD_SIZE, pollRevents, setPollFd } from "../sys/posix/poll.js";
+import { openWakeup, wakeupFds, type WakeupFd } from "../sys/wakeup.js";
+import { dataView } from "../ffi/layout.js";
 import type { BackendName } from "./event-loop.js";
 import { attempt, pollEvents, WOULD_BLOCK_RESULT } from "./attempt.js";
 import { CompletionLoop, FAST_PATH_BUDGET } from "./completion.js";
 import { BufferPool } from "./lending.js";
 import { FdState, Operation, Phase, SYSCALL } from "./operation.js";
 import { clock } from "./timers.js";
+
+/** How long an operation's wait leaves out a host fd that stayed readable (ms). */
+const HOST_RECHECK_MS = 20;
 
 /**
  * The event loop of last resort: blocking syscalls, one operation at a time.
@@ -43,6 +54,13 @@ export class BlockingEventLoop extends CompletionLoop {
   #budget = FAST_PATH_BUDGET;
   /** Operations held back by the budget, in the order they came: run by the next iteration. */
   #deferred: Operation[] = [];
+  /** pollfd entries: the operation's fd (or the waker), then the host's fd. */
+  readonly #pollfds = new Uint8Array(2 * POLLFD_SIZE);
+  readonly #pollView = dataView(this.#pollfds);
+  /** The host loop's fd (`wakeOn`), or -1. */
+  #hostFd = -1;
+  /** Until when (clock ms) an operation's wait leaves out the host fd it found readable. */
+  #hostQuietUntil = 0;
 
   /** @internal Use `createLoop({ backend: "blocking" })`. */
   constructor() {
@@ -57,6 +75,14 @@ export class BlockingEventLoop extends CompletionLoop {
 
   override get hasDeferred(): boolean {
     return this.#deferred.length > 0;
+  }
+
+  wakeOn(fd: number): void {
+    this.#hostFd = fd;
+  }
+
+  ownFds(): number[] {
+    return wakeupFds(this.#wakeup);
   }
 
   /** Runs the operation now, or parks it for the next iteration once the budget is spent. */
@@ -95,9 +121,13 @@ export class BlockingEventLoop extends CompletionLoop {
     for (;;) {
       const left = op.deadline - clock();
       if (left <= 0) throw new TimeoutError(SYSCALL[op.kind], op.timeoutMs);
-      const revents = pollOne(op.fd, events, left === Infinity ? -1 : Math.ceil(left));
+      let timeout = left === Infinity ? -1 : Math.ceil(left);
+      const host = this.#hostFd >= 0 && clock() >= this.#hostQuietUntil;
+      if (this.#hostFd >= 0 && !host) timeout = timeout < 0 ? HOST_RECHECK_MS : Math.min(timeout, HOST_RECHECK_MS);
+      const revents = this.#poll(op.fd, events, timeout, host);
       if (revents & C.POLLNVAL) throw new SystemError(ERRNO.EBADF, SYSCALL[op.kind], `fd ${op.fd} is not open`);
       if (revents !== 0) return;
+      if (host && pollRevents(this.#pollView, 1) !== 0) this.#hostQuietUntil = clock() + HOST_RECHECK_MS;
     }
   }
 
@@ -117,7 +147,16 @@ export class BlockingEventLoop extends CompletionLoop {
       }
       return;
     }
-    // Sleep in poll(2) on the wake-up fd, so interrupt() can cut the sleep short.
-    if (timeout !== 0 && pollOne(this.#wakeup.fd, C.POLLIN, timeout) !== 0) this.#wakeup.drain();
+    // Sleep in poll(2) on the wake-up fd, so interrupt() can cut the sleep short, and on the
+    // host's fd, whose turn comes when run() returns.
+    if (timeout !== 0 && this.#poll(this.#wakeup.fd, C.POLLIN, timeout, this.#hostFd >= 0) !== 0) this.#wakeup.drain();
+  }
+
+  /** poll(2) on `fd` (and the host's fd when `host`): `fd`'s returned events, 0 if none. */
+  #poll(fd: number, events: number, timeout: number, host: boolean): number {
+    const view = this.#pollView;
+    setPollFd(view, 0, fd, events);
+    if (host) setPollFd(view, 1, this.#hostFd, C.POLLIN);
+    return poll(this.#pollfds, host ? 2 : 1, timeout) === 0 ? 0 : pollRevents(view, 0);
   }
 }

@@ -24,7 +24,8 @@
  *
  * A backend passes its waker and record classes to the constructor, and provides the hooks
  * `begin`, `wait` (one iteration's waiting and completing), `watch`
- * (what a host loop must poll for this loop to have work) and optionally `cancel`, `finish`,
+ * (what a host loop must poll for this loop to have work), `wakeOn` (a host fd that also ends
+ * its waits), `ownFds` (its own kernel fds) and optionally `cancel`, `finish`,
  * `advance`, `detach` (an fd forgotten), `closeFd`, `release` (dispose).
  */
 import { ClosedError, TimeoutError } from "../sys/errors.js";
@@ -75,6 +76,16 @@ export interface Drivable {
    * (interest 0: stop watching it).
    */
   watch(listener: (fd: number, interest: number) => void): void;
+  /**
+   * Owner mode: also ends a blocking wait (`run(true)`, and the blocking backend's waits inside
+   * an operation) when `fd` is readable — the host loop's own fd, so the host's I/O and a
+   * Worker's termination are not held up by evloop's wait. Level-triggered: every wait while
+   * `fd` is readable returns at once, so the driver must let the host run before the next one.
+   * The loop never reads or closes `fd`. Calling it again with the same fd does nothing.
+   */
+  wakeOn(fd: number): void;
+  /** The fds the loop itself opened (selector, waker, ring): `dispose` closes them. */
+  ownFds(): number[];
   /** The earliest timer's deadline (clock ms), if any. */
   readonly nextDeadline: number | undefined;
   /** Whether pending work should keep the process alive. */
@@ -131,6 +142,8 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
   /** Waits up to `timeout` ms (-1: no limit, 0: not at all) and completes what became ready. */
   protected abstract wait(timeout: number): void;
   abstract watch(listener: (fd: number, interest: number) => void): void;
+  abstract wakeOn(fd: number): void;
+  abstract ownFds(): number[];
 
   /**
    * Ends `op` early with `reason` (abort, timeout, close). The default settles at once, right

@@ -18,7 +18,7 @@
 import { SystemError } from "../sys/errors.js";
 import { C, ERRNO } from "../sys/target.js";
 import { socketDomain, socketType } from "../sys/posix/socket.js";
-import { openWakeup, type WakeupFd } from "../sys/wakeup.js";
+import { openWakeup, wakeupFds, type WakeupFd } from "../sys/wakeup.js";
 import { Events, Interest, Ready } from "../selector/event.js";
 import { MAX_TOKEN, type Selector } from "../selector/selector.js";
 import type { BackendName } from "./event-loop.js";
@@ -28,6 +28,8 @@ import { BufferPool, type Loan } from "./lending.js";
 import { FdState, isReader, Kind, Operation, type Queue, SYSCALL } from "./operation.js";
 
 const WAKER_TOKEN = MAX_TOKEN - 1;
+/** The host loop's fd (`wakeOn`). */
+const HOST_TOKEN = MAX_TOKEN - 2;
 
 /** Per-fd state: the queues, whether the selector knows the fd, what a short transfer taught. */
 class PolledFd extends FdState {
@@ -89,6 +91,8 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
   #budget = FAST_PATH_BUDGET;
   /** Queues holding an operation deferred by the budget: retried by the next `run`. */
   #deferred: Queue<Operation>[] = [];
+  /** The host loop's fd that also ends a wait (`wakeOn`), or -1. */
+  #hostFd = -1;
 
   /** @internal Use `createLoop({ backend })`. */
   constructor(backend: BackendName, selector: Selector) {
@@ -107,6 +111,19 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
 
   override get hasDeferred(): boolean {
     return this.#deferred.length > 0;
+  }
+
+  wakeOn(fd: number): void {
+    if (fd === this.#hostFd) return;
+    this.#selector.register(fd, HOST_TOKEN, Interest.READABLE);
+    if (this.#hostFd >= 0) this.#selector.deregister(this.#hostFd);
+    this.#hostFd = fd;
+  }
+
+  ownFds(): number[] {
+    const fds = wakeupFds(this.#wakeup);
+    if (this.#selector.fd >= 0) fds.push(this.#selector.fd);
+    return fds;
   }
 
 
@@ -153,6 +170,14 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
       if (event.token === WAKER_TOKEN) {
         this.#wakeup.drain();
         this.#selector.rearm?.(this.#wakeup.fd, Interest.READABLE);
+        continue;
+      }
+      if (event.token === HOST_TOKEN) {
+        // Only the host may drain its fd, and it runs before the next wait (owner mode yields
+        // to it). Re-arming now makes the registration level-triggered: epoll re-polls a queued
+        // item before reporting it, so the next wait returns at once only if the host left
+        // work behind, instead of never again (an edge the host's partial turn never renews).
+        this.#selector.reregister(this.#hostFd, HOST_TOKEN, Interest.READABLE);
         continue;
       }
       const state = this.fds.get(event.token);

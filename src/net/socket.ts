@@ -9,6 +9,7 @@ import { close } from "../sys/posix/fd.js";
 import { ERRNO } from "../sys/target.js";
 import { localAddress, remoteAddress, socket } from "../sys/posix/socket.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
+import { keepAtExit } from "../driver/cleanup.js";
 import { Handle } from "../io/handle.js";
 import { Stream } from "../io/stream.js";
 
@@ -116,6 +117,7 @@ export abstract class Listener<Conn, Addr extends SocketAddress> extends Handle 
     try {
       return this.wrap(fd);
     } catch (e) {
+      keepAtExit(fd);
       close(fd);
       throw e;
     }

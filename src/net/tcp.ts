@@ -8,6 +8,7 @@ import { SystemError, TimeoutError } from "../sys/errors.js";
 import { bind, listen, localAddress, setIntOption } from "../sys/posix/socket.js";
 import { familyOf } from "../sys/posix/sockaddr.js";
 import { C, ERRNO } from "../sys/target.js";
+import { closeAtExit, keepAtExit } from "../driver/cleanup.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
 import { checkHost, checkPort, formatAddress, resolveHost, type InetAddress, type IPFamily } from "./address.js";
 import { annotate, Listener, openSocket, SocketStream } from "./socket.js";
@@ -126,12 +127,15 @@ export class TcpStream extends SocketStream {
         first ??= annotate(e, formatAddress(target));
         continue;
       }
+      // A Worker terminated while it connects closes the socket too.
+      closeAtExit(fd);
       try {
         await loop.connect(fd, target, { signal, timeout: left });
         return makeStream(fd, loop);
       } catch (e) {
         // The socket is ours alone until it is returned: close it (through the loop, which
         // also forgets its registration) or it leaks.
+        keepAtExit(fd);
         await loop.close(fd).catch(() => {});
         if (e instanceof TimeoutError) throw new TimeoutError("connect", timeout!);
         if (signal?.aborted || !(e instanceof SystemError) || e.code === "EBADF") throw e;

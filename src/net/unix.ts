@@ -9,6 +9,7 @@ import { clock } from "../loop/timers.js";
 import { listen, peerCredentials, socket, socketPair, type PeerCredentials } from "../sys/posix/socket.js";
 import type { UnixAddress } from "../sys/posix/sockaddr.js";
 import { C } from "../sys/target.js";
+import { closeAtExit, keepAtExit } from "../driver/cleanup.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
 import { formatAddress } from "./address.js";
 import { annotate, Listener, openSocket, SocketStream } from "./socket.js";
@@ -85,10 +86,13 @@ export class UnixStream extends SocketStream {
     checkOptions(options);
     const loop = loopOf(options.loop);
     const fd = socket(C.AF_UNIX, C.SOCK_STREAM);
+    // A Worker terminated while it connects closes the socket too.
+    closeAtExit(fd);
     try {
       await loop.connect(fd, address, { signal: options.signal, timeout: options.timeout });
     } catch (e) {
       // Nobody else has this fd: close it here or it leaks.
+      keepAtExit(fd);
       await loop.close(fd).catch(() => {});
       throw annotate(e, formatAddress(address));
     }

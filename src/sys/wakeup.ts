@@ -86,6 +86,18 @@ export function openWakeup(kind: WakeupKind = defaultWakeupKind()): WakeupFd {
   }
 }
 
+/**
+ * The fds a waker owns: the eventfd, or the pipe's two ends.
+ *
+ * @example
+ * ```ts
+ * for (const fd of wakeupFds(w)) closeAtExit(fd);
+ * ```
+ */
+export function wakeupFds(w: WakeupFd): number[] {
+  return w.handle.fd === w.fd ? [w.fd] : [w.fd, w.handle.fd];
+}
+
 /** Whether `value` has the shape of a {@link WakerHandle} (as received from another thread). */
 export function isWakerHandle(value: unknown): value is WakerHandle {
   if (value === null || typeof value !== "object") return false;

@@ -63,6 +63,17 @@ function open<T extends SymbolTable>(path: string | null, table: T): BoundLibrar
   return out as BoundLibrary<T>;
 }
 
+function symbol(path: string | null, name: string): bigint {
+  let address: unknown;
+  try {
+    address = koffi.load(path).symbol(name);
+  } catch (cause) {
+    throw new Error(`Cannot find native symbol ${name}`, { cause });
+  }
+  // koffi 3 gives a symbol's address as a bigint.
+  return BigInt(address as bigint | number);
+}
+
 export const nodeRuntime: FfiRuntime = {
   name: "node",
   description: `koffi ${koffi.version}`,
@@ -72,6 +83,7 @@ export const nodeRuntime: FfiRuntime = {
   isMainThread,
   env: (name) => process.env[name],
   open,
+  symbol,
   errno: () => koffi.errno(),
   setErrno: (value) => void koffi.errno(value),
   view: (pointer, length) => koffi.view(pointer, length),

@@ -40,7 +40,7 @@ import { ffi } from "../../ffi/runtime/load.js";
 import { ClosedError, SystemError, TimeoutError } from "../../sys/errors.js";
 import { C, ERRNO } from "../../sys/linux/constants.js";
 import { cqeBuffer, Ring, writeTimespec } from "../../sys/linux/io_uring.js";
-import { openWakeup, type WakeupFd } from "../../sys/wakeup.js";
+import { openWakeup, wakeupFds, type WakeupFd } from "../../sys/wakeup.js";
 import { Interest } from "../../selector/event.js";
 import type { BackendName } from "../event-loop.js";
 import { checkFd, isDetached } from "../checks.js";
@@ -109,6 +109,9 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
   readonly #wakeup: WakeupFd;
   /** Whether the POLL_ADD on the wake-up fd is in the kernel. */
   #wakeArmed = false;
+  /** The host loop's fd (`wakeOn`), or -1; and whether a POLL_ADD on it is in the kernel. */
+  #hostFd = -1;
+  #hostArmed = false;
   #flushQueued = false;
   /** Inline reaps left before the host loop must have had a turn (reset by `run`). */
   #inlineReaps = INLINE_REAPS;
@@ -174,6 +177,18 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
   watch(listener: (fd: number, interest: number) => void): void {
     // The ring fd is readable when CQEs are waiting.
     listener(this.#ring.fd, Interest.READABLE);
+  }
+
+  wakeOn(fd: number): void {
+    if (fd === this.#hostFd) return;
+    // A poll on a previous host fd ends with its cancel's CQE, which arms the new one.
+    if (this.#hostArmed) this.#submission.cancel(0, Tag.Host);
+    this.#hostFd = fd;
+    this.#armHost();
+  }
+
+  ownFds(): number[] {
+    return [this.#ring.fd, ...wakeupFds(this.#wakeup)];
   }
 
   override run(blocking: boolean): boolean {
@@ -310,6 +325,7 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
       else if (entry instanceof Deadline) submission.cancel(slot, Tag.Slot);
     }
     if (this.#wakeArmed) submission.cancel(0, Tag.Wake);
+    if (this.#hostArmed) submission.cancel(0, Tag.Host);
     // SAFETY: wait (bounded) until every request's CQE is in: only then is no buffer of ours
     // in the kernel's hands. A request that will not finish in time (a READ of a slow device in
     // an io-wq worker) keeps its record, and so its buffer, referenced forever in `leaked`.
@@ -317,7 +333,7 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
     for (;;) {
       submission.submit(false);
       submission.reap();
-      if (submission.busy === 0 && !this.#wakeArmed) break;
+      if (submission.busy === 0 && !this.#wakeArmed && !this.#hostArmed) break;
       if (clock() > until) {
         leaked.push(...entries.filter((s) => s !== null));
         if (this.#wakeArmed) leaked.push(this.#wakeup);
@@ -349,6 +365,16 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
     if (this.disposed) return;
     this.#wakeup.drain();
     this.#armWake();
+  }
+
+  /**
+   * @internal The poll on the host's fd fired (or was cancelled). Armed again at once, it goes
+   * to the kernel with the next wait's submission, after the host's turn: a poll finds a fd
+   * that is still readable ready at once, so the host's fd is watched level-triggered.
+   */
+  hostReady(): void {
+    this.#hostArmed = false;
+    if (!this.disposed) this.#armHost();
   }
 
   /** @internal */
@@ -549,6 +575,14 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
     if (this.#wakeArmed) return;
     this.#ring.prepPollAdd(this.#submission.claim(1), 0, this.#wakeup.fd, C.POLLIN, 0, Tag.Wake);
     this.#wakeArmed = true;
+    this.#queueFlush();
+  }
+
+  /** Polls the host loop's fd, so a wait in io_uring_enter also ends when the host has work. */
+  #armHost(): void {
+    if (this.#hostArmed || this.#hostFd < 0) return;
+    this.#ring.prepPollAdd(this.#submission.claim(1), 0, this.#hostFd, C.POLLIN, 0, Tag.Host);
+    this.#hostArmed = true;
     this.#queueFlush();
   }
 

@@ -17,6 +17,8 @@ export const enum Tag {
   Ignore = 1,
   /** The poll on the wake-up fd. */
   Wake = 2,
+  /** The poll on the host loop's fd (`wakeOn`). */
+  Host = 3,
 }
 
 /** What an fd is, for choosing the op: multishot RECV only for TCP, READ/WRITE for non-sockets. */

@@ -33,6 +33,8 @@ export interface CompletionHandler {
   completed(entry: SlotEntry, res: number, flags: number): void;
   /** The CQE of the poll on the wake-up fd. */
   woken(): void;
+  /** The CQE of the poll on the host loop's fd. */
+  hostReady(): void;
   /** Publishes recycled provided buffers (before the kernel is entered). */
   publishBuffers(): void;
   /** Re-arms receives that waited for a recycled buffer (before submitting, after reaping). */
@@ -226,6 +228,8 @@ export class Submission {
           if (entry) handler.completed(entry, res, flags);
         } else if (hi === Tag.Wake) {
           handler.woken();
+        } else if (hi === Tag.Host) {
+          handler.hostReady();
         }
         // Tag.Ignore: a cancel or a link timeout — the operation's own CQE carries the outcome.
       }
