@@ -51,10 +51,7 @@ for (const backend of availableBackends()) {
       assert.equal(r.exited, true, "no 'exit' event");
       assert.equal(r.peers, 2);
       assert.equal(r.after, r.baseline, "the process has more open fds than before the Worker");
-      // io_uring: the fds are closed, but requests still in the ring hold their sockets, and the
-      // ring outlives the thread (its mappings hold the ring file): see ARCHITECTURE.md.
-      const todo = backend === "io_uring" ? "issue #10: a terminated Worker's io_uring ring keeps its sockets alive" : false;
-      await t.test("the peers see the end of their connections", { todo }, () => {
+      await t.test("the peers see the end of their connections", () => {
         assert.equal(r.peersClosed, true, "a peer never saw the end of its connection");
       });
     });

@@ -177,6 +177,17 @@ export const IORING_TESTING = {
   IORING_NOP_INJECT_RESULT: 1 << 0,
 } as const;
 
+/**
+ * io_uring values newer than the kernel headers the layout check may find (Linux 6.5), kept
+ * apart from {@link IORING} for that reason; from include/uapi/linux/io_uring.h.
+ */
+export const IORING_NEWER = {
+  /** The application provides the rings' memory (`sq_off.user_addr`, `cq_off.user_addr`). */
+  IORING_SETUP_NO_MMAP: 1 << 14,
+  /** Offset of `user_addr` (`__u64`, once `resv2`) in io_sqring_offsets and io_cqring_offsets. */
+  OFF_USER_ADDR: 32,
+} as const;
+
 /** errno values by name (Linux generic ABI). */
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9,

@@ -17,8 +17,14 @@
  * slot is free again once the kernel's head has passed it (it copies SQEs at submission time,
  * `IORING_FEAT_SUBMIT_STABLE`).
  *
- * All of this memory is the kernel's mapping (never a GC-managed buffer): JS reaches it through
- * ArrayBuffers over native memory (`ffi.view`), which the GC neither moves nor frees.
+ * All of this memory is native (never a GC-managed buffer): JS reaches it through ArrayBuffers
+ * over native memory (`ffi.view`), which the GC neither moves nor frees. Where the kernel allows
+ * it (IORING_SETUP_NO_MMAP: Linux 6.5, rings over one page from 6.13) the memory is ours, mapped
+ * anonymously and handed to io_uring_setup, instead of a mapping of the ring fd. Then nothing
+ * but the fd holds the ring: closing it tears the ring down and cancels every request still in
+ * it, which is what lets a Worker's cleanup hooks (`driver/cleanup.ts`, close(2) only) release
+ * its sockets; a mapping of the ring fd would keep the ring, and the sockets its requests hold,
+ * alive until the process exits.
  */
 import { ffi } from "../../ffi/runtime/load.js";
 import { getField } from "../../ffi/layout.js";
@@ -26,7 +32,7 @@ import { call, SystemError } from "../errors.js";
 import { libc } from "../libc.js";
 import { linuxLibc } from "./libc.js";
 import { close } from "../posix/fd.js";
-import { C, IORING, IORING_TESTING, LAYOUT } from "./constants.js";
+import { C, IORING, IORING_NEWER, IORING_TESTING, LAYOUT } from "./constants.js";
 
 const SQE = LAYOUT.io_uring_sqe;
 const SQE_SIZE = SQE.size;
@@ -73,6 +79,7 @@ const SETUP_NAMES: ReadonlyArray<readonly [number, string]> = [
   [C.IORING_SETUP_SUBMIT_ALL, "submit_all"],
   [C.IORING_SETUP_COOP_TASKRUN, "coop_taskrun"],
   [C.IORING_SETUP_TASKRUN_FLAG, "taskrun_flag"],
+  [IORING_NEWER.IORING_SETUP_NO_MMAP, "no_mmap"],
 ];
 
 /** The names of the setup flags set in `flags`. */
@@ -166,6 +173,42 @@ function mmap(length: number, prot: number, flags: number, fd: number, offset: n
   return p;
 }
 
+/** Memory of our own for the rings (IORING_SETUP_NO_MMAP): the SQE array, and both rings. */
+interface RingMemory {
+  readonly sqes: bigint;
+  readonly sqesSize: number;
+  readonly rings: bigint;
+  readonly ringsSize: number;
+}
+
+const pow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/**
+ * Maps anonymous memory at least as large as the kernel will use for `options`' rings: it
+ * rounds the entries up to powers of two (io_uring_setup(2)), clamped to 32768 SQ and 65536 CQ
+ * entries (IORING_SETUP_CLAMP); the rings' region is its header (struct io_rings, well under a
+ * page), the CQEs, and the SQ index array.
+ */
+function allocateRings(options: RingOptions): RingMemory {
+  const sqEntries = pow2(Math.min(options.entries, 32768));
+  const cqEntries = options.cqEntries !== undefined ? pow2(Math.min(options.cqEntries, 65536)) : 2 * sqEntries;
+  const page = 4096;
+  const round = (n: number): number => Math.ceil(n / page) * page;
+  const sqesSize = round(sqEntries * SQE_SIZE);
+  const ringsSize = round(page + cqEntries * CQE_SIZE + 64 + sqEntries * 4);
+  const prot = C.PROT_READ | C.PROT_WRITE;
+  const flags = C.MAP_PRIVATE | C.MAP_ANONYMOUS | C.MAP_POPULATE;
+  const sqes = mmap(sqesSize, prot, flags, -1, 0, "io_uring SQEs");
+  let rings: bigint;
+  try {
+    rings = mmap(ringsSize, prot, flags, -1, 0, "io_uring rings");
+  } catch (e) {
+    libc.munmap(sqes, sqesSize);
+    throw e;
+  }
+  return { sqes, sqesSize, rings, ringsSize };
+}
+
 /** Options for {@link Ring.setup}. */
 export interface RingOptions {
   /** SQ entries (rounded up to a power of two by the kernel). */
@@ -211,7 +254,7 @@ export class Ring {
   readonly #maps: Array<[bigint, number]> = [];
   #closed = false;
 
-  private constructor(fd: number, params: DataView) {
+  private constructor(fd: number, params: DataView, own: RingMemory | null) {
     this.fd = fd;
     const sq = (f: { offset: number }) => params.getUint32(PARAMS.fields.sqOff.offset + f.offset, true);
     const cq = (f: { offset: number }) => params.getUint32(PARAMS.fields.cqOff.offset + f.offset, true);
@@ -226,7 +269,14 @@ export class Ring {
       const flags = C.MAP_SHARED | C.MAP_POPULATE;
       let sqPtr: bigint;
       let cqPtr: bigint;
-      if (this.features & C.IORING_FEAT_SINGLE_MMAP) {
+      let sqesPtr: bigint;
+      const sqesSize = this.sqEntries * SQE_SIZE;
+      if (own !== null) {
+        // Our memory (IORING_SETUP_NO_MMAP): both rings in one region, the SQEs in another.
+        sqPtr = cqPtr = own.rings;
+        sqesPtr = own.sqes;
+        this.#maps.push([own.rings, own.ringsSize], [own.sqes, own.sqesSize]);
+      } else if (this.features & C.IORING_FEAT_SINGLE_MMAP) {
         // One mapping holds both rings (Linux 5.4+).
         const size = Math.max(sqSize, cqSize);
         sqPtr = cqPtr = mmap(size, prot, flags, fd, C.IORING_OFF_SQ_RING, "io_uring rings");
@@ -237,15 +287,16 @@ export class Ring {
         cqPtr = mmap(cqSize, prot, flags, fd, C.IORING_OFF_CQ_RING, "io_uring CQ ring");
         this.#maps.push([cqPtr, cqSize]);
       }
-      const sqesSize = this.sqEntries * SQE_SIZE;
-      const sqesPtr = mmap(sqesSize, prot, flags, fd, C.IORING_OFF_SQES, "io_uring SQEs");
-      this.#maps.push([sqesPtr, sqesSize]);
+      if (own === null) {
+        sqesPtr = mmap(sqesSize, prot, flags, fd, C.IORING_OFF_SQES, "io_uring SQEs");
+        this.#maps.push([sqesPtr, sqesSize]);
+      }
 
       // SAFETY: these ArrayBuffers alias the kernel's mappings, which live until `close()`
       // unmaps them; nothing reads them after that (`#closed`).
       this.#sqRing = new Uint32Array(ffi.view(sqPtr, sqSize));
       this.#cqRing = new Uint32Array(ffi.view(cqPtr, cqSize));
-      this.sqes = new Uint32Array(ffi.view(sqesPtr, sqesSize));
+      this.sqes = new Uint32Array(ffi.view(sqesPtr!, sqesSize));
       this.cqes = new Int32Array(ffi.view(cqPtr, cqSize), cq(CQ_OFF.cqes), this.cqEntries * (CQE_SIZE / 4));
       this.#sqHead = sq(SQ_OFF.head) / 4;
       this.#sqTail = sq(SQ_OFF.tail) / 4;
@@ -282,14 +333,38 @@ export class Ring {
       base | C.IORING_SETUP_SUBMIT_ALL,
       base,
     ];
-    for (let i = 0; ; i++) {
-      const params = new DataView(new ArrayBuffer(PARAMS.size));
-      params.setUint32(PARAMS.fields.flags.offset, attempts[i]!, true);
-      if (options.cqEntries !== undefined) params.setUint32(PARAMS.fields.cqEntries.offset, options.cqEntries, true);
-      const r = linuxLibc().io_uring_setup(C.SYS_io_uring_setup, options.entries, params);
-      if (r >= 0) return new Ring(r, params);
-      const errno = ffi.errno();
-      if (errno !== 22 /* EINVAL */ || i === attempts.length - 1) throw new SystemError(errno, "io_uring_setup");
+    // - NO_MMAP (6.5; 6.13 for rings over a page) first, with each set: see the file's comment.
+    //   A kernel that refuses it answers EINVAL too, and the rings are mapped from the fd.
+    const noMmap = IORING_NEWER.IORING_SETUP_NO_MMAP;
+    let own: RingMemory | null = allocateRings(options);
+    try {
+      for (const flags of [...attempts.map((f) => f | noMmap), ...attempts]) {
+        const mine = (flags & noMmap) !== 0;
+        const params = new DataView(new ArrayBuffer(PARAMS.size));
+        params.setUint32(PARAMS.fields.flags.offset, flags, true);
+        if (options.cqEntries !== undefined) params.setUint32(PARAMS.fields.cqEntries.offset, options.cqEntries, true);
+        if (mine) {
+          // SAFETY: the kernel pins these pages at setup and holds them until the ring is torn
+          // down; we unmap our view of them only in `close()`, after the last use.
+          params.setBigUint64(PARAMS.fields.sqOff.offset + IORING_NEWER.OFF_USER_ADDR, own!.sqes, true);
+          params.setBigUint64(PARAMS.fields.cqOff.offset + IORING_NEWER.OFF_USER_ADDR, own!.rings, true);
+        }
+        const r = linuxLibc().io_uring_setup(C.SYS_io_uring_setup, options.entries, params);
+        if (r >= 0) {
+          // The ring owns the memory from here (and unmaps it itself if it fails).
+          const given = mine ? own : null;
+          if (mine) own = null;
+          return new Ring(r, params, given);
+        }
+        const errno = ffi.errno();
+        if (errno !== 22 /* EINVAL */ || flags === attempts[attempts.length - 1]) throw new SystemError(errno, "io_uring_setup");
+      }
+      throw new SystemError(22, "io_uring_setup");
+    } finally {
+      if (own !== null) {
+        libc.munmap(own.sqes, own.sqesSize);
+        libc.munmap(own.rings, own.ringsSize);
+      }
     }
   }
 
