@@ -19,6 +19,7 @@
  */
 import { ffi } from "../ffi/runtime/load.js";
 import type { SymbolTable } from "../ffi/types.js";
+import { installExitHooks } from "../loop/exit-hooks.js";
 import { currentIsolate } from "./libuv.js";
 
 const HOOKS = {
@@ -91,3 +92,6 @@ export function keepAtExit(fd: number): void {
 export function fdsClosedAtExit(): number {
   return hooked.size;
 }
+
+// The loops below this layer reach the hooks through loop/exit-hooks.ts.
+installExitHooks({ closeAtExit, keepAtExit });

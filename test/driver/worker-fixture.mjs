@@ -11,6 +11,9 @@
  *   node:net servers here and writes to both until they block; the parent terminates it (or the
  *   Worker returns from runMain, leaving its sockets open): the servers' sockets must see the
  *   end, and this process's fd count must come back to where it was;
+ * - `listener`: the Worker listens, takes one of five connections and sleeps; the parent
+ *   terminates it: the clients must see their connections end (those accepted by the kernel
+ *   ahead of `accept()`, on io_uring, included), and this process's sockets come back;
  * - `reuse`: the Worker closes an evloop socket and then opens a raw socketpair that reuses its
  *   number, and releases a FileDescriptor; after the Worker is terminated, neither the raw fds
  *   nor the released one may have been closed by it.
@@ -35,6 +38,19 @@ if (isMainThread) {
 /** Open fds of this process. */
 function fdCount() {
   return readdirSync("/proc/self/fd").length;
+}
+
+/** Open sockets and kernel objects (epoll, eventfd, io_uring) of this process: what evloop opens. */
+function kernelFdCount() {
+  let n = 0;
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      if (/^(socket|anon_inode):/.test(readlinkSync(`/proc/self/fd/${fd}`))) n++;
+    } catch {
+      // Closed meanwhile (the readdir's own fd).
+    }
+  }
+  return n;
 }
 
 function isOpenFd(fd) {
@@ -113,6 +129,34 @@ async function main(scenario, backend) {
     const open = Object.fromEntries(Object.entries(fds).map(([k, fd]) => [k, typeof fd === "number" && isOpenFd(fd)]));
     return { fds, open, ...stopped };
   }
+  if (scenario === "listener") {
+    // Node opens a file of its own (/dev/null) around a Worker's first connections: only the
+    // kinds of fd evloop opens are compared.
+    const baseline = kernelFdCount();
+    const w = new Worker(new URL(import.meta.url), { workerData: { scenario, backend } });
+    w.on("error", () => {});
+    const port = await nextMessage(w);
+    const clients = [];
+    const ended = [];
+    for (let i = 0; i < 5; i++) {
+      const c = connect({ port, host: "127.0.0.1" });
+      c.on("error", () => {});
+      c.on("data", () => {});
+      ended.push(new Promise((r) => c.once("close", () => r(true))));
+      clients.push(c);
+    }
+    const accepted = await nextMessage(w);
+    // Time for a backend that accepts ahead (io_uring's multishot ACCEPT) to take the rest.
+    await new Promise((r) => setTimeout(r, 100));
+    const stopped = await terminate(w);
+    const ends = await within(Promise.all(ended), LIMIT_MS, null);
+    for (const c of clients) c.destroy();
+    let after = kernelFdCount();
+    for (const until = performance.now() + LIMIT_MS; after !== baseline && performance.now() < until; after = kernelFdCount()) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return { accepted, clientsClosed: ends !== null, baseline, after, ...stopped };
+  }
   // transfer-terminate, transfer-exit
   const path = join(tmpdir(), `evloop-worker-${process.pid}.sock`);
   rmSync(path, { force: true });
@@ -186,6 +230,16 @@ async function worker({ scenario, backend, wait, port, path }) {
       if (wait === "sleep") await loop.sleep(60_000);
       const [a] = evloop.UnixStream.pair({ loop });
       await a.read(new Uint8Array(16));
+    }, { loop });
+    return;
+  }
+  if (scenario === "listener") {
+    await evloop.runMain(async () => {
+      const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+      parentPort.postMessage(l.address.port);
+      await l.accept();
+      parentPort.postMessage(1);
+      await loop.sleep(60_000);
     }, { loop });
     return;
   }

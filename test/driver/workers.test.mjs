@@ -64,6 +64,14 @@ for (const backend of availableBackends()) {
       assert.equal(r.after, r.baseline, "the process has more open fds than before the Worker");
     });
 
+    test("a terminated Worker closes its listener and the connections accepted ahead of accept()", async () => {
+      const r = await scenario("listener", backend);
+      assert.equal(r.accepted, 1);
+      assert.equal(r.settled, true, "terminate() did not settle");
+      assert.equal(r.clientsClosed, true, "a client never saw the end of its connection");
+      assert.equal(r.after, r.baseline, "the process has more open fds than before the Worker");
+    });
+
     test("a terminated Worker closes only the fds evloop still owns", async () => {
       const r = await scenario("reuse", backend);
       assert.equal(r.settled, true, "terminate() did not settle");

@@ -15,6 +15,7 @@ import { ERRNO } from "../../sys/linux/constants.js";
 import { cqeBuffer, cqeMore } from "../../sys/linux/io_uring.js";
 import { close as closeFd } from "../../sys/posix/fd.js";
 import type { ReceivedMessage } from "../../sys/posix/socket.js";
+import { exitHooks } from "../exit-hooks.js";
 import { BufferPool } from "../lending.js";
 import { Kind, Phase } from "../operation.js";
 import { SMALL_BUFFERS, type ProvidedBuffers } from "./buffers.js";
@@ -80,6 +81,8 @@ export class Sources {
     const source = (state.accept ??= new Source(Kind.Accept, state, true));
     const fd = source.fds.shift();
     if (fd !== undefined) {
+      // The caller owns it now (a handle registers its own hook).
+      exitHooks.keepAtExit(fd);
       this.host.adoptAccepted(fd, state);
       this.host.settle(op, true, fd);
       return;
@@ -185,7 +188,11 @@ export class Sources {
 
   #acceptCqe(source: Source, res: number): void {
     const state = source.state;
-    if (res >= 0) source.fds.push(res);
+    if (res >= 0) {
+      // Until an accept() takes it, the fd is nobody's but ours: closed if the thread goes away.
+      exitHooks.closeAtExit(res);
+      source.fds.push(res);
+    }
     // EINTR (a signal) ends the multishot like ECANCELED: it is re-armed below, not an error.
     else if (res !== -ERRNO.ECANCELED && res !== -ERRNO.EINTR) {
       source.error = new SystemError(-res, "accept");
@@ -302,6 +309,7 @@ export class Sources {
   #drain(source: Source): void {
     for (const c of source.chunks.splice(0)) this.host.buffers!.recycle(c.bid);
     for (const fd of source.fds.splice(0)) {
+      exitHooks.keepAtExit(fd);
       try {
         closeFd(fd);
       } catch {
