@@ -2,7 +2,7 @@
  * What every part of `evloop soak` shares: the seeded PRNG, the corpus every payload is cut from,
  * the counters a run keeps, and the random cancellation of operations (an AbortSignal fired
  * mid-flight, or a tiny timeout) with the bookkeeping that tells an expected rejection from a
- * failure.
+ * failure, and the helpers that run an operation under one (`attempt`, `retrying`).
  *
  * All timing goes through the loop under test (`loop.sleep`), never Node's timers: in owner
  * mode the thread sits in the kernel between iterations, and Node's timers only run once the
@@ -261,6 +261,41 @@ export function cancelled(phase: Phase, cancel: Cancel, e: unknown, op: string, 
     throw new SoakFailure(message);
   }
   return false;
+}
+
+/** What {@link attempt} resolves with when its operation was cancelled as the soak asked. */
+export const CANCELLED = Symbol("cancelled");
+
+/**
+ * Runs one operation, `run`, with a cancellation drawn from `mix` ({@link drawCancel}) and
+ * disarms it once the operation settled. Resolves with the operation's result, or with
+ * {@link CANCELLED} when it rejected with that cancellation ({@link cancelled}: counted, and a
+ * stuck operation thrown as a {@link SoakFailure}), after `onCancelled` checked what the
+ * cancelled operation must have left as it was; any other rejection is thrown. `op` and `where`
+ * name the operation in the counters and in a failure.
+ */
+export async function attempt<T>(phase: Phase, rand: Rand, mix: CancelMix, bounded: boolean, op: string, where: string, run: (cancel: Cancel) => Promise<T>, onCancelled?: (cancel: Cancel) => void): Promise<T | typeof CANCELLED> {
+  const cancel = drawCancel(phase, rand, mix, bounded);
+  try {
+    return await run(cancel);
+  } catch (e) {
+    if (!cancelled(phase, cancel, e, op, where)) throw e;
+    onCancelled?.(cancel);
+    return CANCELLED;
+  } finally {
+    cancel.finish();
+  }
+}
+
+/**
+ * Runs `run` with a fresh cancellation from `mix` until it is not cancelled ({@link attempt}):
+ * for operations whose cancellation transferred nothing, so that trying again is exact.
+ */
+export async function retrying<T>(phase: Phase, rand: Rand, mix: CancelMix, bounded: boolean, op: string, where: string, run: (options: OperationOptions) => Promise<T>): Promise<T> {
+  for (;;) {
+    const result = await attempt(phase, rand, mix, bounded, op, where, (cancel) => run(cancel.options));
+    if (result !== CANCELLED) return result;
+  }
 }
 
 /** Whether every byte of `buf` is {@link SENTINEL}. */

@@ -14,19 +14,7 @@
  * timeout finds it in flight; on the blocking backend the steps go one after the other.
  */
 import { FileDescriptor, Pipe, UdpSocket, UnixDatagram, UnixStream, type OperationOptions } from "evloop";
-import {
-  between,
-  cancelled,
-  CORPUS_SIZE,
-  drawCancel,
-  firstDifference,
-  logSize,
-  SoakFailure,
-  STUCK_MS,
-  type CancelMix,
-  type Phase,
-  type Rand,
-} from "./common.js";
+import { between, CORPUS_SIZE, firstDifference, logSize, retrying, SoakFailure, STUCK_MS, type CancelMix, type Phase, type Rand } from "./common.js";
 import { Expected } from "./streams.js";
 
 const HEADER = 16;
@@ -62,49 +50,27 @@ function makeDatagram(phase: Phase, rand: Rand, lane: number, seq: number): Uint
 
 /** Sends `dg` whole, retrying a cancelled send (which sent nothing). */
 async function sendRetrying(phase: Phase, end: DatagramEnd, dg: Uint8Array, rand: Rand, where: string): Promise<void> {
-  for (;;) {
-    const cancel = drawCancel(phase, rand, SEND_MIX, true);
-    try {
-      const n = await end.send(dg, cancel.options);
-      if (n !== dg.length) fail(phase, `${where}: a send of a ${dg.length}-byte datagram resolved with ${n}`);
-      phase.done();
-      return;
-    } catch (e) {
-      if (!cancelled(phase, cancel, e, "send", `${where}: send`)) throw e;
-    } finally {
-      cancel.finish();
-    }
-  }
+  const n = await retrying(phase, rand, SEND_MIX, true, "send", `${where}: send`, (options) => end.send(dg, options));
+  if (n !== dg.length) fail(phase, `${where}: a send of a ${dg.length}-byte datagram resolved with ${n}`);
+  phase.done();
 }
 
 /** Receives the next datagram, retrying cancelled receives; it must be `dg`, byte for byte. */
 async function receiveExpecting(phase: Phase, end: DatagramEnd, dg: Uint8Array, rand: Rand, where: string): Promise<void> {
   const buf = new Uint8Array(MAX_PAYLOAD + HEADER + 1);
-  for (;;) {
-    const cancel = drawCancel(phase, rand, RECEIVE_MIX, true);
-    let n: number;
-    try {
-      n = await end.receive(buf, cancel.options);
-    } catch (e) {
-      if (cancelled(phase, cancel, e, "receive", `${where}: receive`)) continue;
-      throw e;
-    } finally {
-      cancel.finish();
-    }
-    phase.done();
-    const got = buf.subarray(0, n);
-    const k = firstDifference(got, dg);
-    if (k >= 0) {
-      const view = new DataView(buf.buffer);
-      const seq = n >= HEADER ? view.getUint32(4) : -1;
-      const wanted = new DataView(dg.buffer).getUint32(4);
-      const what = seq !== wanted ? `datagram ${seq} arrived where ${wanted} was due (lost or duplicated)` : `byte ${k} of ${n} differs (expected ${dg.length} bytes)`;
-      fail(phase, `checksum: ${where}: ${what}`);
-    }
-    phase.counters.bytesVerified += n - HEADER;
-    phase.counters.datagrams++;
-    return;
+  const n = await retrying(phase, rand, RECEIVE_MIX, true, "receive", `${where}: receive`, (options) => end.receive(buf, options));
+  phase.done();
+  const got = buf.subarray(0, n);
+  const k = firstDifference(got, dg);
+  if (k >= 0) {
+    const view = new DataView(buf.buffer);
+    const seq = n >= HEADER ? view.getUint32(4) : -1;
+    const wanted = new DataView(dg.buffer).getUint32(4);
+    const what = seq !== wanted ? `datagram ${seq} arrived where ${wanted} was due (lost or duplicated)` : `byte ${k} of ${n} differs (expected ${dg.length} bytes)`;
+    fail(phase, `checksum: ${where}: ${what}`);
   }
+  phase.counters.bytesVerified += n - HEADER;
+  phase.counters.datagrams++;
 }
 
 /**
@@ -183,16 +149,7 @@ export async function udpEcho(phase: Phase, sock: UdpSocket, rand: Rand, where: 
   const buf = new Uint8Array(64 * 1024);
   try {
     for (;;) {
-      const cancel = drawCancel(phase, rand, SERVER_RECEIVE_MIX, false);
-      let got;
-      try {
-        got = await sock.receiveFrom(buf, cancel.options);
-      } catch (e) {
-        if (cancelled(phase, cancel, e, "receive", `${where}: receive`)) continue;
-        throw e;
-      } finally {
-        cancel.finish();
-      }
+      const got = await retrying(phase, rand, SERVER_RECEIVE_MIX, false, "receive", `${where}: receive`, (options) => sock.receiveFrom(buf, options));
       phase.done();
       const reply = buf.subarray(0, got.bytes);
       await sendRetrying(phase, { send: (b, o) => sock.sendTo(b, got.address, o), receive: () => Promise.reject(new Error("unused")) }, reply, rand, where);
@@ -237,62 +194,32 @@ export async function fdPassingLane(phase: Phase, name: string, index: number, r
         phase.track(w);
         try {
           const send = async (): Promise<void> => {
-            for (;;) {
-              const cancel = drawCancel(phase, rand, FD_MIX, true);
-              try {
-                await a.sendFds([w.fd], header, cancel.options);
-                phase.done();
-                break;
-              } catch (e) {
-                if (!cancelled(phase, cancel, e, "sendFds", `${where}: sendFds`)) throw e;
-              } finally {
-                cancel.finish();
-              }
-            }
+            await retrying(phase, rand, FD_MIX, true, "sendFds", `${where}: sendFds`, (options) => a.sendFds([w.fd], header, options));
+            phase.done();
             await phase.close(w);
           };
           const receive = async (): Promise<void> => {
             const buf = new Uint8Array(HEADER);
-            for (;;) {
-              const cancel = drawCancel(phase, rand, FD_MIX, true);
-              let got;
-              try {
-                got = await b.receiveFds(buf, 2, cancel.options);
-              } catch (e) {
-                if (cancelled(phase, cancel, e, "receiveFds", `${where}: receiveFds`)) continue;
-                throw e;
-              } finally {
-                cancel.finish();
+            const got = await retrying(phase, rand, FD_MIX, true, "receiveFds", `${where}: receiveFds`, (options) => b.receiveFds(buf, 2, options));
+            phase.done();
+            const passed = got.fds.map((fd) => phase.track(FileDescriptor.from(fd, { loop })));
+            try {
+              if (got.bytes !== HEADER || firstDifference(buf, header) >= 0 || passed.length !== 1 || got.truncated) {
+                fail(phase, `checksum: ${where}: received ${got.bytes} header bytes and ${passed.length} fds${got.truncated ? " (truncated)" : ""}, expected the ${HEADER}-byte header of fd ${seq} with 1 fd`);
               }
+              await passed[0]!.writeAll(phase.corpus.subarray(offset, offset + length), { timeout: STUCK_MS });
               phase.done();
-              const passed = got.fds.map((fd) => phase.track(FileDescriptor.from(fd, { loop })));
-              try {
-                if (got.bytes !== HEADER || firstDifference(buf, header) >= 0 || passed.length !== 1 || got.truncated) {
-                  fail(phase, `checksum: ${where}: received ${got.bytes} header bytes and ${passed.length} fds${got.truncated ? " (truncated)" : ""}, expected the ${HEADER}-byte header of fd ${seq} with 1 fd`);
-                }
-                await passed[0]!.writeAll(phase.corpus.subarray(offset, offset + length), { timeout: STUCK_MS });
-                phase.done();
-                phase.counters.fdsPassed++;
-              } finally {
-                for (const f of passed) await phase.close(f);
-              }
-              return;
+              phase.counters.fdsPassed++;
+            } finally {
+              for (const f of passed) await phase.close(f);
             }
           };
           const drain = async (): Promise<void> => {
             const expected = new Expected([phase.corpus.subarray(offset, offset + length)], `${where}: pipe`);
             const buf = new Uint8Array(16 * 1024);
             for (;;) {
-              const cancel = drawCancel(phase, rand, FD_MIX, true);
-              let n: number;
-              try {
-                n = await r.read(buf.subarray(0, logSize(rand, buf.length)), cancel.options);
-              } catch (e) {
-                if (cancelled(phase, cancel, e, "read", `${where}: pipe read`)) continue;
-                throw e;
-              } finally {
-                cancel.finish();
-              }
+              // A fresh size for every try, cancelled ones included.
+              const n = await retrying(phase, rand, FD_MIX, true, "read", `${where}: pipe read`, (options) => r.read(buf.subarray(0, logSize(rand, buf.length)), options));
               phase.done();
               if (n === 0) break;
               expected.check(phase, buf.subarray(0, n));

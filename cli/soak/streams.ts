@@ -24,12 +24,14 @@
 import { setSendBufferSize } from "evloop/internal";
 import type { TcpStream, UnixStream, OperationOptions } from "evloop";
 import {
+  attempt,
   between,
+  CANCELLED,
   cancelled,
   CORPUS_SIZE,
-  drawCancel,
   firstDifference,
   logSize,
+  retrying,
   SENTINEL,
   SoakFailure,
   STUCK_MS,
@@ -128,17 +130,8 @@ async function writeMessage(phase: Phase, stream: SoakStream, message: Uint8Arra
     return;
   }
   for (let at = 0; at < message.length; ) {
-    const cancel = drawCancel(phase, rand, WRITE_MIX, true);
-    let n: number;
-    try {
-      n = await stream.write(message.subarray(at), cancel.options);
-    } catch (e) {
-      // Nothing of this write went out: the next one starts from the same byte.
-      if (cancelled(phase, cancel, e, "write", `${where}: write`)) continue;
-      throw e;
-    } finally {
-      cancel.finish();
-    }
+    // A cancelled write sent nothing: the next try starts from the same byte.
+    const n = await retrying(phase, rand, WRITE_MIX, true, "write", `${where}: write`, (options) => stream.write(message.subarray(at), options));
     if (!Number.isInteger(n) || n < 1 || n > message.length - at) {
       const text = `${where}: a write of ${message.length - at} bytes resolved with ${n}`;
       phase.fail(text);
@@ -154,9 +147,10 @@ async function writeMessage(phase: Phase, stream: SoakStream, message: Uint8Arra
  * with the bytes read (0 at end of stream), or null when the read was cancelled.
  */
 async function readOnce(phase: Phase, stream: SoakStream, expected: Expected, buf: Uint8Array, rand: Rand): Promise<number | null> {
-  const cancel = drawCancel(phase, rand, READ_MIX, true);
   const where = `${expected.where}: read at byte ${expected.received}`;
-  try {
+  // A plain read's buffer (a borrowed read has none): a cancelled read must leave it untouched.
+  let view: Uint8Array | undefined;
+  const read = async (cancel: Cancel): Promise<number> => {
     if (rand() < 0.2) {
       const chunk = await stream.readBorrowed({ maxBytes: logSize(rand, 65536), ...cancel.options });
       try {
@@ -167,30 +161,22 @@ async function readOnce(phase: Phase, stream: SoakStream, expected: Expected, bu
         chunk.release();
       }
     }
-    const view = buf.subarray(0, logSize(rand, MAX_READ));
+    view = buf.subarray(0, logSize(rand, MAX_READ));
     if (cancel.kind !== "plain") view.fill(SENTINEL);
-    let n: number;
-    try {
-      n = await stream.read(view, cancel.options);
-    } catch (e) {
-      if (!cancelled(phase, cancel, e, "read", where)) throw e;
-      if (!untouched(view)) {
-        const text = `${where}: a ${cancel.kind === "abort" ? "aborted" : "timed-out"} read of ${view.length} bytes wrote into its buffer`;
-        phase.fail(text);
-        throw new SoakFailure(text);
-      }
-      return null;
-    }
+    const n = await stream.read(view, cancel.options);
     phase.done();
     expected.check(phase, view.subarray(0, n));
     return n;
-  } catch (e) {
-    // A cancelled borrowed read lands here (a plain read's cancellation returned above).
-    if (cancelled(phase, cancel, e, "read", where)) return null;
-    throw e;
-  } finally {
-    cancel.finish();
-  }
+  };
+  const checkUntouched = (cancel: Cancel): void => {
+    if (view !== undefined && !untouched(view)) {
+      const text = `${where}: a ${cancel.kind === "abort" ? "aborted" : "timed-out"} read of ${view.length} bytes wrote into its buffer`;
+      phase.fail(text);
+      throw new SoakFailure(text);
+    }
+  };
+  const n = await attempt(phase, rand, READ_MIX, true, "read", where, read, checkUntouched);
+  return n === CANCELLED ? null : n;
 }
 
 /** Reads until `expected` has `until` bytes, or to end of stream when `until` is undefined. */
@@ -256,17 +242,12 @@ async function converse(phase: Phase, stream: SoakStream, rand: Rand, where: str
 
 /** Connects with a random cancellation; null when it was cancelled. */
 async function connectOnce(phase: Phase, connect: (options: OperationOptions) => Promise<SoakStream>, rand: Rand, where: string): Promise<SoakStream | null> {
-  const cancel = drawCancel(phase, rand, CONNECT_MIX, true);
-  try {
+  const stream = await attempt(phase, rand, CONNECT_MIX, true, "connect", `${where}: connect`, async (cancel) => {
     const stream = await connect(cancel.options);
     phase.done();
     return phase.track(stream);
-  } catch (e) {
-    if (cancelled(phase, cancel, e, "connect", `${where}: connect`)) return null;
-    throw e;
-  } finally {
-    cancel.finish();
-  }
+  });
+  return stream === CANCELLED ? null : stream;
 }
 
 /**
@@ -303,22 +284,19 @@ export async function echoStream(phase: Phase, conn: SoakStream, rand: Rand, whe
     for (;;) {
       if (rand() < 0.03) await phase.loop.sleep(between(rand, 2, 15));
       const view = buf.subarray(0, logSize(rand, buf.length));
-      const cancel = drawCancel(phase, rand, SERVER_READ_MIX, false);
-      if (cancel.kind !== "plain") view.fill(SENTINEL);
-      let n: number;
-      try {
-        n = await conn.read(view, cancel.options);
-      } catch (e) {
-        if (!cancelled(phase, cancel, e, "read", `${where}: echo read`)) throw e;
+      const read = (cancel: Cancel): Promise<number> => {
+        if (cancel.kind !== "plain") view.fill(SENTINEL);
+        return conn.read(view, cancel.options);
+      };
+      const checkUntouched = (cancel: Cancel): void => {
         if (!untouched(view)) {
           const text = `${where}: an echo read that rejected (${cancel.kind}) wrote into its buffer`;
           phase.fail(text);
           throw new SoakFailure(text);
         }
-        continue;
-      } finally {
-        cancel.finish();
-      }
+      };
+      const n = await attempt(phase, rand, SERVER_READ_MIX, false, "read", `${where}: echo read`, read, checkUntouched);
+      if (n === CANCELLED) continue;
       phase.done();
       if (n === 0) break;
       await conn.writeAll(view.subarray(0, n));
