@@ -44,6 +44,8 @@ import { openFdCount, withWatchdog } from "../helpers.mjs";
 // The public API has no SO_SNDBUF; the internal setsockopt wrapper sets it (see `smallSendBuffer`).
 import { setIntOption } from "../../dist/sys/posix/socket.js";
 import { C } from "../../dist/sys/target.js";
+// The soak's seeded PRNG and size draws (cli/soak/common.ts: importing it runs nothing).
+import { between, logSize, mulberry32 } from "../../dist-tools/cli/soak/common.js";
 
 const skip = availableBackends().includes("io_uring") ? false : "io_uring is unavailable here (see `evloop info`)";
 
@@ -62,24 +64,6 @@ const SMALL_SNDBUF = 16 * 1024;
 const SENTINEL = 0xa5;
 
 const SEED = process.env.EVLOOP_STRESS_SEED !== undefined ? Number(process.env.EVLOOP_STRESS_SEED) >>> 0 : randomInt(2 ** 32);
-
-/** mulberry32: a small seeded PRNG; returns floats in [0, 1). */
-function mulberry32(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-/** An integer from `lo` to `hi` inclusive. */
-const between = (rand, lo, hi) => lo + Math.floor(rand() * (hi - lo + 1));
-
-/** A size from 1 to `max`, log-uniform: each power-of-two range of sizes is as likely. */
-const logSize = (rand, max) => Math.min(max, Math.max(1, Math.floor(2 ** (rand() * Math.log2(max + 1)))));
 
 /**
  * The PRNG of one `purpose` (plan, server, writer, reader) of connection `index`: each draws the
