@@ -13,26 +13,56 @@ import { bytes, forEachLoop, readExactly, text } from "../helpers.mjs";
 import { fdBaseline, HOST, rejectsWith, tcpPair, withFaults } from "./common.mjs";
 
 forEachLoop("faults: errors the user sees", (ctx) => {
-  /** Runs `body(l, c, s)` on a fresh listener and connected pair, then closes them all. */
-  async function withPair(body) {
+  /** Runs `body(l)` on a fresh listener, closes it, and checks that the fds are as they were. */
+  async function withListener(body) {
+    const fds = fdBaseline(ctx.blocking);
     const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
     try {
-      const [c, s] = await tcpPair(ctx, l);
-      try {
-        await body(l, c, s);
-      } finally {
-        await c.close();
-        await s.close();
-      }
+      await body(l);
     } finally {
       await l.close();
     }
+    fds.check();
+  }
+
+  /** Runs `body(c, s)` on a new connected pair through `l`, then closes the pair. */
+  async function onPair(l, body) {
+    const [c, s] = await tcpPair(ctx, l);
+    try {
+      await body(c, s);
+    } finally {
+      await c.close();
+      await s.close();
+    }
+  }
+
+  /** Runs `body(c, s)` on a connected pair through a fresh listener (see `withListener`). */
+  const withPair = (body) => withListener((l) => onPair(l, body));
+
+  /** Asserts that a new connection through `l` carries `message` from client to server. */
+  const connectsThrough = (l, message) =>
+    onPair(l, async (c, s) => {
+      await c.writeAll(bytes(message));
+      assert.equal(text(await readExactly(s, message.length, { timeout: 5000 })), message);
+    });
+
+  /** Runs `body(a, b)` on two fresh UDP sockets, closes them, and checks that the fds are as they were. */
+  async function withUdpSockets(body) {
+    const fds = fdBaseline(ctx.blocking);
+    const a = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
+    const b = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
+    try {
+      await body(a, b);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    fds.check();
   }
 
   test("ECONNRESET on read rejects that read with ECONNRESET; nothing is consumed", () =>
-    ctx.run(async () => {
-      const fds = fdBaseline(ctx.blocking);
-      await withPair(async (_l, c, s) => {
+    ctx.run(() =>
+      withPair(async (c, s) => {
         await c.writeAll(bytes("kept"));
         await withFaults({ call: "read", errno: "ECONNRESET", fd: s.fd, times: 1 }, async (plan) => {
           await rejectsWith(s.read(new Uint8Array(16), { timeout: 5000 }), "ECONNRESET", "read");
@@ -40,14 +70,12 @@ forEachLoop("faults: errors the user sees", (ctx) => {
         });
         // The injected error took nothing: the bytes are all still there, once.
         assert.equal(text(await readExactly(s, 4, { timeout: 5000 })), "kept");
-      });
-      fds.check();
-    }));
+      }),
+    ));
 
   test("EPIPE on write rejects that write with EPIPE; nothing is sent twice or lost", () =>
-    ctx.run(async () => {
-      const fds = fdBaseline(ctx.blocking);
-      await withPair(async (_l, c, s) => {
+    ctx.run(() =>
+      withPair(async (c, s) => {
         await withFaults({ call: "write", errno: "EPIPE", fd: s.fd, times: 1 }, async (plan) => {
           await rejectsWith(s.write(bytes("lost"), { timeout: 5000 }), "EPIPE", "write");
           assert.equal(plan.fired, 1);
@@ -56,16 +84,13 @@ forEachLoop("faults: errors the user sees", (ctx) => {
         await s.shutdown();
         assert.equal(text(await readExactly(c, 5, { timeout: 5000 })), "after");
         assert.equal(await c.read(new Uint8Array(8), { timeout: 5000 }), 0, "nothing but the second write arrived");
-      });
-      fds.check();
-    }));
+      }),
+    ));
 
   for (const code of ["EMFILE", "ENFILE", "ENOMEM", "ENOBUFS"]) {
     test(`${code} on accept reaches accept() as ${code}; the listener keeps serving, and the waiting connection is not lost`, () =>
-      ctx.run(async () => {
-        const fds = fdBaseline(ctx.blocking);
-        const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
-        try {
+      ctx.run(() =>
+        withListener(async (l) => {
           // The connection completes against the backlog and waits there.
           const c = await TcpStream.connect({ host: HOST, port: l.address.port, timeout: 5000, loop: ctx.loop });
           try {
@@ -81,90 +106,55 @@ forEachLoop("faults: errors the user sees", (ctx) => {
               await s.close();
             }
             // And the next connection too.
-            const [c2, s2] = await tcpPair(ctx, l);
-            await s2.writeAll(bytes("next"));
-            assert.equal(text(await readExactly(c2, 4, { timeout: 5000 })), "next");
-            await c2.close();
-            await s2.close();
+            await connectsThrough(l, "next");
           } finally {
             await c.close();
           }
-        } finally {
-          await l.close();
-        }
-        fds.check();
-      }));
+        }),
+      ));
   }
 
   for (const code of ["EMFILE", "ENFILE"]) {
     test(`${code} on socket() rejects TcpStream.connect and UnixStream.pair with ${code}, leaking nothing`, () =>
-      ctx.run(async () => {
-        const fds = fdBaseline(ctx.blocking);
-        const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
-        try {
+      ctx.run(() =>
+        withListener(async (l) => {
           await withFaults([{ call: "socket", errno: code, times: 1 }, { call: "socketpair", errno: code, times: 1 }], async (plan) => {
             await rejectsWith(TcpStream.connect({ host: HOST, port: l.address.port, timeout: 5000, loop: ctx.loop }), code, "socket");
             assert.throws(() => UnixStream.pair({ loop: ctx.loop }), (e) => e.code === code);
             assert.equal(plan.fired, 2);
           });
-          const [c, s] = await tcpPair(ctx, l);
-          await c.close();
-          await s.close();
-        } finally {
-          await l.close();
-        }
-        fds.check();
-      }));
+          await connectsThrough(l, "ok");
+        }),
+      ));
   }
 
   test("ECONNREFUSED on connect rejects with ECONNREFUSED and closes the socket", () =>
-    ctx.run(async () => {
-      const fds = fdBaseline(ctx.blocking);
-      const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
-      try {
+    ctx.run(() =>
+      withListener(async (l) => {
         await withFaults({ call: "connect", errno: "ECONNREFUSED", times: 1 }, async (plan) => {
           await rejectsWith(TcpStream.connect({ host: HOST, port: l.address.port, timeout: 5000, loop: ctx.loop }), "ECONNREFUSED", "connect");
           assert.equal(plan.fired, 1);
         });
         // The refused attempt left nothing behind in the backlog or in the loop.
-        const [c, s] = await tcpPair(ctx, l);
-        await c.writeAll(bytes("ok"));
-        assert.equal(text(await readExactly(s, 2, { timeout: 5000 })), "ok");
-        await c.close();
-        await s.close();
-      } finally {
-        await l.close();
-      }
-      fds.check();
-    }));
+        await connectsThrough(l, "ok");
+      }),
+    ));
 
   test("EINTR on connect (the connection goes on) is invisible", () =>
-    ctx.run(async () => {
-      const fds = fdBaseline(ctx.blocking);
-      const l = await TcpListener.bind({ host: HOST, port: 0, loop: ctx.loop });
-      try {
-        await withFaults({ call: "connect", errno: "EINTR", perform: true, times: 1 }, async (plan) => {
-          const [c, s] = await tcpPair(ctx, l);
+    ctx.run(() =>
+      withListener((l) =>
+        withFaults({ call: "connect", errno: "EINTR", perform: true, times: 1 }, async (plan) => {
+          await connectsThrough(l, "connected");
           // io_uring connects in the kernel, where this fault cannot be had.
           if (ctx.backend !== "io_uring") assert.equal(plan.fired, 1);
-          await c.writeAll(bytes("connected"));
-          assert.equal(text(await readExactly(s, 9, { timeout: 5000 })), "connected");
-          await c.close();
-          await s.close();
-        });
-      } finally {
-        await l.close();
-      }
-      fds.check();
-    }));
+        }),
+      ),
+    ));
 
   for (const code of ["ENOBUFS", "ENOMEM"]) {
     test(`UDP: ${code} on sendTo and receiveFrom rejects with ${code}; the datagram is neither lost nor doubled`, () =>
-      ctx.run(async () => {
-        const fds = fdBaseline(ctx.blocking);
-        const a = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
-        const b = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
-        try {
+      ctx.run(() =>
+        withUdpSockets(async (a, b) => {
           const to = { address: HOST, port: b.address.port };
           await withFaults({ call: "sendto", errno: code, fd: a.fd, times: 1 }, async (plan) => {
             await rejectsWith(a.sendTo(bytes("first"), to), code, "sendto");
@@ -182,20 +172,13 @@ forEachLoop("faults: errors the user sees", (ctx) => {
             assert.equal(text(buf.subarray(0, got.bytes)), want);
             assert.equal(got.address.port, a.address.port);
           }
-        } finally {
-          await a.close();
-          await b.close();
-        }
-        fds.check();
-      }));
+        }),
+      ));
   }
 
   test("UDP: 200 datagrams arrive exactly once while EINTR hits every other sendTo and receiveFrom", () =>
-    ctx.run(async () => {
-      const fds = fdBaseline(ctx.blocking);
-      const a = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
-      const b = await UdpSocket.bind({ host: HOST, port: 0, loop: ctx.loop });
-      try {
+    ctx.run(() =>
+      withUdpSockets(async (a, b) => {
         const to = { address: HOST, port: b.address.port };
         const buf = new Uint8Array(64);
         const specs = [
@@ -213,10 +196,6 @@ forEachLoop("faults: errors the user sees", (ctx) => {
           }
           assert.ok(plan.rules.every((r) => r.fired > 0), "both faults fired");
         });
-      } finally {
-        await a.close();
-        await b.close();
-      }
-      fds.check();
-    }));
+      }),
+    ));
 });
