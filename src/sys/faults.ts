@@ -22,16 +22,21 @@
  * taken, no fd created), as when the kernel fails it, so nothing is lost or duplicated by the
  * injection itself; `perform` first makes the real call, for the errors that come after the
  * work (EINTR from connect, whose connection goes on). A short transfer calls the real function
- * with a smaller length. One caveat: an EAGAIN on a readiness backend says "not ready" while the
- * fd may be ready, and an edge-triggered selector (epoll) reports the fd again only on its next
- * edge (more data, the peer's FIN, room freed after a real would-block): tests inject it where
- * such an edge follows.
+ * with a smaller length. An injected EAGAIN, or a short read or write, says "not ready" (or
+ * "drained") of an fd that may be ready, and an edge-triggered selector (epoll) reports an fd
+ * again only on its next edge; the kernel's own EAGAIN always has one coming (data, the peer's
+ * FIN, room freed). So the seam supplies that edge: after such a fault it re-arms the fd in every
+ * epoll set that holds it (EPOLL_CTL_MOD with the events and data it was registered with, read
+ * from /proc/self/fdinfo), and epoll reports it again if it is ready, as after a real arrival.
  */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { ffi } from "../ffi/runtime/load.js";
 import { libc } from "./libc.js";
 import { kernelRelease } from "./linux/io_uring.js";
 import { linuxLibc } from "./linux/libc.js";
-import { ERRNO } from "./target.js";
+import { ERRNO, TARGET } from "./target.js";
+import { epollCtl } from "./linux/epoll.js";
+import { C as LINUX_C } from "./linux/constants.js";
 
 /** Calls a plan can make fail: C library functions, and (on io_uring) the operations' SQEs. */
 export type FaultCall =
@@ -233,12 +238,48 @@ function wrapper(call: FaultCall, info: CallInfo, real: NativeFunction): NativeF
     if (rule.spec.short !== undefined) {
       const shortened = args.slice();
       shortened[info.len] = Math.min(Number(args[info.len]), rule.spec.short);
-      return real(...shortened);
+      const result = real(...shortened);
+      if (info.fd >= 0) supplyEdge(args[info.fd] as number);
+      return result;
     }
     if (rule.spec.perform) real(...args);
+    if (rule.errno === ERRNO.EAGAIN && info.fd >= 0) supplyEdge(args[info.fd] as number);
     ffi.setErrno(rule.errno);
     return -1;
   };
+}
+
+/**
+ * The edge a real EAGAIN (or a real short transfer) would be followed by: `fd` re-armed in each
+ * epoll set that holds it, so epoll reports it again if it is ready. Read from /proc (Linux);
+ * elsewhere, and for selectors that are not edge-triggered, there is nothing to do.
+ */
+function supplyEdge(fd: number): void {
+  if (TARGET.os !== "linux") return;
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc/self/fd");
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    let target: string;
+    let info: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${entry}`);
+      if (target !== "anon_inode:[eventpoll]") continue;
+      info = readFileSync(`/proc/self/fdinfo/${entry}`, "utf8");
+    } catch {
+      continue; // closed meanwhile
+    }
+    const line = new RegExp(`^tfd:\\s*${fd}\\s+events:\\s*([0-9a-f]+)\\s+data:\\s*([0-9a-f]+)`, "m").exec(info);
+    if (line === null) continue;
+    try {
+      epollCtl(Number(entry), LINUX_C.EPOLL_CTL_MOD, fd, parseInt(line[1]!, 16), parseInt(line[2]!, 16));
+    } catch {
+      // The fd left the set meanwhile.
+    }
+  }
 }
 
 function install(): void {

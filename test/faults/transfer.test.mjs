@@ -19,20 +19,6 @@ const TOTAL = 512 * 1024;
 const CHUNK = 64 * 1024;
 const OP_TIMEOUT = 20_000;
 
-/**
- * Plans the seam cannot make faithful on a backend, and why: epoll is edge-triggered, and
- * reports an fd again only on its next edge. The kernel's own EAGAIN always has one coming (data,
- * the peer's FIN, room freed after a real would-block); an injected one, on an fd that was ready,
- * may not. And the kernel's TCP read drains its receive queue into the buffer, so a short TCP
- * read means "drained", which the polling loop relies on; an injected short read is not that.
- */
-function unfaithful(backend, kind, name) {
-  if (backend !== "epoll") return false;
-  if (name.startsWith("EAGAIN")) return "an injected EAGAIN on a ready fd gets no further edge from epoll";
-  if (name.startsWith("short") && kind === "tcp") return "the kernel never reads a TCP stream short while data is queued";
-  return false;
-}
-
 /** The fault plans, given the server's fd. */
 const PLANS = {
   "EINTR on every other read and write": (fd) => [
@@ -100,7 +86,7 @@ forEachLoop("faults: invisible to the user", (ctx) => {
 
   for (const kind of ["tcp", "unix"]) {
     for (const [name, plan] of Object.entries(PLANS)) {
-      test(`${kind}: ${name}: 512 KiB echo intact`, { skip: unfaithful(ctx.backend, kind, name) }, () =>
+      test(`${kind}: ${name}: 512 KiB echo intact`, () =>
         ctx.run(async () => {
           const fds = fdBaseline(ctx.blocking);
           const path = kind === "unix" ? abstractName() : undefined;
