@@ -3,20 +3,20 @@
  * permission bits set without a race), removing the socket file a bind created, and fd passing
  * (SCM_RIGHTS) helpers.
  *
- * The file operations here (stat, unlink, and for `mode` mkdtemp, chmod, link, rmdir) go through
+ * The file operations here (stat, unlink, and for `mode` fchmod, chmod, mkdtemp, link, rmdir) go through
  * node:fs's synchronous calls, not the sys layer: they run once per bind or close, never per
  * operation, so a synchronous call costs nothing that matters; every runtime evloop supports
  * (Node, Bun, Deno) provides node:fs; and its errors carry the errno name, which
  * {@link fsError} turns into evloop's SystemError.
  */
-import { chmodSync, linkSync, mkdtempSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, fchmodSync, linkSync, mkdtempSync, rmdirSync, statSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkAddress } from "../loop/checks.js";
 import { SystemError } from "../sys/errors.js";
 import { bind } from "../sys/posix/socket.js";
 import type { UnixAddress } from "../sys/posix/sockaddr.js";
-import { ERRNO } from "../sys/target.js";
+import { ERRNO, TARGET } from "../sys/target.js";
 import type { HandleOptions } from "../io/handle.js";
 import { formatAddress } from "./address.js";
 import { annotate } from "./socket.js";
@@ -122,7 +122,8 @@ const TEMP_NAME = "s";
 /**
  * Checks a bind's `mode` for `path`: undefined, or an integer from 0 to 0o777 (RangeError
  * otherwise), and only for a filesystem path: an abstract name has no permission bits to set.
- * Also checks that the temporary name a bind with `mode` uses fits in a socket address.
+ * Where a bind with `mode` goes through a temporary name (not on Linux, see {@link bindPath}),
+ * also checks that the name fits in a socket address.
  *
  * @example
  * ```ts
@@ -138,6 +139,7 @@ export function checkMode(mode: unknown, path: string): number | undefined {
     throw new TypeError("mode cannot be set on an abstract socket name: abstract names have no permissions (any process in the same network namespace can connect)");
   }
   checkAddress({ family: "unix", path });
+  if (MODE_AT_BIND) return mode;
   const temp = join(dirname(path), TEMP_PREFIX + TEMP_SUFFIX, TEMP_NAME);
   try {
     checkAddress({ family: "unix", path: temp });
@@ -149,33 +151,71 @@ export function checkMode(mode: unknown, path: string): number | undefined {
 }
 
 /**
- * bind(2) to a unix address, with an EADDRINUSE message that says what to do about it.
+ * Whether bind(2) creates the socket file with the socket's own mode less the umask: Linux does
+ * (net/unix/af_unix.c, `S_IFSOCK | (SOCK_INODE(sock)->i_mode & ~current_umask())`), so a
+ * fchmod(2) of the socket before bind decides the file's bits race-free. The BSDs and macOS
+ * use 0o777 less the umask whatever the socket's mode.
+ */
+const MODE_AT_BIND = TARGET.os === "linux";
+
+/**
+ * bind(2) to a unix address, with an EADDRINUSE message that says what to do about it. Returns
+ * whether the kernel knows the socket by another name than `address` (see below).
  *
  * With `mode`, the socket file gets those permission bits without ever existing with others.
  * bind(2) creates the file with 0o777 less the umask, and a chmod after it would leave a window
  * in which anyone the umask admits can connect; changing the umask instead would change it for
- * every thread of the process. So the socket is bound inside a fresh private directory beside
- * `path` (mkdtemp: mode 0o700, so only this user can reach the name there), chmod-ed there, and
- * only then linked to `path` by link(2), which fails with EEXIST instead of replacing an
- * existing file (reported as bind's EADDRINUSE). The temporary name and directory are removed
- * either way. The kernel keeps the name the socket was bound to, so getsockname(2) on it (and
- * getpeername(2) on its peers, or a datagram's source address) shows the temporary name; the
- * classes report the requested path as their own address.
+ * every thread of the process.
+ * - On Linux, the file is created with the socket's own mode less the umask: the socket is
+ *   fchmod-ed to `mode` before bind(2), so the file never has a bit `mode` lacks, and the bits
+ *   the umask took away are given back by a chmod afterwards, which only widens it to `mode`.
+ * - Elsewhere the socket is bound inside a fresh private directory beside `path` (mkdtemp: mode
+ *   0o700, so only this user can reach the name there), chmod-ed there, and only then linked to
+ *   `path` by link(2), which fails with EEXIST instead of replacing an existing file (reported
+ *   as bind's EADDRINUSE). The temporary name and directory are removed either way. The kernel
+ *   keeps the name the socket was bound to, so getsockname(2) on it (and getpeername(2) on its
+ *   peers, or a datagram's source address) shows the temporary name; the classes report the
+ *   requested path as their own address.
  *
  * @example
  * ```ts
  * openSocket(C.AF_UNIX, C.SOCK_STREAM, (s) => bindPath(s, { family: "unix", path }, 0o600));
  * ```
  */
-export function bindPath(fd: number, address: UnixAddress, mode?: number): void {
-  if (mode === undefined) {
+export function bindPath(fd: number, address: UnixAddress, mode?: number): boolean {
+  if (mode === undefined || MODE_AT_BIND) {
+    if (mode !== undefined) {
+      try {
+        fchmodSync(fd, mode);
+      } catch (e) {
+        throw fsError(e, "fchmod", address);
+      }
+    }
     try {
       bind(fd, address);
     } catch (e) {
       throw bindError(e, address);
     }
-    return;
+    if (mode !== undefined) {
+      try {
+        if ((statSync(address.path).mode & 0o777) !== mode) chmodSync(address.path, mode);
+      } catch (e) {
+        try {
+          unlinkSync(address.path);
+        } catch {
+          // Gone already.
+        }
+        throw fsError(e, "chmod", address);
+      }
+    }
+    return false;
   }
+  bindRenamed(fd, address, mode);
+  return true;
+}
+
+/** bindPath's way where bind(2) ignores the socket's mode: a private directory, then link(2). */
+function bindRenamed(fd: number, address: UnixAddress, mode: number): void {
   const path = address.path;
   let dir: string;
   try {

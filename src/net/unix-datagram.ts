@@ -27,7 +27,7 @@ import {
  */
 export class UnixDatagram extends DatagramSocket<string | UnixAddress, UnixAddress> {
   readonly #file: SocketFile | null;
-  /** The requested address of a socket bound with `mode`, which the kernel knows by another name. */
+  /** The requested address of a socket bound with `mode` through a temporary name (not on Linux). */
   readonly #bound: UnixAddress | null;
 
   private constructor(fd: number, loop: EventLoop, connected: boolean, file: SocketFile | null, bound: UnixAddress | null = null) {
@@ -41,12 +41,14 @@ export class UnixDatagram extends DatagramSocket<string | UnixAddress, UnixAddre
    * removes the socket file it created.
    *
    * `mode` sets the socket file's permission bits (sending to it takes write permission), and
-   * the file never exists with wider ones: it is bound in a fresh private directory beside
-   * `path` (mode 0o700), chmod-ed there and hard-linked to `path` (EADDRINUSE if `path` exists).
-   * The kernel keeps the temporary name as the socket's own: `address` reports `path`, but the
-   * source address peers receive from it is the (removed) temporary name, so a peer cannot
-   * reply to it by that address. An abstract name has no permissions: `mode` with one throws a
-   * TypeError; a bad `mode` a RangeError.
+   * the file never exists with wider ones. On Linux the socket is given `mode` before bind(2),
+   * which creates the file with the socket's mode less the umask (a chmod afterwards only widens
+   * it to `mode`). Elsewhere it is bound in a fresh private directory beside `path` (mode
+   * 0o700), chmod-ed there and hard-linked to `path` (EADDRINUSE if `path` exists); the kernel
+   * then keeps the temporary name as the socket's own: `address` reports `path`, but the source
+   * address peers receive from it is the (removed) temporary name, so a peer cannot reply to it
+   * by that address. An abstract name has no permissions: `mode` with one throws a TypeError; a
+   * bad `mode` a RangeError.
    *
    * @example
    * ```ts
@@ -61,11 +63,12 @@ export class UnixDatagram extends DatagramSocket<string | UnixAddress, UnixAddre
     const mode = checkMode(options.mode, address.path);
     const loop = loopOf(options.loop);
     let file: SocketFile | null = null;
+    let renamed = false;
     const fd = openSocket(C.AF_UNIX, C.SOCK_DGRAM, (s) => {
-      bindPath(s, address, mode);
+      renamed = bindPath(s, address, mode);
       file = SocketFile.after(address.path);
     });
-    return new UnixDatagram(fd, loop, false, file, mode === undefined ? null : address);
+    return new UnixDatagram(fd, loop, false, file, renamed ? address : null);
   }
 
   /** The local address (getsockname; the requested path if bound with `mode`); throws EBADF once closed. */

@@ -115,7 +115,7 @@ export class UnixStream extends SocketStream {
 
   /**
    * This end's address (`""` when unnamed). For a stream accepted by a listener bound with
-   * `mode`, the listener's path (the kernel knows the socket by its temporary name).
+   * `mode` through a temporary name (not on Linux), the listener's path.
    */
   override get localAddress(): UnixAddress {
     if (this.#local === null) return super.localAddress as UnixAddress;
@@ -201,7 +201,7 @@ export class UnixStream extends SocketStream {
  */
 export class UnixListener extends Listener<UnixStream, UnixAddress> {
   readonly #file: SocketFile | null;
-  /** Whether the kernel knows the socket by a temporary name (bound with `mode`). */
+  /** Whether the kernel knows the socket by a temporary name (bound with `mode`, not on Linux). */
   readonly #renamed: boolean;
 
   private constructor(fd: number, loop: EventLoop, address: UnixAddress, file: SocketFile | null, renamed: boolean) {
@@ -216,12 +216,14 @@ export class UnixListener extends Listener<UnixStream, UnixAddress> {
    * closed on any failure.
    *
    * `mode` sets the socket file's permission bits (connecting takes write permission). The file
-   * never exists with wider bits, not even briefly: the socket is bound in a fresh private
-   * directory beside `path` (mode 0o700), chmod-ed there and then hard-linked to `path`, which
-   * fails with EADDRINUSE if `path` exists; no umask is changed. The kernel keeps the temporary
-   * name as the socket's own: `address` and accepted streams' `localAddress` report `path`, but
-   * a client's `remoteAddress` shows the (removed) temporary name. An abstract name has no
-   * permissions, so `mode` with one throws a TypeError; a bad `mode` a RangeError.
+   * never exists with wider bits, not even briefly, and no umask is changed. On Linux the socket
+   * is given `mode` before bind(2), which creates the file with the socket's mode less the umask;
+   * a chmod afterwards only widens it to `mode`. Elsewhere it is bound in a fresh private
+   * directory beside `path` (mode 0o700), chmod-ed there and then hard-linked to `path` (which
+   * fails with EADDRINUSE if `path` exists); the kernel then keeps the temporary name as the
+   * socket's own: `address` and accepted streams' `localAddress` report `path`, but a client's
+   * `remoteAddress` shows the (removed) temporary name. An abstract name has no permissions, so
+   * `mode` with one throws a TypeError; a bad `mode` a RangeError.
    *
    * @example
    * ```ts
@@ -240,8 +242,9 @@ export class UnixListener extends Listener<UnixStream, UnixAddress> {
     }
     const loop = loopOf(options.loop);
     let file: SocketFile | null = null;
+    let renamed = false;
     const fd = openSocket(C.AF_UNIX, C.SOCK_STREAM, (s) => {
-      bindPath(s, address, mode);
+      renamed = bindPath(s, address, mode);
       file = SocketFile.after(address.path);
       try {
         listen(s, backlog);
@@ -250,7 +253,7 @@ export class UnixListener extends Listener<UnixStream, UnixAddress> {
         throw e;
       }
     });
-    return new UnixListener(fd, loop, address, file, mode !== undefined);
+    return new UnixListener(fd, loop, address, file, renamed);
   }
 
   protected override wrap(fd: number): UnixStream {

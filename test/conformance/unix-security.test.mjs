@@ -34,11 +34,13 @@ forEachLoop("unix security", (ctx) => {
   test("UnixListener.bind({ mode }) gives the socket file exactly those bits, whatever the umask, and leaves no temporary entries", () =>
     ctx.run(async () => {
       const dir = freshDir();
-      // A umask that would leave the file world-writable: mode must not depend on it.
+      // A umask that would leave the file world-writable, the usual one, and one that takes
+      // away bits `mode` asks for: mode must not depend on it.
       const umask = process.umask(0);
       try {
-        for (const mode of [0o600, 0o660, 0o640, 0o666, 0o700, 0o000]) {
-          const path = join(dir, `m${mode.toString(8)}.sock`);
+        for (const [mask, mode] of [0, 0o022, 0o077].flatMap((m) => [0o600, 0o660, 0o640, 0o666, 0o700, 0o000].map((b) => [m, b]))) {
+          process.umask(mask);
+          const path = join(dir, `m${mode.toString(8)}-u${mask.toString(8)}.sock`);
           const l = await UnixListener.bind({ path, mode, loop: ctx.loop });
           try {
             assert.equal(permissions(path), mode, `mode 0o${mode.toString(8)}`);
@@ -153,21 +155,61 @@ forEachLoop("unix security", (ctx) => {
       }
     }));
 
-  test("bind({ mode }) on a path whose temporary name would be too long is a RangeError that says why", () =>
+  // Linux binds with mode at the path itself; elsewhere through a longer temporary name.
+  const linux = process.platform === "linux";
+
+  test(linux ? "bind({ mode }) works on a path of the longest length a socket address takes" : "bind({ mode }) on a path whose temporary name would be too long is a RangeError that says why", () =>
     ctx.run(async () => {
       const dir = freshDir();
       try {
-        // The path itself fits (107 bytes at most); the temporary name beside it does not.
+        // The path itself fits (107 bytes at most); a temporary name beside it would not.
         const deep = join(dir, "d".repeat(Math.max(1, 104 - dir.length - 4)));
         mkdirSync(deep);
         const path = join(deep, "s.k");
         assert.ok(Buffer.byteLength(path) <= 107, "the test's path is meant to fit");
-        await assert.rejects(UnixListener.bind({ path, mode: 0o600, loop: ctx.loop }), (e) => e instanceof RangeError && /temporary|private directory/.test(e.message));
+        if (linux) {
+          const l = await UnixListener.bind({ path, mode: 0o600, loop: ctx.loop });
+          assert.equal(permissions(path), 0o600);
+          await l.close();
+        } else {
+          await assert.rejects(UnixListener.bind({ path, mode: 0o600, loop: ctx.loop }), (e) => e instanceof RangeError && /temporary|private directory/.test(e.message));
+        }
         assertOnly(deep, []);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
     }));
+
+  if (linux) {
+    test("peers see a socket bound with mode by its path: a client's remoteAddress, a datagram's source", () =>
+      ctx.run(async () => {
+        const dir = freshDir();
+        try {
+          const path = join(dir, "l.sock");
+          const l = await UnixListener.bind({ path, mode: 0o600, loop: ctx.loop });
+          const [c, s] = await ctx.both(() => UnixStream.connect({ path, loop: ctx.loop, timeout: 5000 }), () => l.accept({ timeout: 5000 }));
+          assert.deepEqual(c.remoteAddress, { family: "unix", path });
+          assert.deepEqual(s.localAddress, { family: "unix", path });
+          await c.close();
+          await s.close();
+          await l.close();
+          const from = join(dir, "from.dgram");
+          const to = join(dir, "to.dgram");
+          const a = await UnixDatagram.bind({ path: from, mode: 0o600, loop: ctx.loop });
+          const b = await UnixDatagram.bind({ path: to, loop: ctx.loop });
+          try {
+            await a.sendTo(bytes("hi"), { family: "unix", path: to }, { timeout: 5000 });
+            const got = await b.receiveFrom(new Uint8Array(8), { timeout: 5000 });
+            assert.deepEqual(got.address, { family: "unix", path: from }, "the reply address is the path");
+          } finally {
+            await a.close();
+            await b.close();
+          }
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }));
+  }
 
   test("bind({ mode }) in a directory that does not exist rejects with ENOENT", () =>
     ctx.run(async () => {
