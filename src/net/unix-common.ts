@@ -114,8 +114,8 @@ export function checkFds(fds: unknown): readonly number[] {
 
 /** The name of the private directory a bind with `mode` creates beside the socket's path. */
 const TEMP_PREFIX = ".evloop-";
-/** What mkdtemp(3) appends to the prefix. */
-const TEMP_SUFFIX = "XXXXXX";
+/** What mkdtemp(3) appends to the prefix: six random characters in place of six X's. */
+const TEMP_SUFFIX = "X".repeat(6);
 /** The socket's name inside that directory. */
 const TEMP_NAME = "s";
 

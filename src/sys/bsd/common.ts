@@ -29,6 +29,56 @@ export const BSD_ERRNO = {
   EPROGMISMATCH: 75, EPROCUNAVAIL: 76, ENOLCK: 77, ENOSYS: 78, EFTYPE: 79, EAUTH: 80, ENEEDAUTH: 81,
 } as const;
 
+/**
+ * The socket, fcntl and protocol constants every BSD and macOS inherited from 4.4BSD with the
+ * same values; each OS's table adds the ones that differ (AF_INET6, MSG_NOSIGNAL, O_CLOEXEC,
+ * the TCP keep-alive options, SOCK_NONBLOCK/SOCK_CLOEXEC, SO_DOMAIN, MSG_CMSG_CLOEXEC).
+ */
+export const BSD_C = {
+  // sys/socket.h
+  AF_UNSPEC: 0,
+  AF_UNIX: 1,
+  AF_INET: 2,
+  SOCK_STREAM: 1,
+  SOCK_DGRAM: 2,
+  SOCK_RAW: 3,
+  SOCK_SEQPACKET: 5,
+  SOL_SOCKET: 0xffff,
+  SO_ACCEPTCONN: 0x0002,
+  SO_REUSEADDR: 0x0004,
+  SO_KEEPALIVE: 0x0008,
+  SO_BROADCAST: 0x0020,
+  SO_REUSEPORT: 0x0200,
+  SO_SNDBUF: 0x1001,
+  SO_RCVBUF: 0x1002,
+  SO_ERROR: 0x1007,
+  SO_TYPE: 0x1008,
+  SOMAXCONN: 128,
+  SHUT_RD: 0,
+  SHUT_WR: 1,
+  SHUT_RDWR: 2,
+  MSG_PEEK: 0x2,
+  MSG_TRUNC: 0x10,
+  MSG_CTRUNC: 0x20,
+  MSG_DONTWAIT: 0x80,
+  SCM_RIGHTS: 0x01,
+  // netinet/in.h
+  IPPROTO_TCP: 6,
+  IPPROTO_UDP: 17,
+  IPPROTO_IPV6: 41,
+  // netinet6/in6.h
+  IPV6_V6ONLY: 27,
+  // netinet/tcp.h
+  TCP_NODELAY: 1,
+  // sys/fcntl.h
+  F_GETFD: 1,
+  F_SETFD: 2,
+  F_GETFL: 3,
+  F_SETFL: 4,
+  FD_CLOEXEC: 1,
+  O_NONBLOCK: 0x0004,
+} as const;
+
 /** poll(2)'s events, the same on every BSD and macOS (sys/poll.h). */
 export const BSD_POLL = {
   POLLIN: 0x0001,

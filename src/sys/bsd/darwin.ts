@@ -8,59 +8,21 @@
  * socket/accept), no accept4 or pipe2 (the same), no MSG_CMSG_CLOEXEC (FD_CLOEXEC on each
  * received fd), no SO_DOMAIN (getsockname's family), no POLLRDHUP.
  */
-import { BSD_ERRNO, BSD_POLL, bsdLayout, bsdTable } from "./common.js";
+import { BSD_C, BSD_ERRNO, BSD_POLL, bsdLayout, bsdTable } from "./common.js";
 import type { TargetTable } from "../table.js";
 
-/** Constants, keyed by the portable names of `table.ts`. */
+/** Constants, keyed by the portable names of `table.ts`: the 4.4BSD ones (`common.ts`), then this OS's own. */
 export const C = {
+  ...BSD_C,
   // bsd/sys/socket.h
-  AF_UNSPEC: 0,
-  AF_UNIX: 1,
-  AF_INET: 2,
   AF_INET6: 30,
-  SOCK_STREAM: 1,
-  SOCK_DGRAM: 2,
-  SOCK_RAW: 3,
-  SOCK_SEQPACKET: 5,
-  SOL_SOCKET: 0xffff,
-  SO_ACCEPTCONN: 0x0002,
-  SO_REUSEADDR: 0x0004,
-  SO_KEEPALIVE: 0x0008,
-  SO_BROADCAST: 0x0020,
-  SO_REUSEPORT: 0x0200,
-  SO_SNDBUF: 0x1001,
-  SO_RCVBUF: 0x1002,
-  SO_ERROR: 0x1007,
-  SO_TYPE: 0x1008,
-  SOMAXCONN: 128,
-  SHUT_RD: 0,
-  SHUT_WR: 1,
-  SHUT_RDWR: 2,
-  MSG_PEEK: 0x2,
-  MSG_TRUNC: 0x10,
-  MSG_CTRUNC: 0x20,
-  MSG_DONTWAIT: 0x80,
   // Defined since xnu-7195 (macOS 11).
   MSG_NOSIGNAL: 0x80000,
-  SCM_RIGHTS: 0x01,
-  // bsd/netinet/in.h
-  IPPROTO_TCP: 6,
-  IPPROTO_UDP: 17,
-  IPPROTO_IPV6: 41,
-  // bsd/netinet6/in6.h
-  IPV6_V6ONLY: 27,
   // bsd/netinet/tcp.h. macOS names the idle time TCP_KEEPALIVE; it is Linux's TCP_KEEPIDLE.
-  TCP_NODELAY: 0x01,
   TCP_KEEPIDLE: 0x10,
   TCP_KEEPINTVL: 0x101,
   TCP_KEEPCNT: 0x102,
   // bsd/sys/fcntl.h
-  F_GETFD: 1,
-  F_SETFD: 2,
-  F_GETFL: 3,
-  F_SETFL: 4,
-  FD_CLOEXEC: 1,
-  O_NONBLOCK: 0x00000004,
   O_CLOEXEC: 0x01000000,
   ...BSD_POLL,
 } as const;

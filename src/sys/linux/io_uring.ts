@@ -292,8 +292,9 @@ export class Ring {
         this.#maps.push([sqesPtr, sqesSize]);
       }
 
-      // SAFETY: these ArrayBuffers alias the kernel's mappings, which live until `close()`
-      // unmaps them; nothing reads them after that (`#closed`).
+      // SAFETY: these ArrayBuffers alias the rings' memory (the kernel's mappings of the ring
+      // fd, or our own pages the kernel pinned at setup), which lives until `close()` unmaps
+      // it; nothing reads them after that (`#closed`).
       this.#sqRing = new Uint32Array(ffi.view(sqPtr, sqSize));
       this.#cqRing = new Uint32Array(ffi.view(cqPtr, cqSize));
       this.sqes = new Uint32Array(ffi.view(sqesPtr!, sqesSize));
