@@ -97,6 +97,11 @@ export interface FfiRuntime {
    * function pointer. Throws when there is no such symbol.
    */
   symbol(path: string | null, name: string): bigint;
+  /**
+   * The C function at `pointer` (a function pointer a library handed out, such as Winsock's
+   * AcceptEx from WSAIoctl), callable with `spec`'s types.
+   */
+  functionAt<S extends FunctionSpec>(pointer: bigint, spec: S): NativeFunction<S>;
   /** errno as left by the last native call on this thread. */
   errno(): number;
   /** Sets this thread's errno (the fault-injection seam, `sys/faults.ts`, reports through it). */

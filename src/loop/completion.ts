@@ -56,6 +56,27 @@ export interface LoopWaker {
   close(): void;
 }
 
+/**
+ * The wait a helper thread does for a loop whose completion port no host loop can poll (IOCP in
+ * guest mode). The helper repeats: wait until `state[0]` is 0 (the loop took the last batch);
+ * stop if `state[1]` is 1; GetQueuedCompletionStatusEx(`port`, `entries`, `capacity`, …, INFINITE);
+ * stop if `state[1]` is 1; else store the count in `state[0]` (Atomics.store, then notify) and
+ * wake the host thread, which runs the loop; the loop handles the entries, stores 0 in
+ * `state[0]` and notifies. Entries whose key is `wakeKey` only wake. To stop the helper the loop
+ * (or the driver, at process exit) stores 1 in `state[1]`, notifies, and posts a `wakeKey` packet.
+ */
+export interface RemoteWait {
+  /** The completion port (a HANDLE). */
+  readonly port: bigint;
+  /** Native memory for `capacity` OVERLAPPED_ENTRY records, written only by the helper. */
+  readonly entries: bigint;
+  readonly capacity: number;
+  /** [0]: entries delivered and not yet taken; [1]: 1 = stop. Over a SharedArrayBuffer. */
+  readonly state: Int32Array;
+  /** The completion key of packets that carry no completion, only a wake-up. */
+  readonly wakeKey: bigint;
+}
+
 /** The record classes a backend keeps: one per operation, one per fd. */
 export interface LoopRecords<Op extends Operation, S extends FdState<Op>> {
   readonly operation: new () => Op;
@@ -86,6 +107,13 @@ export interface Drivable {
   wakeOn(fd: number): void;
   /** The fds the loop itself opened (selector, waker, ring): `dispose` closes them. */
   ownFds(): number[];
+  /**
+   * A loop whose kernel wait has no fd a host loop could poll (IOCP) returns the wait another
+   * thread can do for it (see {@link RemoteWait}); the guest driver then runs that wait on a
+   * helper thread. Calling it switches the loop to taking its completions from that thread.
+   * Null for loops a host can poll (`watch`).
+   */
+  remoteWait(): RemoteWait | null;
   /** The earliest timer's deadline (clock ms), if any. */
   readonly nextDeadline: number | undefined;
   /** Whether pending work should keep the process alive. */
@@ -144,6 +172,10 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
   abstract watch(listener: (fd: number, interest: number) => void): void;
   abstract wakeOn(fd: number): void;
   abstract ownFds(): number[];
+
+  remoteWait(): RemoteWait | null {
+    return null;
+  }
 
   /**
    * Ends `op` early with `reason` (abort, timeout, close). The default settles at once, right

@@ -133,6 +133,10 @@ function load(): { lib: BoundLibrary<typeof LIBC>; resolution: LibcResolution } 
     const error = new Error(`evloop cannot run on ${TARGET.os}/${TARGET.arch}: ${TARGET.unsupported}`);
     return { lib: unavailable(LIBC, error), resolution: { ok: false, error } };
   }
+  if (TARGET.os === "win32") {
+    const error = new Error("Windows has no POSIX C library: evloop uses Winsock, kernel32 and ntdll there (sys/windows/)");
+    return { lib: unavailable(LIBC, error), resolution: { ok: false, error } };
+  }
   const opened = openFirst(libcCandidates(TARGET), LIBC, "the C library");
   if (opened.lib === null) return { lib: unavailable(LIBC, opened.error), resolution: { ok: false, error: opened.error } };
   return { lib: opened.lib, resolution: { ok: true, path: opened.path } };

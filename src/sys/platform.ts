@@ -15,7 +15,7 @@ export type KnownOs = "linux" | "darwin" | "freebsd" | "openbsd" | "netbsd" | "w
 export type LibcFlavour = "glibc" | "musl" | "darwin" | "freebsd" | "openbsd" | "netbsd";
 
 /** The per-target table of constants, errno numbers and struct layouts (`linux/constants.ts`, `bsd/*.ts`). */
-export type TableName = "linux" | "darwin" | "freebsd" | "openbsd" | "netbsd";
+export type TableName = "linux" | "darwin" | "freebsd" | "openbsd" | "netbsd" | "win32";
 
 /** Kernel interfaces a platform offers. */
 export interface PlatformFeatures {
@@ -109,10 +109,9 @@ export function describeTarget(input: TargetInput): TargetDescription {
     return { os, arch, libc: os as LibcFlavour, table, has: BSD, unsupported: archProblem(os, arch) };
   }
   if (os === "win32") {
-    return {
-      os, arch, libc: null, table: null, has: WINDOWS,
-      unsupported: "Windows has no POSIX C library; evloop's Windows layer (IOCP, Winsock) is not written yet",
-    };
+    // No C library: Winsock, kernel32 and ntdll are the system layer (`sys/windows/`).
+    const unsupported = arch === "x64" ? null : `evloop's Windows layouts are for x64, not ${arch}`;
+    return { os, arch, libc: null, table: "win32", has: WINDOWS, unsupported };
   }
   return { os, arch, libc: null, table: null, has: NONE, unsupported: `evloop has no constants or struct layouts for ${os}` };
 }

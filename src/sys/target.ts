@@ -3,10 +3,10 @@
  *
  * `TARGET` describes the running process (`platform.ts` holds the pure description, so every OS
  * can be tested anywhere). The table is chosen by OS: `linux/constants.ts`, `bsd/darwin.ts`,
- * `bsd/freebsd.ts`, `bsd/openbsd.ts`, `bsd/netbsd.ts`. Importing this module never throws: where
- * evloop has no table (Windows, an unknown OS) the Linux one stands in so that modules which size
- * buffers at import still load, and `libc.ts` makes every call fail with `TARGET.unsupported`
- * instead, so no number from the wrong table ever reaches a kernel.
+ * `bsd/freebsd.ts`, `bsd/openbsd.ts`, `bsd/netbsd.ts`, `windows/constants.ts`. Importing this
+ * module never throws: where evloop has no table (an unknown OS) the Linux one stands in so that
+ * modules which size buffers at import still load, and `libc.ts` makes every call fail with
+ * `TARGET.unsupported` instead, so no number from the wrong table ever reaches a kernel.
  */
 import { ffi } from "../ffi/runtime/load.js";
 import { describeTarget, type TableName, type TargetDescription } from "./platform.js";
@@ -16,6 +16,7 @@ import { TABLE as DARWIN } from "./bsd/darwin.js";
 import { TABLE as FREEBSD } from "./bsd/freebsd.js";
 import { TABLE as OPENBSD } from "./bsd/openbsd.js";
 import { TABLE as NETBSD } from "./bsd/netbsd.js";
+import { TABLE as WIN32 } from "./windows/constants.js";
 
 export {
   describeTarget,
@@ -56,6 +57,7 @@ const TABLES: Readonly<Record<TableName, TargetTable>> = {
   freebsd: FREEBSD,
   openbsd: OPENBSD,
   netbsd: NETBSD,
+  win32: WIN32,
 };
 
 /** The running target's table (the Linux one standing in where there is none; see above). */

@@ -43,14 +43,16 @@ describe("describeTarget()", () => {
     assert.equal(describeTarget({ platform: "freebsd", arch: "arm64" }).unsupported, null);
   });
 
-  test("Windows: IOCP only, no C library, and a reason why the POSIX layer cannot run", () => {
+  test("Windows: IOCP only, its own table, no C library; x64 only", () => {
     const t = describeTarget({ platform: "win32", arch: "x64" });
-    assert.equal(t.table, null);
+    assert.equal(t.table, "win32");
     assert.equal(t.libc, null);
     assert.deepEqual(t.has, {
       epoll: false, ioUring: false, eventfd: false, kqueue: false, poll: false, iocp: true, abstractUnixSockets: false,
     });
-    assert.match(t.unsupported, /Windows has no POSIX C library/);
+    assert.equal(t.unsupported, null);
+    assert.deepEqual(libcCandidates(t), []);
+    assert.match(describeTarget({ platform: "win32", arch: "arm64" }).unsupported, /Windows layouts are for x64, not arm64/);
   });
 
   test("an unknown OS is described, not rejected", () => {

@@ -35,6 +35,11 @@ function bind(lib: LibraryHandle, name: string, spec: FunctionSpec): ((...args: 
     if (spec.optional) return undefined;
     throw new Error(`Cannot bind native function ${name}`, { cause });
   }
+  return adapt(fn, spec, fixed);
+}
+
+/** The portable calling convention over a koffi function: pointer results as bigints, variadics typed. */
+function adapt(fn: KoffiFunction, spec: FunctionSpec, fixed: number): (...args: unknown[]) => unknown {
   // koffi returns intptr_t as a number when it fits; the portable convention is a bigint.
   if (spec.result === "pointer") {
     const raw = fn;
@@ -49,6 +54,15 @@ function bind(lib: LibraryHandle, name: string, spec: FunctionSpec): ((...args: 
     };
   }
   return fn as (...args: unknown[]) => unknown;
+}
+
+let protos = 0;
+
+/** A C function at a native address (one Winsock hands out through WSAIoctl, say). */
+function functionAt(pointer: bigint, spec: FunctionSpec): (...args: unknown[]) => unknown {
+  if (spec.variadic) throw new TypeError("a function pointer cannot be variadic here");
+  const proto = koffi.proto(`evloop_fn_${protos++}`, C_TYPES[spec.result], spec.params.map((p) => C_TYPES[p]));
+  return adapt(koffi.decode(pointer, proto) as KoffiFunction, spec, spec.params.length);
 }
 
 function open<T extends SymbolTable>(path: string | null, table: T): BoundLibrary<T> {
@@ -84,6 +98,7 @@ export const nodeRuntime: FfiRuntime = {
   env: (name) => process.env[name],
   open,
   symbol,
+  functionAt: functionAt as FfiRuntime["functionAt"],
   errno: () => koffi.errno(),
   setErrno: (value) => void koffi.errno(value),
   view: (pointer, length) => koffi.view(pointer, length),

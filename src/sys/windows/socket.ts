@@ -1,0 +1,142 @@
+/**
+ * Winsock's socket calls, under the names `sys/posix/socket.ts` uses. Every socket is created
+ * overlapped (WSA_FLAG_OVERLAPPED, for IOCP) and not inheritable (WSA_FLAG_NO_HANDLE_INHERIT,
+ * Windows' close-on-exec). A SOCKET is a kernel handle; evloop passes it around as a number,
+ * like an fd: handle values are multiples of 4 below 2^24 in practice, and Windows keeps them
+ * within 32 bits so 32-bit processes can share them. {@link socket} checks that it fits.
+ */
+import { dataView } from "../../ffi/layout.js";
+import { C, ERRNO, WIN } from "./constants.js";
+import { windows } from "./api.js";
+import { winError, wsaError } from "./errors.js";
+import { SystemError } from "../errors.js";
+import { decodeSockaddr, encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "../posix/sockaddr.js";
+
+const SOCKET_ERROR = -1;
+const addrBuf = new Uint8Array(SOCKADDR_MAX);
+const lenBuf = new Int32Array(1);
+const intBuf = new Int32Array(1);
+
+/** A SOCKET handle as evloop's fd number (throws if it does not fit, which Windows rules out). */
+export function handleNumber(handle: bigint): number {
+  if (handle < 0n || handle > 0x7fffffffn) throw new RangeError(`handle ${handle} does not fit in an fd number`);
+  return Number(handle);
+}
+
+/** A new overlapped, non-inheritable socket. */
+export function socket(domain: number, type: number, protocol = 0): number {
+  const { ws2 } = windows();
+  const s = ws2.WSASocketW(domain, type, protocol, 0n, 0, WIN.WSA_FLAG_OVERLAPPED | WIN.WSA_FLAG_NO_HANDLE_INHERIT);
+  if (s === -1n) throw wsaError("socket");
+  return handleNumber(s);
+}
+
+/** socketpair(2) does not exist on Windows. */
+export function socketPair(_domain: number, _type: number, _protocol = 0): [number, number] {
+  throw new SystemError(ERRNO.EOPNOTSUPP, "socketpair", "Windows has no socketpair; connect two TCP sockets on 127.0.0.1 instead");
+}
+
+function check(rc: number, syscall: string): void {
+  if (rc === SOCKET_ERROR) throw wsaError(syscall);
+}
+
+/** bind(). */
+export function bind(fd: number, address: SocketAddress): void {
+  const len = encodeSockaddr(address, addrBuf);
+  check(windows().ws2.bind(fd, addrBuf, len), "bind");
+}
+
+/** listen(). */
+export function listen(fd: number, backlog: number): void {
+  check(windows().ws2.listen(fd, backlog), "listen");
+}
+
+/** getsockopt() for an int option. */
+export function getIntOption(fd: number, level: number, name: number): number {
+  lenBuf[0] = 4;
+  intBuf[0] = 0;
+  check(windows().ws2.getsockopt(fd, level, name, intBuf, lenBuf), "getsockopt");
+  return intBuf[0]!;
+}
+
+/** setsockopt() for an int option. */
+export function setIntOption(fd: number, level: number, name: number, value: number): void {
+  intBuf[0] = value;
+  check(windows().ws2.setsockopt(fd, level, name, intBuf, 4), "setsockopt");
+}
+
+/** setsockopt() with raw bytes (SO_UPDATE_ACCEPT_CONTEXT takes the listener's SOCKET). */
+export function setOption(fd: number, level: number, name: number, value: Uint8Array): void {
+  check(windows().ws2.setsockopt(fd, level, name, value, value.byteLength), "setsockopt");
+}
+
+/** The pending error of a socket (SO_ERROR), as an errno of the Windows table; 0 if none. */
+export function socketError(fd: number): number {
+  const code = getIntOption(fd, C.SOL_SOCKET, C.SO_ERROR);
+  return code === 0 ? 0 : winError(code, "getsockopt").errno;
+}
+
+/** The SOCK_* type of a socket. */
+export function socketType(fd: number): number {
+  return getIntOption(fd, C.SOL_SOCKET, C.SO_TYPE);
+}
+
+/** The AF_* family of a socket, from its local address. */
+export function socketDomain(fd: number): number {
+  lenBuf[0] = SOCKADDR_MAX;
+  check(windows().ws2.getsockname(fd, addrBuf, lenBuf), "getsockname");
+  return dataView(addrBuf).getUint16(0, true);
+}
+
+function nameOf(peer: boolean, fd: number): SocketAddress {
+  const { ws2 } = windows();
+  lenBuf[0] = SOCKADDR_MAX;
+  const syscall = peer ? "getpeername" : "getsockname";
+  check(peer ? ws2.getpeername(fd, addrBuf, lenBuf) : ws2.getsockname(fd, addrBuf, lenBuf), syscall);
+  return decodeSockaddr(addrBuf, lenBuf[0]!);
+}
+
+/** getsockname(). */
+export function localAddress(fd: number): SocketAddress {
+  return nameOf(false, fd);
+}
+
+/** getpeername(). */
+export function remoteAddress(fd: number): SocketAddress {
+  return nameOf(true, fd);
+}
+
+/** shutdown(); `how` is SD_RECEIVE, SD_SEND or SD_BOTH (the table's SHUT_*). */
+export function shutdown(fd: number, how: number): void {
+  check(windows().ws2.shutdown(fd, how), "shutdown");
+}
+
+/** closesocket(). */
+export function closeSocket(fd: number): void {
+  check(windows().ws2.closesocket(fd), "close");
+}
+
+/** Puts a socket in (or out of) non-blocking mode for calls made without an OVERLAPPED. */
+export function setNonBlocking(fd: number, on: boolean): void {
+  const arg = new Uint32Array([on ? 1 : 0]);
+  check(windows().ws2.ioctlsocket(fd, WIN.FIONBIO, arg), "ioctlsocket");
+}
+
+/**
+ * The base service provider's handle of a socket (SIO_BASE_HANDLE): what the AFD driver polls.
+ * Without a layered provider it is the socket itself.
+ */
+export function baseHandle(fd: number): bigint {
+  const out = new Uint8Array(8);
+  const returned = new Uint8Array(4);
+  check(windows().ws2.WSAIoctl(fd, WIN.SIO_BASE_HANDLE, null, 0, out, 8, returned, 0n, 0n), "WSAIoctl");
+  return dataView(out).getBigUint64(0, true);
+}
+
+/** How many handles the process has open (GetProcessHandleCount): for leak checks. */
+export function processHandleCount(): number {
+  const { kernel32 } = windows();
+  const out = new Uint32Array(1);
+  if (!kernel32.GetProcessHandleCount(kernel32.GetCurrentProcess(), out)) throw winError(kernel32.GetLastError(), "GetProcessHandleCount");
+  return out[0]!;
+}
