@@ -22,6 +22,7 @@ import { BlockingEventLoop } from "./blocking.js";
 import type { CompletionLoop } from "./completion.js";
 import { BACKEND_NAMES, type BackendName } from "./event-loop.js";
 import { IoUringEventLoop, type IoUringOptions } from "./io-uring/loop.js";
+import { IocpEventLoop, probeIocp } from "./iocp/loop.js";
 import { describeIoUring } from "./io-uring/probe.js";
 import { PollingEventLoop } from "./polling.js";
 import { debug } from "./debug.js";
@@ -48,6 +49,12 @@ const POSIX = ["linux", "darwin", "freebsd", "openbsd", "netbsd", "sunos", "aix"
 /** Every backend, best first. */
 const BACKENDS: readonly Backend[] = [
   {
+    name: "iocp",
+    platforms: ["win32"],
+    probe: probeIocp,
+    create: () => new IocpEventLoop(),
+  },
+  {
     name: "io_uring",
     platforms: ["linux", "android"],
     probe: describeIoUring,
@@ -67,8 +74,9 @@ const BACKENDS: readonly Backend[] = [
   },
   {
     name: "blocking",
-    platforms: POSIX,
+    platforms: [...POSIX, "win32"],
     probe: () => {
+      if (ffi.platform === "win32") throw new Error("not on Windows yet: it needs poll(2) and non-blocking calls over Winsock (WSAPoll, ioctlsocket), which evloop does not bind yet; use iocp");
       // It makes no call to probe with: without a C library it is as unusable as the rest.
       if (!libcResolution.ok) throw libcResolution.error;
       return "operations block the thread; used only when nothing else works";

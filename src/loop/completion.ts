@@ -74,7 +74,7 @@ export interface RemoteWait {
   /** [0]: entries delivered and not yet taken; [1]: 1 = stop. Over a SharedArrayBuffer. */
   readonly state: Int32Array;
   /** The completion key of packets that carry no completion, only a wake-up. */
-  readonly wakeKey: bigint;
+  readonly wakeKey: number;
 }
 
 /** The record classes a backend keeps: one per operation, one per fd. */

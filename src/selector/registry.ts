@@ -116,7 +116,7 @@ export class Waker {
   /** A waker for a handle received from another thread; `close()` on it does nothing. */
   static fromHandle(handle: WakerHandle): Waker {
     if (!isWakerHandle(handle)) throw new TypeError("not a WakerHandle");
-    adopting = { kind: handle.kind, fd: handle.fd };
+    adopting = { ...handle };
     try {
       return new Waker(null as unknown as Registry, 0);
     } finally {
@@ -126,7 +126,7 @@ export class Waker {
 
   /** What to send to another thread so it can wake this one. */
   get handle(): WakerHandle {
-    return { kind: this.#handle.kind, fd: this.#handle.fd };
+    return { ...this.#handle };
   }
 
   /** Wakes the poll; safe to call from any thread, any number of times. */

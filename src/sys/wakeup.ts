@@ -19,6 +19,9 @@ import { ffi } from "../ffi/runtime/load.js";
 import { eventfdWake, eventfdWakeup } from "./linux/eventfd.js";
 import { pipeWake, pipeWakeup } from "./posix/wakeup-pipe.js";
 import { TARGET } from "./target.js";
+import { postTo } from "./windows/port.js";
+
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
 
 /**
  * A serialisable reference to a waker, to hand to another thread with `postMessage`: the kind of
@@ -31,17 +34,22 @@ import { TARGET } from "./target.js";
  */
 export type WakerHandle =
   | { readonly kind: "eventfd"; readonly fd: number }
-  | { readonly kind: "pipe"; readonly fd: number };
+  | { readonly kind: "pipe"; readonly fd: number }
+  /** An I/O completion port (Windows): a packet with `key` posted to it wakes its loop. */
+  | { readonly kind: "iocp"; readonly port: number; readonly key: number };
 
 /** The kinds of waker fd. */
-export type WakeupKind = WakerHandle["kind"];
+export type WakeupKind = Exclude<WakerHandle["kind"], "iocp">;
+
+/** The handle of a wake-up fd (eventfd or pipe). */
+export type FdWakerHandle = Extract<WakerHandle, { readonly fd: number }>;
 
 /** A waker fd, owned by the thread that created it. */
 export interface WakeupFd {
   /** The fd to poll for readability: readable once woken, until drained. */
   readonly fd: number;
   /** What another thread needs to wake this one (see {@link wakeFromHandle}). */
-  readonly handle: WakerHandle;
+  readonly handle: FdWakerHandle;
   /** Makes `fd` readable. Any thread; never blocks; a wake-up already pending is enough. */
   wake(): void;
   /** Consumes pending wake-ups, so `fd` is not readable until the next `wake()`. */
@@ -101,7 +109,8 @@ export function wakeupFds(w: WakeupFd): number[] {
 /** Whether `value` has the shape of a {@link WakerHandle} (as received from another thread). */
 export function isWakerHandle(value: unknown): value is WakerHandle {
   if (value === null || typeof value !== "object") return false;
-  const { kind, fd } = value as { kind?: unknown; fd?: unknown };
+  const { kind, fd, port, key } = value as { kind?: unknown; fd?: unknown; port?: unknown; key?: unknown };
+  if (kind === "iocp") return isCount(port) && isCount(key);
   return (kind === "eventfd" || kind === "pipe") && typeof fd === "number" && Number.isInteger(fd) && fd >= 0;
 }
 
@@ -120,6 +129,8 @@ export function wakeFromHandle(handle: WakerHandle): void {
       return eventfdWake(handle.fd);
     case "pipe":
       return pipeWake(handle.fd);
+    case "iocp":
+      return postTo(handle.port, handle.key);
     default:
       throw new TypeError("not a WakerHandle");
   }

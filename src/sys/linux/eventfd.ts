@@ -5,7 +5,7 @@
 import { call, WOULD_BLOCK } from "../errors.js";
 import { libc } from "../libc.js";
 import { close } from "../posix/fd.js";
-import type { WakerHandle, WakeupFd } from "../wakeup.js";
+import type { FdWakerHandle, WakeupFd } from "../wakeup.js";
 import { C, LAYOUT } from "./constants.js";
 import { linuxLibc } from "./libc.js";
 
@@ -40,7 +40,7 @@ export function eventfdWake(fd: number): void {
 
 class EventfdWakeup implements WakeupFd {
   readonly fd: number;
-  readonly handle: WakerHandle;
+  readonly handle: FdWakerHandle;
   #closed = false;
 
   constructor() {

@@ -9,7 +9,7 @@
  */
 import { call } from "../errors.js";
 import { libc } from "../libc.js";
-import type { WakerHandle, WakeupFd } from "../wakeup.js";
+import type { FdWakerHandle, WakeupFd } from "../wakeup.js";
 import { close, pipe, read } from "./fd.js";
 
 // Per-thread scratch: every thread (Worker) has its own instance of this module.
@@ -23,7 +23,7 @@ export function pipeWake(fd: number): void {
 
 class PipeWakeup implements WakeupFd {
   readonly fd: number;
-  readonly handle: WakerHandle;
+  readonly handle: FdWakerHandle;
   readonly #writeFd: number;
   #closed = false;
 

@@ -133,6 +133,17 @@ export function baseHandle(fd: number): bigint {
   return dataView(out).getBigUint64(0, true);
 }
 
+/**
+ * Stops a UDP socket from failing its next receive with WSAECONNRESET after one of its
+ * datagrams met a closed port (an ICMP port unreachable): Linux reports nothing on an
+ * unconnected UDP socket, and evloop behaves the same everywhere. Best effort: false if refused.
+ */
+export function ignoreUdpResets(fd: number): boolean {
+  const off = new Uint32Array([0]);
+  const returned = new Uint8Array(4);
+  return windows().ws2.WSAIoctl(fd, WIN.SIO_UDP_CONNRESET, off, 4, null, 0, returned, 0n, 0n) === 0;
+}
+
 /** How many handles the process has open (GetProcessHandleCount): for leak checks. */
 export function processHandleCount(): number {
   const { kernel32 } = windows();

@@ -1,0 +1,180 @@
+/**
+ * Each operation kind on IOCP: how it starts (the Winsock call and what it writes into its slot
+ * first) and what its completion resolves with. `start` returns what the call returned: DONE,
+ * PENDING or a Winsock/Win32 error code (see `sys/windows/overlapped.ts`).
+ */
+import { dataView } from "../../ffi/layout.js";
+import { SystemError } from "../../sys/errors.js";
+import { decodeSockaddr, encodeSockaddr, SOCKADDR_MAX } from "../../sys/posix/sockaddr.js";
+import { C, ERRNO, WIN, WIN_LAYOUT } from "../../sys/windows/constants.js";
+import { acceptEx, afdPoll, connectEx, DONE, recv, recvFrom, send, sendTo } from "../../sys/windows/overlapped.js";
+import { bind, setOption, socket, socketDomain, closeSocket } from "../../sys/windows/socket.js";
+import { isDetached } from "../checks.js";
+import { Kind, SYSCALL, written } from "../operation.js";
+import { ACCEPT_ADDRESS, type IocpFd, type IocpOp, type Records, SLOT, STAGE_MAX } from "./records.js";
+
+const P = WIN_LAYOUT.AFD_POLL_INFO.fields;
+
+/** AFD events that make a socket readable: data, a connection to accept, the end of it. */
+const READ_EVENTS =
+  WIN.AFD_POLL_RECEIVE | WIN.AFD_POLL_RECEIVE_EXPEDITED | WIN.AFD_POLL_ACCEPT | WIN.AFD_POLL_DISCONNECT |
+  WIN.AFD_POLL_ABORT | WIN.AFD_POLL_LOCAL_CLOSE | WIN.AFD_POLL_CONNECT_FAIL;
+/** AFD events that make a socket writable (or a write fail at once). */
+const WRITE_EVENTS = WIN.AFD_POLL_SEND | WIN.AFD_POLL_ABORT | WIN.AFD_POLL_LOCAL_CLOSE | WIN.AFD_POLL_CONNECT_FAIL;
+
+const addressScratch = new Uint8Array(SOCKADDR_MAX);
+const listenerBytes = new Uint8Array(8);
+const NO_BYTES = new Uint8Array(0);
+
+/** What `start` needs besides the operation: the slots, and the AFD handle for polls. */
+export interface StartContext {
+  readonly records: Records;
+  /** The AFD device handle (opened on first use). */
+  afd(): bigint;
+  /** The base handle of `state`'s socket for AFD (asked once). */
+  baseOf(state: IocpFd): bigint;
+}
+
+/** The bytes a stream or datagram transfer stages this time. */
+function stageLength(op: IocpOp): number {
+  const n = op.borrow > 0 ? op.borrow : op.buf!.byteLength;
+  // A datagram is one unit: its buffer is staged whole (at most 64 KiB on UDP).
+  return op.kind === Kind.SendTo || op.kind === Kind.ReceiveFrom ? n : Math.min(n, STAGE_MAX);
+}
+
+/** Starts `op` in its (taken) slot. */
+export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
+  const { records } = cx;
+  const slot = op.slot;
+  const base = records.address(slot);
+  const { view, at } = records.view(slot);
+  const overlapped = base + BigInt(SLOT.overlapped);
+  const wsabuf = base + BigInt(SLOT.wsabuf);
+  const bytes = base + BigInt(SLOT.bytes);
+  const address = base + BigInt(SLOT.address);
+  switch (op.kind) {
+    case Kind.Read:
+    case Kind.Write:
+    case Kind.SendTo:
+    case Kind.ReceiveFrom: {
+      const length = stageLength(op);
+      // SAFETY: the staging buffer is native and belongs to the slot, which is not reused
+      // before this operation's packet is in; the caller's buffer is only copied from/into.
+      const stage = records.stage(slot, Math.max(length, 1));
+      op.staged = length;
+      if (op.kind === Kind.Write || op.kind === Kind.SendTo) stage.bytes.set(op.buf!.subarray(0, length));
+      view.setUint32(at + SLOT.wsabuf, length, true);
+      view.setBigUint64(at + SLOT.wsabuf + 8, stage.address, true);
+      if (op.kind === Kind.Read) return recv(op.fd, wsabuf, bytes, base + BigInt(SLOT.flags), overlapped);
+      if (op.kind === Kind.Write) return send(op.fd, wsabuf, bytes, overlapped);
+      if (op.kind === Kind.ReceiveFrom) {
+        view.setInt32(at + SLOT.addressLength, SOCKADDR_MAX, true);
+        return recvFrom(op.fd, wsabuf, bytes, base + BigInt(SLOT.flags), address, base + BigInt(SLOT.addressLength), overlapped);
+      }
+      const len = encodeSockaddr(op.address!, addressScratch);
+      records.view(slot).bytes.set(addressScratch.subarray(0, len), at + SLOT.address);
+      return sendTo(op.fd, wsabuf, bytes, address, len, overlapped);
+    }
+    case Kind.Accept: {
+      if (state.family === 0) state.family = socketDomain(op.fd);
+      op.accepted = socket(state.family, C.SOCK_STREAM, C.IPPROTO_TCP);
+      return acceptEx(op.fd, op.accepted, base + BigInt(SLOT.accept), ACCEPT_ADDRESS, bytes, overlapped);
+    }
+    case Kind.Connect: {
+      // ConnectEx needs a bound socket: bind to the wildcard unless it is bound already.
+      const any = op.address!.family === "ipv6" ? { family: "ipv6" as const, address: "::", port: 0 } : { family: "ipv4" as const, address: "0.0.0.0", port: 0 };
+      try {
+        bind(op.fd, any);
+      } catch (e) {
+        if (!(e instanceof SystemError && e.errno === ERRNO.EINVAL)) throw e;
+      }
+      // The address was encoded (and so checked) when connect() was called.
+      const encoded = op.sockaddr!;
+      records.view(slot).bytes.set(encoded, at + SLOT.address);
+      return connectEx(op.fd, address, encoded.byteLength, overlapped);
+    }
+    case Kind.WaitReadable:
+    case Kind.WaitWritable: {
+      const poll = at + SLOT.poll;
+      view.setBigInt64(poll + P.timeout.offset, 0x7fffffffffffffffn, true);
+      view.setUint32(poll + P.count.offset, 1, true);
+      view.setUint32(poll + P.exclusive.offset, 0, true);
+      view.setBigUint64(poll + P.handle.offset, cx.baseOf(state), true);
+      view.setUint32(poll + P.events.offset, op.kind === Kind.WaitReadable ? READ_EVENTS : WRITE_EVENTS, true);
+      // The OVERLAPPED's first 16 bytes are the IO_STATUS_BLOCK, and its address the context
+      // the packet carries: the same record as every other operation's.
+      return afdPoll(cx.afd(), overlapped, overlapped, base + BigInt(SLOT.poll), WIN_LAYOUT.AFD_POLL_INFO.size);
+    }
+    default:
+      throw new SystemError(ERRNO.EOPNOTSUPP, SYSCALL[op.kind], "not supported on Windows");
+  }
+}
+
+/** The bytes a call that completed at once reported. */
+export function immediateBytes(records: Records, op: IocpOp): number {
+  const { view, at } = records.view(op.slot);
+  return view.getUint32(at + SLOT.bytes, true);
+}
+
+/** What a successful `op` resolves with, `bytes` being what its packet (or call) reported. */
+export function result(records: Records, op: IocpOp, bytes: number, lend: (data: Uint8Array) => unknown): unknown {
+  const slot = op.slot;
+  switch (op.kind) {
+    case Kind.Read:
+    case Kind.ReceiveFrom: {
+      const data = records.stage(slot, 1).bytes.subarray(0, bytes);
+      let value: unknown;
+      if (op.borrow > 0) value = lend(data);
+      else {
+        const buf = op.buf!;
+        if (isDetached(buf) && bytes > 0) throw new TypeError(`${SYSCALL[op.kind]}: buffer was detached while the operation was in flight (${bytes} bytes received were dropped)`);
+        buf.set(data);
+        value = bytes;
+      }
+      if (op.kind === Kind.Read) return value;
+      const { view, bytes: raw, at } = records.view(slot);
+      const length = view.getInt32(at + SLOT.addressLength, true);
+      const from = raw.slice(at + SLOT.address, at + SLOT.address + Math.min(length, SOCKADDR_MAX));
+      return [value, decodeSockaddr(from, from.byteLength)];
+    }
+    case Kind.Write:
+      return written(bytes);
+    case Kind.SendTo:
+      return bytes;
+    case Kind.Accept: {
+      const accepted = op.accepted;
+      dataView(listenerBytes).setBigUint64(0, BigInt(op.fd), true);
+      setOption(accepted, C.SOL_SOCKET, WIN.SO_UPDATE_ACCEPT_CONTEXT, listenerBytes);
+      op.accepted = -1;
+      return accepted;
+    }
+    case Kind.Connect:
+      setOption(op.fd, C.SOL_SOCKET, WIN.SO_UPDATE_CONNECT_CONTEXT, NO_BYTES);
+      return undefined;
+    case Kind.WaitReadable:
+    case Kind.WaitWritable:
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The AFD events a finished poll reported (0: none, it timed out or was cancelled). */
+export function pollEvents(records: Records, op: IocpOp): number {
+  const { view, at } = records.view(op.slot);
+  return view.getUint32(at + SLOT.poll + P.events.offset, true);
+}
+
+/** Closes what a failed or cancelled accept had made. */
+export function discardAccepted(op: IocpOp): void {
+  if (op.accepted < 0) return;
+  const fd = op.accepted;
+  op.accepted = -1;
+  try {
+    closeSocket(fd);
+  } catch {
+    // Nothing to recover: it was never handed out.
+  }
+}
+
+export { DONE };
