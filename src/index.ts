@@ -26,6 +26,7 @@ export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult, Borro
 export { PollingEventLoop } from "./loop/polling.js";
 export { IoUringEventLoop, type IoUringOptions } from "./loop/io-uring/loop.js";
 export { probeIoUring, type IoUringProbe } from "./loop/io-uring/probe.js";
+export { IocpEventLoop, type IocpOptions, type IocpStats } from "./loop/iocp/loop.js";
 export { BlockingEventLoop } from "./loop/blocking.js";
 export { availableBackends, probeBackends, type BackendProbe } from "./loop/backends.js";
 

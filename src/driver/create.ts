@@ -6,6 +6,7 @@ import type { BackendName, EventLoop } from "../loop/event-loop.js";
 import { chooseBackend } from "../loop/backends.js";
 import { drivable } from "../loop/completion.js";
 import type { IoUringOptions } from "../loop/io-uring/loop.js";
+import type { IocpOptions } from "../loop/iocp/loop.js";
 import { debug } from "../loop/debug.js";
 import { GuestDriver } from "./guest.js";
 import { ownLoop } from "./owner.js";
@@ -30,6 +31,8 @@ export interface CreateLoopOptions {
   guest?: boolean;
   /** io_uring tuning (ignored by other backends): see {@link IoUringOptions}. */
   ioUring?: IoUringOptions;
+  /** IOCP tuning (ignored by other backends): see {@link IocpOptions}. */
+  iocp?: IocpOptions;
 }
 
 /**
@@ -58,13 +61,14 @@ export function createLoop(options: CreateLoopOptions = {}): Loop {
   if (options.backend !== undefined && typeof options.backend !== "string") throw new TypeError(`backend must be a backend name, got ${typeof options.backend}`);
   if (options.guest !== undefined && typeof options.guest !== "boolean") throw new TypeError(`guest must be a boolean, got ${typeof options.guest}`);
   if (options.ioUring !== undefined && (options.ioUring === null || typeof options.ioUring !== "object")) throw new TypeError("ioUring must be an object");
+  if (options.iocp !== undefined && (options.iocp === null || typeof options.iocp !== "object")) throw new TypeError("iocp must be an object");
   const backend = chooseBackend(options.backend);
   const wantGuest = options.guest ?? hostLoopAvailable();
   if (wantGuest && !hostLoopAvailable()) {
     throw new Error(`guest mode needs Node's main thread (runtime ${ffi.name}${ffi.isMainThread ? "" : ", worker thread"}); use runMain instead`);
   }
   debug(`creating ${backend.name} loop`);
-  const loop = backend.create({ ioUring: options.ioUring });
+  const loop = backend.create({ ioUring: options.ioUring, iocp: options.iocp });
   // A Worker's loop closes its own fds when the Worker goes away without disposing it.
   const own = loop.ownFds();
   for (const fd of own) closeAtExit(fd);

@@ -22,7 +22,7 @@ import { BlockingEventLoop } from "./blocking.js";
 import type { CompletionLoop } from "./completion.js";
 import { BACKEND_NAMES, type BackendName } from "./event-loop.js";
 import { IoUringEventLoop, type IoUringOptions } from "./io-uring/loop.js";
-import { IocpEventLoop, probeIocp } from "./iocp/loop.js";
+import { IocpEventLoop, probeIocp, type IocpOptions } from "./iocp/loop.js";
 import { describeIoUring } from "./io-uring/probe.js";
 import { PollingEventLoop } from "./polling.js";
 import { debug } from "./debug.js";
@@ -31,6 +31,8 @@ import { debug } from "./debug.js";
 export interface BackendOptions {
   /** Backends: io_uring. */
   readonly ioUring?: IoUringOptions | undefined;
+  /** Backends: iocp. */
+  readonly iocp?: IocpOptions | undefined;
 }
 
 /** One backend: where it exists, how to tell whether it works here, how to make one. */
@@ -52,7 +54,7 @@ const BACKENDS: readonly Backend[] = [
     name: "iocp",
     platforms: ["win32"],
     probe: probeIocp,
-    create: () => new IocpEventLoop(),
+    create: (options) => new IocpEventLoop(options.iocp),
   },
   {
     name: "io_uring",

@@ -73,6 +73,40 @@ interface Remote {
   readonly state: Int32Array;
 }
 
+/**
+ * Options of {@link IocpEventLoop} (`createLoop({ iocp })` passes them on).
+ *
+ * @example
+ * ```ts
+ * const loop = createLoop({ backend: "iocp", iocp: { skipOnSuccess: false } });
+ * ```
+ */
+export interface IocpOptions {
+  /**
+   * Put sockets in skip-on-success mode (FILE_SKIP_COMPLETION_PORT_ON_SUCCESS), so an operation
+   * that completes within its call posts no packet (default true). `false` makes every
+   * operation complete through the port: slower, and the path the tests check besides.
+   */
+  readonly skipOnSuccess?: boolean;
+}
+
+/**
+ * Counters for tests and tuning: how operations completed.
+ *
+ * @example
+ * ```ts
+ * const { inline, packets } = (loop as IocpEventLoop).stats;
+ * ```
+ */
+export interface IocpStats {
+  /** Operations that completed within their call (no packet: skip-on-success). */
+  readonly inline: number;
+  /** Operations completed by their packet. */
+  readonly packets: number;
+  /** Packets that named no operation in flight (should stay 0). */
+  readonly stray: number;
+}
+
 /** Records of loops whose dispose timed out with operations in the kernel: kept forever. */
 const leaked: unknown[] = [];
 
@@ -85,7 +119,14 @@ export function probeIocp(): string | undefined {
 }
 
 /**
- * The IOCP backend. Create it with `createLoop({ backend: "iocp" })` (the default on Windows).
+ * The IOCP backend: Windows' I/O completion ports. Create it with `createLoop()` (the default
+ * on Windows) or `createLoop({ backend: "iocp" })`.
+ *
+ * @example
+ * ```ts
+ * const loop = createLoop({ backend: "iocp" });
+ * const listener = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+ * ```
  */
 export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
   readonly backend: BackendName = "iocp";
@@ -106,8 +147,14 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
   /** Heads of their queues that wait for the next iteration's budget. */
   #deferred: IocpOp[] = [];
   readonly #cx: StartContext;
+  readonly #skip: boolean;
+  #inline = 0;
+  #packets = 0;
+  #stray = 0;
 
-  constructor() {
+  constructor(options: IocpOptions = {}) {
+    if (options === null || typeof options !== "object") throw new TypeError("iocp options must be an object");
+    if (options.skipOnSuccess !== undefined && typeof options.skipOnSuccess !== "boolean") throw new TypeError("skipOnSuccess must be a boolean");
     const port = new CompletionPort();
     const waker: LoopWaker = {
       handle: { kind: "iocp", port: Number(port.handle), key: KEY_WAKE },
@@ -117,12 +164,18 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     };
     super(waker, { operation: IocpOp, fdState: IocpFd });
     this.#port = port;
+    this.#skip = options.skipOnSuccess ?? true;
     this.#cx = {
       records: this.#records,
       afd: () => this.#afdHandle(),
       baseOf: (state) => (state.base >= 0n ? state.base : (state.base = baseHandle(state.fd))),
     };
     debug("iocp: port created");
+  }
+
+  /** How operations completed so far (see {@link IocpStats}). */
+  get stats(): IocpStats {
+    return { inline: this.#inline, packets: this.#packets, stray: this.#stray };
   }
 
   watch(_listener: (fd: number, interest: number) => void): void {
@@ -292,7 +345,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     }
     let skip: boolean;
     try {
-      skip = this.#port.associate(state.fd, KEY_IO);
+      skip = this.#port.associate(state.fd, KEY_IO, this.#skip);
     } catch (e) {
       // ERROR_INVALID_PARAMETER: associated with a port already (another loop's, or an earlier
       // one of this fd number): its packets would not come here.
@@ -336,6 +389,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
       this.#inKernel++;
       return;
     }
+    this.#inline++;
     if (rc === DONE) this.#succeed(op, immediateBytes(this.#records, op));
     else this.#fail(op, rc, true);
   }
@@ -345,12 +399,14 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     if (c.key === KEY_WAKE || c.overlapped === 0n) return;
     const op = this.#records.opAt(c.overlapped);
     if (op === null || op.phase !== Phase.InKernel) {
+      this.#stray++;
       debug(`iocp: a packet for no operation (key ${c.key}, status 0x${c.status.toString(16)})`);
       return;
     }
     const state = op.state!;
     state.inflight--;
     this.#inKernel--;
+    this.#packets++;
     op.phase = Phase.Waiting;
     if (c.status === 0 || (c.status === STATUS_BUFFER_OVERFLOW && op.kind === Kind.ReceiveFrom)) {
       if ((op.kind === Kind.WaitReadable || op.kind === Kind.WaitWritable) && pollEvents(this.#records, op) === 0) {
