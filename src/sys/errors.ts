@@ -25,9 +25,28 @@ export function errnoName(errno: number): string {
 const TEXTS = new Map<number, string>();
 
 /**
+ * The texts of the errors sockets meet, for where no C library gives them (Windows, whose CRT
+ * has no strerror for Winsock's numbers): glibc's wording, in lower case.
+ */
+const FALLBACK_TEXTS: Readonly<Record<string, string>> = {
+  EACCES: "permission denied", EADDRINUSE: "address already in use", EADDRNOTAVAIL: "cannot assign requested address",
+  EAFNOSUPPORT: "address family not supported by protocol", EAGAIN: "resource temporarily unavailable",
+  EALREADY: "operation already in progress", EBADF: "bad file descriptor", ECANCELED: "operation canceled",
+  ECONNABORTED: "software caused connection abort", ECONNREFUSED: "connection refused", ECONNRESET: "connection reset by peer",
+  EDESTADDRREQ: "destination address required", EFAULT: "bad address", EHOSTUNREACH: "no route to host",
+  EINPROGRESS: "operation now in progress", EINTR: "interrupted system call", EINVAL: "invalid argument", EIO: "input/output error",
+  EISCONN: "transport endpoint is already connected", EMFILE: "too many open files", EMSGSIZE: "message too long",
+  ENETDOWN: "network is down", ENETUNREACH: "network is unreachable", ENOBUFS: "no buffer space available",
+  ENOMEM: "cannot allocate memory", ENOPROTOOPT: "protocol not available", ENOTCONN: "transport endpoint is not connected",
+  ENOTSOCK: "socket operation on non-socket", EOPNOTSUPP: "operation not supported", EPIPE: "broken pipe",
+  EPROTONOSUPPORT: "protocol not supported", ESHUTDOWN: "cannot send after transport endpoint shutdown",
+  ETIMEDOUT: "connection timed out",
+};
+
+/**
  * The C library's text for `errno` (strerror), in the lower case of Node's own messages
- * ("connection refused"); cached, since errors come in storms. Where no C library loaded, the
- * errno's name stands in.
+ * ("connection refused"); cached, since errors come in storms. Where no C library loaded
+ * (Windows), a built-in text for the common socket errors, else the errno's name, stands in.
  */
 export function errnoText(errno: number): string {
   let text = TEXTS.get(errno);
@@ -38,7 +57,7 @@ export function errnoText(errno: number): string {
     } catch {
       // No C library: the name is all there is.
     }
-    text = raw ? raw.charAt(0).toLowerCase() + raw.slice(1) : errnoName(errno);
+    text = raw ? raw.charAt(0).toLowerCase() + raw.slice(1) : (FALLBACK_TEXTS[errnoName(errno)] ?? errnoName(errno));
     TEXTS.set(errno, text);
   }
   return text;

@@ -61,6 +61,9 @@ const KEY_AFD = 3;
 /** STATUS_BUFFER_OVERFLOW: a datagram larger than the buffer; the buffer is full, the rest dropped. */
 const STATUS_BUFFER_OVERFLOW = 0x80000005;
 
+/** Winsock's EMSGSIZE, what a receive of a datagram larger than its buffer fails with. */
+const WSAEMSGSIZE = 10040;
+
 /** How long dispose waits for the kernel to give every operation back. */
 const DISPOSE_WAIT_MS = 2000;
 
@@ -438,6 +441,12 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
 
   /** `op` failed with Winsock/Win32 error `code` (`now`: within its call, no packet). */
   #fail(op: IocpOp, code: number, now: boolean): void {
+    if (op.kind === Kind.ReceiveFrom && (code === WSAEMSGSIZE || code === WIN.ERROR_MORE_DATA)) {
+      // A datagram larger than the buffer: Windows fills the buffer and fails; POSIX (and so
+      // evloop) delivers the truncated datagram.
+      this.#succeed(op, op.staged);
+      return;
+    }
     if (op.kind === Kind.Accept && !op.cancelled && !this.disposed && (code === WIN.ERROR_NETNAME_DELETED || code === 10054 || code === 10053)) {
       // The connection was reset before it was accepted: accept the next one instead.
       discardAccepted(op);
