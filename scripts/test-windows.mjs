@@ -100,7 +100,7 @@ const child = spawn("bash", [windowsNode, "--test", "--test-reporter=tap", "--te
 const SUMMARY = /^# (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) /;
 const summary = new Map();
 const failures = [];
-let stderrTail = "";
+let unavailableReason = "";
 
 /** Calls `onLine` for each complete line of `stream`, after copying the stream to `to`. */
 function follow(stream, to, onLine) {
@@ -121,7 +121,7 @@ follow(child.stdout, process.stdout, (line) => {
   else if (/^\s*not ok \d+ - /.test(line)) failures.push(line.trim());
 });
 follow(child.stderr, process.stderr, (line) => {
-  if (line.startsWith(UNAVAILABLE_MARK)) stderrTail = line.slice(UNAVAILABLE_MARK.length);
+  if (line.startsWith(UNAVAILABLE_MARK)) unavailableReason = line.slice(UNAVAILABLE_MARK.length);
 });
 
 function killRun(signal) {
@@ -148,8 +148,8 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 
 child.on("close", (code, signal) => {
   clearTimeout(watchdog);
-  if (code === UNAVAILABLE && stderrTail) {
-    console.log(`skipped: the Windows tests need Wine: ${stderrTail}`);
+  if (code === UNAVAILABLE && unavailableReason) {
+    console.log(`skipped: the Windows tests need Wine: ${unavailableReason}`);
     process.exit(0);
   }
   console.log(`\nWindows tests (node.exe under Wine), ${files.length} files:`);
