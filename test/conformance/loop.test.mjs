@@ -8,7 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createLoop, FileDescriptor, Pipe } from "evloop";
+import { availableBackends, createLoop, FileDescriptor, Pipe } from "evloop";
 import { bytes, forEachLoop, raw, readToEnd, text, track } from "../helpers.mjs";
 
 forEachLoop("loop", (ctx) => {
@@ -302,7 +302,7 @@ forEachLoop("loop", (ctx) => {
     }));
 });
 
-test("loop.run() returns false on a loop with nothing pending, true while something is", async () => {
+test("loop.run() returns false on a loop with nothing pending, true while something is", { skip: availableBackends().length === 0 && "no backend is available here" }, async () => {
   const loop = createLoop({ guest: false });
   try {
     assert.equal(loop.run(false), false);
