@@ -30,6 +30,10 @@ import * as helpers from "./helpers.mjs";
 import { bind, listen, localAddress, socket, socketPair } from "../dist/sys/posix/socket.js";
 import { close, isOpen, pipe, read, write, WOULD_BLOCK } from "../dist/sys/posix/fd.js";
 import { C } from "../dist/sys/target.js";
+import * as win from "../dist/sys/windows/socket.js";
+
+/** Windows: no socketpair, pipes or fd calls; `raw` uses loopback sockets and Winsock there. */
+export const IS_WINDOWS = process.platform === "win32";
 
 /** The driver modes every conformance file runs in. */
 export const MODES = ["guest", "owner"];
@@ -415,11 +419,8 @@ export const bytes = (text) => new TextEncoder().encode(text);
 /** Decodes UTF-8. */
 export const text = (buf) => new TextDecoder().decode(buf);
 
-/**
- * Plain fds for loop-level tests (non-blocking, close-on-exec), and synchronous I/O on them
- * that never blocks: `write`/`read` return -1 when the call would block.
- */
-export const raw = {
+/** `raw` on Unix: socketpair, pipe and the fd calls. */
+const posixRaw = {
   /** A connected AF_UNIX socket pair: "stream" or "dgram". */
   socketPair(kind = "stream") {
     return socketPair(C.AF_UNIX, kind === "dgram" ? C.SOCK_DGRAM : C.SOCK_STREAM);
@@ -452,6 +453,60 @@ export const raw = {
     const n = read(fd, buf);
     return n === WOULD_BLOCK ? -1 : n;
   },
+  close(fd) {
+    close(fd);
+  },
+  /** Whether `fd` is open. Only meaningful right after the test itself closed it: numbers are reused. */
+  isOpen(fd) {
+    return isOpen(fd);
+  },
+};
+
+/** The same on Windows: a loopback TCP (or connected UDP) pair stands in for socketpair. */
+const windowsRaw = {
+  socketPair(kind = "stream") {
+    return win.loopbackPair(kind);
+  },
+  pipe() {
+    throw new Error("raw.pipe(): Windows has no pipe(2); this test is Unix-only");
+  },
+  tcpSocket(family = "ipv4") {
+    return win.socket(family === "ipv6" ? C.AF_INET6 : C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
+  },
+  tcpListener(backlog = 16) {
+    const fd = win.socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
+    try {
+      win.bind(fd, { family: "ipv4", address: "127.0.0.1", port: 0 });
+      win.listen(fd, backlog);
+      return { fd, address: win.localAddress(fd) };
+    } catch (e) {
+      win.closeSocket(fd);
+      throw e;
+    }
+  },
+  write(fd, buf) {
+    return win.sendNow(fd, buf);
+  },
+  read(fd, buf) {
+    return win.receiveNow(fd, buf);
+  },
+  close(fd) {
+    win.closeSocket(fd);
+  },
+  isOpen(fd) {
+    return win.isOpenSocket(fd);
+  },
+};
+
+const os = IS_WINDOWS ? windowsRaw : posixRaw;
+
+/**
+ * Plain fds for loop-level tests (non-blocking, close-on-exec), and synchronous I/O on them
+ * that never blocks: `write`/`read` return -1 when the call would block. On Windows the fds
+ * are sockets (a loopback pair stands in for socketpair) and there are no pipes.
+ */
+export const raw = {
+  ...os,
   /**
    * Writes to `fd` until the kernel buffer is full (write would block); returns the bytes
    * written. Bounded: gives up (throws) after 256 MiB.
@@ -460,8 +515,8 @@ export const raw = {
     const chunk = new Uint8Array(64 * 1024).fill(0x5a);
     let total = 0;
     for (;;) {
-      const n = write(fd, chunk);
-      if (n === WOULD_BLOCK) return total;
+      const n = os.write(fd, chunk);
+      if (n === -1) return total;
       total += n;
       if (total > 256 * 1024 * 1024) throw new Error(`fd ${fd} accepted 256 MiB without blocking`);
     }
@@ -471,17 +526,10 @@ export const raw = {
     const buf = new Uint8Array(64 * 1024);
     let total = 0;
     for (;;) {
-      const n = read(fd, buf);
-      if (n === WOULD_BLOCK || n === 0) return total;
+      const n = os.read(fd, buf);
+      if (n === -1 || n === 0) return total;
       total += n;
     }
-  },
-  close(fd) {
-    close(fd);
-  },
-  /** Whether `fd` is open. Only meaningful right after the test itself closed it: numbers are reused. */
-  isOpen(fd) {
-    return isOpen(fd);
   },
 };
 

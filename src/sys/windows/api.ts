@@ -64,6 +64,14 @@ const WS2_32 = {
   setsockopt: { result: "i32", params: ["pointer", "i32", "i32", "buffer", "i32"] },
   // int getsockopt(SOCKET s, int level, int name, char *value, int *len)
   getsockopt: { result: "i32", params: ["pointer", "i32", "i32", "buffer", "buffer"] },
+  // int connect(SOCKET s, const struct sockaddr *name, int namelen)
+  connect: { result: "i32", params: ["pointer", "buffer", "i32"] },
+  // SOCKET accept(SOCKET s, struct sockaddr *addr, int *addrlen)
+  accept: { result: "pointer", params: ["pointer", "buffer", "buffer"] },
+  // int send(SOCKET s, const char *buf, int len, int flags)
+  send: { result: "i32", params: ["pointer", "buffer", "i32", "i32"] },
+  // int recv(SOCKET s, char *buf, int len, int flags)
+  recv: { result: "i32", params: ["pointer", "buffer", "i32", "i32"] },
   // int shutdown(SOCKET s, int how)
   shutdown: { result: "i32", params: ["pointer", "i32"] },
   // int closesocket(SOCKET s)

@@ -144,6 +144,85 @@ export function ignoreUdpResets(fd: number): boolean {
   return windows().ws2.WSAIoctl(fd, WIN.SIO_UDP_CONNRESET, off, 4, null, 0, returned, 0n, 0n) === 0;
 }
 
+/**
+ * A connected pair of loopback sockets: Windows' stand-in for socketpair(2) where one is needed
+ * (tests; the two ends of something local). TCP for "stream", connected UDP for "dgram". Both
+ * are overlapped and non-blocking, like every socket evloop makes.
+ */
+export function loopbackPair(kind: "stream" | "dgram" = "stream"): [number, number] {
+  const { ws2 } = windows();
+  const loopback = { family: "ipv4" as const, address: "127.0.0.1", port: 0 };
+  const made: number[] = [];
+  try {
+    if (kind === "dgram") {
+      const a = socket(C.AF_INET, C.SOCK_DGRAM, C.IPPROTO_UDP);
+      made.push(a);
+      const b = socket(C.AF_INET, C.SOCK_DGRAM, C.IPPROTO_UDP);
+      made.push(b);
+      bind(a, loopback);
+      bind(b, loopback);
+      for (const [from, to] of [[a, b], [b, a]] as const) {
+        const len = encodeSockaddr(localAddress(to), addrBuf);
+        check(ws2.connect(from, addrBuf, len), "connect");
+      }
+      for (const fd of made) setNonBlocking(fd, true);
+      return [a, b];
+    }
+    const listener = socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
+    made.push(listener);
+    bind(listener, loopback);
+    listen(listener, 1);
+    const client = socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
+    made.push(client);
+    // Blocking calls (the sockets are still in blocking mode): the connection completes against
+    // the listener's backlog, and accept finds it there.
+    const len = encodeSockaddr(localAddress(listener), addrBuf);
+    check(ws2.connect(client, addrBuf, len), "connect");
+    lenBuf[0] = SOCKADDR_MAX;
+    const server = ws2.accept(listener, addrBuf, lenBuf);
+    if (server === -1n) throw wsaError("accept");
+    const accepted = handleNumber(server);
+    closeSocket(listener);
+    made.splice(0, 1);
+    made.push(accepted);
+    setNonBlocking(client, true);
+    setNonBlocking(accepted, true);
+    return [client, accepted];
+  } catch (e) {
+    for (const fd of made) windows().ws2.closesocket(fd);
+    throw e;
+  }
+}
+
+/** Winsock's "would block": what {@link sendNow} and {@link receiveNow} return instead. */
+export const WOULD_BLOCK = -1;
+
+/** send() on a non-blocking socket, now: the bytes sent, or WOULD_BLOCK. */
+export function sendNow(fd: number, buf: Uint8Array): number {
+  const { ws2 } = windows();
+  const n = ws2.send(fd, buf, Math.min(buf.byteLength, 0x7fffffff), 0);
+  if (n >= 0) return n;
+  const code = ws2.WSAGetLastError();
+  if (code === ERRNO.EAGAIN) return WOULD_BLOCK;
+  throw winError(code, "send");
+}
+
+/** recv() on a non-blocking socket, now: the bytes received (0 at the end), or WOULD_BLOCK. */
+export function receiveNow(fd: number, buf: Uint8Array): number {
+  const { ws2 } = windows();
+  const n = ws2.recv(fd, buf, Math.min(buf.byteLength, 0x7fffffff), 0);
+  if (n >= 0) return n;
+  const code = ws2.WSAGetLastError();
+  if (code === ERRNO.EAGAIN) return WOULD_BLOCK;
+  throw winError(code, "recv");
+}
+
+/** Whether `fd` is an open socket (getsockopt answers). */
+export function isOpenSocket(fd: number): boolean {
+  lenBuf[0] = 4;
+  return windows().ws2.getsockopt(fd, C.SOL_SOCKET, C.SO_TYPE, intBuf, lenBuf) === 0;
+}
+
 /** How many handles the process has open (GetProcessHandleCount): for leak checks. */
 export function processHandleCount(): number {
   const { kernel32 } = windows();
