@@ -4,7 +4,7 @@
  */
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkBuffer } from "../loop/checks.js";
-import { socket, socketPair } from "../sys/posix/socket.js";
+import { socket, socketPair } from "../sys/socket.js";
 import type { SocketAddress, UnixAddress } from "../sys/posix/sockaddr.js";
 import { C } from "../sys/target.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";

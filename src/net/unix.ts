@@ -6,7 +6,8 @@
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkBuffer, checkOptions } from "../loop/checks.js";
 import { clock } from "../loop/timers.js";
-import { listen, peerCredentials, socket, socketPair, type PeerCredentials } from "../sys/posix/socket.js";
+import { peerCredentials, type PeerCredentials } from "../sys/posix/socket.js";
+import { listen, socket, socketPair } from "../sys/socket.js";
 import type { UnixAddress } from "../sys/posix/sockaddr.js";
 import { C } from "../sys/target.js";
 import { closeAtExit, keepAtExit } from "../driver/cleanup.js";
