@@ -36,14 +36,22 @@ export interface Info {
   readonly defaultError: string | null;
 }
 
-/** The kernel release; /proc has it without a syscall on Linux, os.release() elsewhere. */
+/**
+ * The kernel release; /proc has it without a syscall on Linux, os.release() elsewhere (Windows'
+ * version there, e.g. 10.0.19045: under Wine, /proc would be the Linux host's, read through Z:).
+ */
 function kernelRelease(): string {
+  if (runtime.platform !== "linux") return os.release();
   try {
     return readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
   } catch {
     return os.release();
   }
 }
+
+/** Windows has no C library or wake-up fd for evloop: it calls these instead. */
+const WINDOWS_SYSTEM = "none: Windows, where evloop calls Winsock 2.2 (ws2_32), kernel32 and ntdll";
+const WINDOWS_WAKER = "none: each backend wakes its own wait (iocp: PostQueuedCompletionStatus)";
 
 /** Gathers the report. Probing creates and closes each backend's kernel object. */
 export function collectInfo(): Info {
@@ -61,8 +69,8 @@ export function collectInfo(): Info {
     platform: runtime.platform,
     arch: runtime.arch,
     kernel: kernelRelease(),
-    libc: runtime.libc,
-    waker: runtime.waker,
+    libc: runtime.platform === "win32" ? WINDOWS_SYSTEM : runtime.libc,
+    waker: runtime.platform === "win32" ? WINDOWS_WAKER : runtime.waker,
     guestMode: hostLoopAvailable(),
     backends: probeBackends(),
     defaultBackend,

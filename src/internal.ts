@@ -21,7 +21,7 @@ import { ffi } from "./ffi/runtime/load.js";
 import type { BackendName } from "./loop/event-loop.js";
 import { chooseBackend } from "./loop/backends.js";
 import { libcResolution } from "./sys/libc.js";
-import { setIntOption, socketPair } from "./sys/posix/socket.js";
+import { setIntOption, socketPair } from "./sys/socket.js";
 import { C, TARGET } from "./sys/target.js";
 import { defaultWakeupKind } from "./sys/wakeup.js";
 

@@ -8,6 +8,7 @@ import { isNonBlocking, setNonBlocking, statusFlags } from "../sys/posix/fd.js";
 import { ERRNO } from "../sys/target.js";
 import { loopOf, type HandleOptions } from "./handle.js";
 import { Stream } from "./stream.js";
+import { NO_WINDOWS_HANDLES, requireUnix } from "./unsupported.js";
 
 /**
  * Options for {@link FileDescriptor.from}.
@@ -28,6 +29,9 @@ export interface FileDescriptorOptions extends HandleOptions {
 
 /**
  * Any pollable fd as a {@link Stream}, plus readiness waits.
+ *
+ * Not on Windows, which has no pollable file descriptors: there `from` throws a SystemError with
+ * code EOPNOTSUPP whose message names the alternative (TcpStream or UdpSocket).
  *
  * @example
  * ```ts
@@ -60,6 +64,7 @@ export class FileDescriptor extends Stream {
    * ```
    */
   static from(fd: number, options: FileDescriptorOptions = {}): FileDescriptor {
+    requireUnix("fcntl", "FileDescriptor", "use TcpStream or UdpSocket", NO_WINDOWS_HANDLES);
     if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
       throw new TypeError(`fd must be a non-negative integer file descriptor, got ${String(fd)}`);
     }

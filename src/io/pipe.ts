@@ -4,9 +4,13 @@
 import { close, pipe } from "../sys/posix/fd.js";
 import { FileDescriptor } from "./fd.js";
 import type { HandleOptions } from "./handle.js";
+import { NO_WINDOWS_HANDLES, requireUnix } from "./unsupported.js";
 
 /**
  * Anonymous pipes (pipe2 with O_NONBLOCK | O_CLOEXEC).
+ *
+ * Not on Windows: there `create` throws a SystemError with code EOPNOTSUPP whose message names
+ * the alternative (a TcpStream connected to a TcpListener on 127.0.0.1).
  *
  * @example
  * ```ts
@@ -31,6 +35,7 @@ export class Pipe {
    * ```
    */
   static create(options: HandleOptions = {}): [reader: FileDescriptor, writer: FileDescriptor] {
+    requireUnix("pipe", "Pipe", "connect a TcpStream to a TcpListener on 127.0.0.1", NO_WINDOWS_HANDLES);
     const [r, w] = pipe(true);
     try {
       return [FileDescriptor.from(r, options), FileDescriptor.from(w, options)];

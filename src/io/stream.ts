@@ -9,7 +9,7 @@ import type { BorrowedBytes, BorrowOptions, EventLoop, OperationOptions } from "
 import { checkBuffer, checkOptions } from "../loop/checks.js";
 import { clock } from "../loop/timers.js";
 import { SystemError, TimeoutError } from "../sys/errors.js";
-import { shutdown } from "../sys/posix/socket.js";
+import { shutdown } from "../sys/socket.js";
 import { C } from "../sys/target.js";
 import { Handle } from "./handle.js";
 

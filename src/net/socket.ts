@@ -5,16 +5,16 @@
  */
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { ClosedError, SystemError, TimeoutError } from "../sys/errors.js";
-import { close } from "../sys/posix/fd.js";
 import { ERRNO } from "../sys/target.js";
-import { localAddress, remoteAddress, socket } from "../sys/posix/socket.js";
+import { closeSocket, localAddress, remoteAddress, socket } from "../sys/socket.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import { keepAtExit } from "../driver/cleanup.js";
 import { Handle } from "../io/handle.js";
 import { Stream } from "../io/stream.js";
 
 /**
- * Creates a non-blocking, close-on-exec socket and runs `setup` on it (options, bind, listen).
+ * Creates a socket ready for the loop (`sys/socket.ts`: non-blocking and close-on-exec on POSIX,
+ * overlapped and not inheritable on Windows) and runs `setup` on it (options, bind, listen).
  * If `setup` throws, the socket is closed before the error propagates: the caller never saw the
  * fd, so nobody else could close it and it would leak for the life of the process.
  *
@@ -28,7 +28,7 @@ export function openSocket(domain: number, type: number, setup: (fd: number) => 
   try {
     setup(fd);
   } catch (e) {
-    close(fd);
+    closeSocket(fd);
     throw e;
   }
   return fd;
@@ -118,7 +118,7 @@ export abstract class Listener<Conn, Addr extends SocketAddress> extends Handle 
       return this.wrap(fd);
     } catch (e) {
       keepAtExit(fd);
-      close(fd);
+      closeSocket(fd);
       throw e;
     }
   }

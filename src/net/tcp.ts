@@ -5,9 +5,9 @@ import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkOptions } from "../loop/checks.js";
 import { clock } from "../loop/timers.js";
 import { SystemError, TimeoutError } from "../sys/errors.js";
-import { bind, listen, localAddress, setIntOption } from "../sys/posix/socket.js";
+import { bind, DEFAULT_V6ONLY, LISTENER_REUSE_ADDRESS, listen, localAddress, setIntOption, setKeepAlive } from "../sys/socket.js";
 import { familyOf } from "../sys/posix/sockaddr.js";
-import { C, ERRNO } from "../sys/target.js";
+import { C } from "../sys/target.js";
 import { closeAtExit, keepAtExit } from "../driver/cleanup.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
 import { checkHost, checkPort, formatAddress, resolveHost, type InetAddress, type IPFamily } from "./address.js";
@@ -30,9 +30,21 @@ export interface TcpListenOptions extends HandleOptions {
   family?: IPFamily | undefined;
   /** listen(2) backlog; default 511 (the kernel caps it at net.core.somaxconn). */
   backlog?: number | undefined;
-  /** Set SO_REUSEPORT, so several listeners (processes, threads) share the port. */
+  /**
+   * Set SO_REUSEPORT, so several listeners (processes, threads) may bind the port. On Linux the
+   * kernel balances connections among them; on macOS and most BSDs the last one bound gets
+   * them. Windows has no SO_REUSEPORT, and this sets its SO_REUSEADDR instead, which lets other
+   * sockets bind the port while it is in use: Windows does not balance connections among such
+   * listeners (which one accepts is undefined), so it shares no load there, and Wine refuses a
+   * second TCP listener on the port (EACCES).
+   */
   reusePort?: boolean | undefined;
-  /** For an IPv6 address: accept IPv6 only (IPV6_V6ONLY) instead of IPv4 too. */
+  /**
+   * For an IPv6 address: accept IPv6 only (IPV6_V6ONLY) instead of IPv4 too. Default: IPv4
+   * too where the kernel's default is (Linux, unless net.ipv6.bindv6only is set), and on
+   * Windows, where evloop clears Windows' own default (IPv6 only) as Node does; the BSDs keep
+   * theirs (IPv6 only).
+   */
   ipv6Only?: boolean | undefined;
 }
 
@@ -171,7 +183,9 @@ export class TcpStream extends SocketStream {
   /**
    * Enables or disables TCP keep-alive probes (SO_KEEPALIVE). `initialDelayMs` sets how long the
    * connection must be idle before the first probe (TCP_KEEPIDLE, in whole seconds, rounded up);
-   * OpenBSD has no such per-socket option, and there it throws ENOPROTOOPT.
+   * OpenBSD has no such per-socket option, and there it throws ENOPROTOOPT. On Windows it is
+   * TCP_KEEPALIVE, or where that is missing (before Windows 10 1709, and under Wine)
+   * SIO_KEEPALIVE_VALS, which also sets the interval between probes to Windows' default, 1 s.
    *
    * @example
    * ```ts
@@ -180,19 +194,12 @@ export class TcpStream extends SocketStream {
    */
   setKeepAlive(on = true, initialDelayMs?: number): this {
     const fd = this.openFd("setsockopt");
-    const keepIdle = C.TCP_KEEPIDLE;
     if (initialDelayMs !== undefined) {
       if (typeof initialDelayMs !== "number" || !(initialDelayMs >= 0) || initialDelayMs > 32767 * 1000) {
         throw new RangeError(`initialDelayMs must be from 0 to ${32767 * 1000}, got ${String(initialDelayMs)}`);
       }
-      if (keepIdle === undefined) {
-        throw new SystemError(ERRNO.ENOPROTOOPT, "setsockopt", "this OS has no per-socket keep-alive delay (TCP_KEEPIDLE)");
-      }
     }
-    setIntOption(fd, C.SOL_SOCKET, C.SO_KEEPALIVE, on ? 1 : 0);
-    if (on && initialDelayMs !== undefined && keepIdle !== undefined) {
-      setIntOption(fd, C.IPPROTO_TCP, keepIdle, Math.max(1, Math.ceil(initialDelayMs / 1000)));
-    }
+    setKeepAlive(fd, on, initialDelayMs === undefined ? undefined : Math.max(1, Math.ceil(initialDelayMs / 1000)));
     return this;
   }
 }
@@ -221,7 +228,9 @@ export class TcpListener extends Listener<TcpStream, InetAddress> {
   /**
    * Creates a TCP socket with SO_REUSEADDR (so a restarted server can bind while old
    * connections linger in TIME_WAIT), binds it and listens. Rejects with a SystemError
-   * EADDRINUSE when the port is taken; the socket is closed on any failure.
+   * EADDRINUSE when the port is taken; the socket is closed on any failure. On Windows the
+   * socket gets no SO_REUSEADDR: there it would let other sockets bind the port in use, and
+   * Windows binds over TIME_WAIT without it.
    *
    * @example
    * ```ts
@@ -246,10 +255,11 @@ export class TcpListener extends Listener<TcpStream, InetAddress> {
       throw new TypeError(`ipv6Only needs an IPv6 host, got ${host} (${address.address})`);
     }
     let bound!: InetAddress;
+    const v6Only = ipv6Only === undefined ? DEFAULT_V6ONLY : ipv6Only ? 1 : 0;
     const fd = openSocket(familyOf(address), C.SOCK_STREAM, (s) => {
-      setIntOption(s, C.SOL_SOCKET, C.SO_REUSEADDR, 1);
+      if (LISTENER_REUSE_ADDRESS) setIntOption(s, C.SOL_SOCKET, C.SO_REUSEADDR, 1);
       if (reusePort) setIntOption(s, C.SOL_SOCKET, C.SO_REUSEPORT, 1);
-      if (ipv6Only !== undefined && address.family === "ipv6") setIntOption(s, C.IPPROTO_IPV6, C.IPV6_V6ONLY, ipv6Only ? 1 : 0);
+      if (v6Only !== null && address.family === "ipv6") setIntOption(s, C.IPPROTO_IPV6, C.IPV6_V6ONLY, v6Only);
       try {
         bind(s, address);
       } catch (e) {

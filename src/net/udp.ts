@@ -4,7 +4,7 @@
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkOptions } from "../loop/checks.js";
 import { SystemError } from "../sys/errors.js";
-import { bind, setIntOption } from "../sys/posix/socket.js";
+import { bind, DEFAULT_V6ONLY, setIntOption } from "../sys/socket.js";
 import { familyOf, parseIPv4, type SocketAddress } from "../sys/posix/sockaddr.js";
 import { C, ERRNO } from "../sys/target.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
@@ -26,11 +26,24 @@ export interface UdpBindOptions extends HandleOptions {
   port?: number | undefined;
   /** Only consider addresses of this family when `host` is a name. */
   family?: IPFamily | undefined;
-  /** Set SO_REUSEADDR. */
+  /**
+   * Set SO_REUSEADDR. What it allows differs by OS: on Linux, sockets that all set it may bind
+   * the same UDP port (as multicast receivers do). On Windows it lets the socket bind a port
+   * already in use, like SO_REUSEPORT elsewhere; which socket receives a unicast datagram is
+   * then undefined.
+   */
   reuseAddress?: boolean | undefined;
-  /** Set SO_REUSEPORT, so several sockets share the port (on Linux the kernel balances datagrams among them). */
+  /**
+   * Set SO_REUSEPORT, so several sockets share the port (on Linux the kernel balances datagrams
+   * among them). Windows has no SO_REUSEPORT: there this sets SO_REUSEADDR (see
+   * `reuseAddress`), so the sockets may share the port but nothing balances datagrams among them.
+   */
   reusePort?: boolean | undefined;
-  /** For an IPv6 address: IPv6 only (IPV6_V6ONLY) instead of IPv4 too. */
+  /**
+   * For an IPv6 address: IPv6 only (IPV6_V6ONLY) instead of IPv4 too. Default: IPv4 too where
+   * the kernel's default is (Linux, unless net.ipv6.bindv6only is set), and on Windows, where
+   * evloop clears Windows' own default (IPv6 only) as Node does; the BSDs keep theirs.
+   */
   ipv6Only?: boolean | undefined;
   /** Allow sending to broadcast addresses (SO_BROADCAST). */
   broadcast?: boolean | undefined;
@@ -118,11 +131,12 @@ export class UdpSocket extends DatagramSocket<UdpTarget, InetAddress> {
     const [address] = await resolveHost(host, port, { family: options.family });
     const local = address!;
     if (ipv6Only && local.family !== "ipv6") throw new TypeError(`ipv6Only needs an IPv6 host, got ${host}`);
+    const v6Only = ipv6Only === undefined ? DEFAULT_V6ONLY : ipv6Only ? 1 : 0;
     const fd = openSocket(familyOf(local), C.SOCK_DGRAM, (s) => {
       if (reuseAddress) setIntOption(s, C.SOL_SOCKET, C.SO_REUSEADDR, 1);
       if (reusePort) setIntOption(s, C.SOL_SOCKET, C.SO_REUSEPORT, 1);
       if (broadcast) setIntOption(s, C.SOL_SOCKET, C.SO_BROADCAST, 1);
-      if (ipv6Only !== undefined && local.family === "ipv6") setIntOption(s, C.IPPROTO_IPV6, C.IPV6_V6ONLY, ipv6Only ? 1 : 0);
+      if (v6Only !== null && local.family === "ipv6") setIntOption(s, C.IPPROTO_IPV6, C.IPV6_V6ONLY, v6Only);
       try {
         bind(s, local);
       } catch (e) {
@@ -135,7 +149,9 @@ export class UdpSocket extends DatagramSocket<UdpTarget, InetAddress> {
   /**
    * Connects the socket to one peer: `send`/`receive` then talk to it, and datagrams from other
    * sources are dropped by the kernel. On an IPv6 socket an IPv4 peer is reached through its
-   * IPv4-mapped address.
+   * IPv4-mapped address. On Linux a datagram the peer's host refused (no socket on the port)
+   * makes a later receive or send fail with ECONNREFUSED; on Windows evloop turns those reports
+   * off (SIO_UDP_CONNRESET, which would otherwise fail unconnected sockets too), so nothing fails.
    *
    * @example
    * ```ts

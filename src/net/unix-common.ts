@@ -14,7 +14,7 @@ import { dirname, join } from "node:path";
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkAddress } from "../loop/checks.js";
 import { SystemError } from "../sys/errors.js";
-import { bind } from "../sys/posix/socket.js";
+import { bind } from "../sys/socket.js";
 import type { UnixAddress } from "../sys/posix/sockaddr.js";
 import { ERRNO, TARGET } from "../sys/target.js";
 import type { HandleOptions } from "../io/handle.js";

@@ -4,10 +4,11 @@
  */
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkBuffer } from "../loop/checks.js";
-import { socket, socketPair } from "../sys/posix/socket.js";
+import { socket, socketPair } from "../sys/socket.js";
 import type { SocketAddress, UnixAddress } from "../sys/posix/sockaddr.js";
 import { C } from "../sys/target.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
+import { NO_UNIX_SOCKETS, requireUnix } from "../io/unsupported.js";
 import { formatAddress } from "./address.js";
 import { annotate, DatagramSocket, openSocket } from "./socket.js";
 import {
@@ -16,6 +17,9 @@ import {
 
 /**
  * A Unix datagram socket: bound to a path, unbound, or one end of a pair.
+ *
+ * Not on Windows: there `bind` rejects, and `unbound` and `pair` throw, a SystemError with code
+ * EOPNOTSUPP whose message names the alternative (a UdpSocket on 127.0.0.1).
  *
  * @example
  * ```ts
@@ -58,6 +62,7 @@ export class UnixDatagram extends DatagramSocket<string | UnixAddress, UnixAddre
    */
   // `override`: a class is a function, and this static shadows Function.prototype.bind.
   static override async bind(options: UnixBindOptions): Promise<UnixDatagram> {
+    requireUnix("socket", "UnixDatagram", "use UdpSocket on 127.0.0.1", NO_UNIX_SOCKETS);
     if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
     const address: UnixAddress = { family: "unix", path: checkPath(options.path) };
     const mode = checkMode(options.mode, address.path);
@@ -87,6 +92,7 @@ export class UnixDatagram extends DatagramSocket<string | UnixAddress, UnixAddre
    * ```
    */
   static unbound(options: HandleOptions = {}): UnixDatagram {
+    requireUnix("socket", "UnixDatagram", "use UdpSocket on 127.0.0.1", NO_UNIX_SOCKETS);
     const loop = loopOf(options.loop);
     return new UnixDatagram(socket(C.AF_UNIX, C.SOCK_DGRAM), loop, false, null);
   }
@@ -100,6 +106,7 @@ export class UnixDatagram extends DatagramSocket<string | UnixAddress, UnixAddre
    * ```
    */
   static pair(options: HandleOptions = {}): [UnixDatagram, UnixDatagram] {
+    requireUnix("socketpair", "UnixDatagram.pair", "use two UdpSockets on 127.0.0.1", NO_UNIX_SOCKETS);
     const loop = loopOf(options.loop);
     const [a, b] = socketPair(C.AF_UNIX, C.SOCK_DGRAM);
     return [new UnixDatagram(a, loop, true, null), new UnixDatagram(b, loop, true, null)];

@@ -6,11 +6,13 @@
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkBuffer, checkOptions } from "../loop/checks.js";
 import { clock } from "../loop/timers.js";
-import { listen, peerCredentials, socket, socketPair, type PeerCredentials } from "../sys/posix/socket.js";
+import { peerCredentials, type PeerCredentials } from "../sys/posix/socket.js";
+import { listen, socket, socketPair } from "../sys/socket.js";
 import type { UnixAddress } from "../sys/posix/sockaddr.js";
 import { C } from "../sys/target.js";
 import { closeAtExit, keepAtExit } from "../driver/cleanup.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
+import { NO_UNIX_SOCKETS, requireUnix } from "../io/unsupported.js";
 import { formatAddress } from "./address.js";
 import { annotate, Listener, openSocket, SocketStream } from "./socket.js";
 import {
@@ -50,6 +52,10 @@ let makeStream: (fd: number, loop: EventLoop, local: UnixAddress | null) => Unix
 /**
  * A connected Unix stream socket; it can pass file descriptors to its peer.
  *
+ * Not on Windows: there `connect` rejects and `pair` throws a SystemError with code EOPNOTSUPP
+ * whose message names the alternative (a TcpStream on 127.0.0.1), so no UnixStream (and no
+ * `peerCredentials` or fd passing) exists there.
+ *
  * @example
  * ```ts
  * import { UnixStream } from "evloop";
@@ -81,6 +87,7 @@ export class UnixStream extends SocketStream {
    * ```
    */
   static async connect(options: UnixConnectOptions): Promise<UnixStream> {
+    requireUnix("socket", "UnixStream", "use TcpStream on 127.0.0.1", NO_UNIX_SOCKETS);
     if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
     const address: UnixAddress = { family: "unix", path: checkPath(options.path) };
     checkOptions(options);
@@ -108,6 +115,7 @@ export class UnixStream extends SocketStream {
    * ```
    */
   static pair(options: HandleOptions = {}): [UnixStream, UnixStream] {
+    requireUnix("socketpair", "UnixStream.pair", "connect a TcpStream to a TcpListener on 127.0.0.1", NO_UNIX_SOCKETS);
     const loop = loopOf(options.loop);
     const [a, b] = socketPair(C.AF_UNIX, C.SOCK_STREAM);
     return [new UnixStream(a, loop), new UnixStream(b, loop)];
@@ -192,6 +200,9 @@ export class UnixStream extends SocketStream {
  * A listening Unix stream socket. Closing it removes the socket file it created (abstract names
  * leave no file). It keeps the process alive until closed (see `unref()`).
  *
+ * Not on Windows: there `bind` rejects with a SystemError with code EOPNOTSUPP whose message
+ * names the alternative (a TcpListener on 127.0.0.1).
+ *
  * @example
  * ```ts
  * import { UnixListener } from "evloop";
@@ -233,6 +244,7 @@ export class UnixListener extends Listener<UnixStream, UnixAddress> {
    */
   // `override`: a class is a function, and this static shadows Function.prototype.bind.
   static override async bind(options: UnixListenOptions): Promise<UnixListener> {
+    requireUnix("socket", "UnixListener", "use TcpListener on 127.0.0.1", NO_UNIX_SOCKETS);
     if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
     const address: UnixAddress = { family: "unix", path: checkPath(options.path) };
     const mode = checkMode(options.mode, address.path);

@@ -155,6 +155,12 @@ export const WIN = {
   SIO_UDP_CONNRESET: 0x9800000c,
   SO_UPDATE_ACCEPT_CONTEXT: 0x700b,
   SO_UPDATE_CONNECT_CONTEXT: 0x7010,
+  /** getsockopt: the socket's WSAPROTOCOL_INFOW (family, type, protocol), bound or not. */
+  SO_PROTOCOL_INFOW: 0x2005,
+  /** WSAIoctl: keep-alive on/off, idle time and interval in ms (struct tcp_keepalive). */
+  SIO_KEEPALIVE_VALS: 0x98000004,
+  /** WSAIoctl: whether an ICMP port unreachable fails a UDP socket's later receives. */
+  SIO_UDP_CONNRESET: 0x9800000c,
   /** GUIDs of the extension functions, as {Data1, Data2, Data3, Data4[8]}. */
   WSAID_ACCEPTEX: "b5367df1-cbac-11cf-95ca-00805f48a192",
   WSAID_CONNECTEX: "25a207b9-ddf3-4660-8ee9-76e58c74063e",
@@ -222,6 +228,18 @@ export const WIN_LAYOUT = {
   }),
   WSABUF: struct("WSABUF", 16, { len: ["len", 0, "u32"], buf: ["buf", 8, "ptr"] }),
   WSADATA: struct("WSADATA", 408, { version: ["wVersion", 0, "u16"] }),
+  /** What SO_PROTOCOL_INFOW returns; only the fields evloop reads. */
+  WSAPROTOCOL_INFOW: struct("WSAPROTOCOL_INFOW", 628, {
+    family: ["iAddressFamily", 76, "i32"],
+    type: ["iSocketType", 88, "i32"],
+    protocol: ["iProtocol", 92, "i32"],
+  }),
+  /** struct tcp_keepalive (mstcpip.h), SIO_KEEPALIVE_VALS's input. */
+  tcp_keepalive: struct("tcp_keepalive", 12, {
+    on: ["onoff", 0, "u32"],
+    time: ["keepalivetime", 4, "u32"],
+    interval: ["keepaliveinterval", 8, "u32"],
+  }),
   IO_STATUS_BLOCK: struct("IO_STATUS_BLOCK", 16, { status: ["Status", 0, "u32"], information: ["Information", 8, "u64"] }),
   UNICODE_STRING: struct("UNICODE_STRING", 16, {
     length: ["Length", 0, "u16"],

@@ -5,8 +5,8 @@
  * like an fd: handle values are multiples of 4 below 2^24 in practice, and Windows keeps them
  * within 32 bits so 32-bit processes can share them. {@link socket} checks that it fits.
  */
-import { dataView } from "../../ffi/layout.js";
-import { C, ERRNO, WIN } from "./constants.js";
+import { dataView, getField, setField } from "../../ffi/layout.js";
+import { C, ERRNO, WIN, WIN_LAYOUT } from "./constants.js";
 import { windows } from "./api.js";
 import { winError, wsaError } from "./errors.js";
 import { SystemError } from "../errors.js";
@@ -81,11 +81,17 @@ export function socketType(fd: number): number {
   return getIntOption(fd, C.SOL_SOCKET, C.SO_TYPE);
 }
 
-/** The AF_* family of a socket, from its local address. */
+const protocolInfo = new Uint8Array(WIN_LAYOUT.WSAPROTOCOL_INFOW.size);
+
+/**
+ * The AF_* family of a socket, from its WSAPROTOCOL_INFOW (SO_PROTOCOL_INFOW): unlike its local
+ * address, known before it is bound, as Linux's SO_DOMAIN is. ENOTSOCK for other handles.
+ */
 export function socketDomain(fd: number): number {
-  lenBuf[0] = SOCKADDR_MAX;
-  check(windows().ws2.getsockname(fd, addrBuf, lenBuf), "getsockname");
-  return dataView(addrBuf).getUint16(0, true);
+  const info = WIN_LAYOUT.WSAPROTOCOL_INFOW;
+  lenBuf[0] = info.size;
+  check(windows().ws2.getsockopt(fd, C.SOL_SOCKET, WIN.SO_PROTOCOL_INFOW, protocolInfo, lenBuf), "getsockopt");
+  return Number(getField(dataView(protocolInfo), 0, info.fields.family));
 }
 
 function nameOf(peer: boolean, fd: number): SocketAddress {
@@ -114,6 +120,33 @@ export function shutdown(fd: number, how: number): void {
 /** closesocket(). */
 export function closeSocket(fd: number): void {
   check(windows().ws2.closesocket(fd), "close");
+}
+
+const keepAliveBuf = new Uint8Array(WIN_LAYOUT.tcp_keepalive.size);
+
+/**
+ * SIO_KEEPALIVE_VALS: keep-alive on or off, with the idle time before the first probe and the
+ * interval between probes, in ms. Every Windows has it (and Wine does); TCP_KEEPALIVE, the
+ * per-socket option in seconds, needs Windows 10 1709 and is missing under Wine 8.
+ */
+export function setKeepAliveValues(fd: number, on: boolean, timeMs: number, intervalMs: number): void {
+  const { fields } = WIN_LAYOUT.tcp_keepalive;
+  const view = dataView(keepAliveBuf);
+  setField(view, 0, fields.on, on ? 1 : 0);
+  setField(view, 0, fields.time, timeMs);
+  setField(view, 0, fields.interval, intervalMs);
+  const returned = new Uint8Array(4);
+  check(windows().ws2.WSAIoctl(fd, WIN.SIO_KEEPALIVE_VALS, keepAliveBuf, keepAliveBuf.byteLength, null, 0, returned, 0n, 0n), "WSAIoctl");
+}
+
+/**
+ * SIO_UDP_CONNRESET: whether an ICMP port unreachable, answering a datagram this UDP socket
+ * sent, fails its next receive (WSAECONNRESET; Windows' default is on). Off, a UDP socket
+ * behaves like an unconnected one on Linux, which never reports such errors.
+ */
+export function setUdpConnReset(fd: number, on: boolean): void {
+  const returned = new Uint8Array(4);
+  check(windows().ws2.WSAIoctl(fd, WIN.SIO_UDP_CONNRESET, new Uint8Array(new Uint32Array([on ? 1 : 0]).buffer), 4, null, 0, returned, 0n, 0n), "WSAIoctl");
 }
 
 /** Puts a socket in (or out of) non-blocking mode for calls made without an OVERLAPPED. */
