@@ -35,8 +35,8 @@ import * as win from "../dist/sys/windows/socket.js";
 /** Windows: no socketpair, pipes or fd calls; `raw` uses loopback sockets and Winsock there. */
 export const IS_WINDOWS = process.platform === "win32";
 
-/** The driver modes every conformance file runs in. */
-export const MODES = ["guest", "owner"];
+/** The driver modes every conformance file runs in (EVLOOP_TEST_MODES=owner restricts them). */
+export const MODES = (process.env.EVLOOP_TEST_MODES ?? "guest,owner").split(",").map((m) => m.trim()).filter((m) => m === "guest" || m === "owner");
 
 /** Default bound on one `ctx.run` body, in ms. */
 export const RUN_TIMEOUT = 60_000;

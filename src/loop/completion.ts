@@ -29,7 +29,7 @@
  * `advance`, `detach` (an fd forgotten), `closeFd`, `release` (dispose).
  */
 import { ClosedError, TimeoutError } from "../sys/errors.js";
-import { close as closeFd } from "../sys/posix/fd.js";
+import { closeSocket as closeFd } from "../sys/socket.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import type { ReceivedMessage } from "../sys/posix/socket.js";
 import type { WakerHandle } from "../sys/wakeup.js";

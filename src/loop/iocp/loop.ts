@@ -39,7 +39,7 @@ import { openAfd } from "../../sys/windows/afd.js";
 import { nativeBlock, heapAlloc, heapFree, type NativeBlock } from "../../sys/windows/memory.js";
 import { afdCancel, DONE, PENDING } from "../../sys/windows/overlapped.js";
 import { cancelIo, CompletionPort, readEntries, type Completion } from "../../sys/windows/port.js";
-import { baseHandle, closeSocket, ignoreUdpResets } from "../../sys/windows/socket.js";
+import { baseHandle, closeSocket } from "../../sys/windows/socket.js";
 import { windows } from "../../sys/windows/api.js";
 import type { BackendName } from "../event-loop.js";
 import { checkFd, isDetached } from "../checks.js";
@@ -371,10 +371,6 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     if (op.buf !== null && op.buf.byteLength === 0 && isDetached(op.buf)) {
       this.settle(op, false, new TypeError(`${SYSCALL[op.kind]}: buffer was detached while the operation was waiting`));
       return;
-    }
-    if ((op.kind === Kind.SendTo || op.kind === Kind.ReceiveFrom) && !state.datagramReady) {
-      state.datagramReady = true;
-      ignoreUdpResets(op.fd);
     }
     op.attempted = true;
     this.#records.take(op);

@@ -80,8 +80,6 @@ export class IocpFd extends FdState<IocpOp> {
   base = -1n;
   /** The listener's address family, for its AcceptEx sockets (0 until asked). */
   family = 0;
-  /** UDP's SIO_UDP_CONNRESET was turned off (the first datagram operation does it). */
-  datagramReady = false;
 }
 
 interface Chunk {

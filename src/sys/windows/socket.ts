@@ -167,17 +167,6 @@ export function baseHandle(fd: number): bigint {
 }
 
 /**
- * Stops a UDP socket from failing its next receive with WSAECONNRESET after one of its
- * datagrams met a closed port (an ICMP port unreachable): Linux reports nothing on an
- * unconnected UDP socket, and evloop behaves the same everywhere. Best effort: false if refused.
- */
-export function ignoreUdpResets(fd: number): boolean {
-  const off = new Uint32Array([0]);
-  const returned = new Uint8Array(4);
-  return windows().ws2.WSAIoctl(fd, WIN.SIO_UDP_CONNRESET, off, 4, null, 0, returned, 0n, 0n) === 0;
-}
-
-/**
  * A connected pair of loopback sockets: Windows' stand-in for socketpair(2) where one is needed
  * (tests; the two ends of something local). TCP for "stream", connected UDP for "dgram". Both
  * are overlapped and non-blocking, like every socket evloop makes.
