@@ -569,7 +569,14 @@ export async function readToEnd(stream, limit = 16 * 1024 * 1024, options) {
   return out;
 }
 
-/** The number of fds this process has open (from /proc/self/fd). */
+/** The number of fds this process has open (from /proc/self/fd; on Windows, its open sockets). */
 export function openFdCount() {
-  return readdirSync("/proc/self/fd").length;
+  if (!IS_WINDOWS) return readdirSync("/proc/self/fd").length;
+  // Windows: count the open sockets. Handle numbers are multiples of 4 handed out lowest-free
+  // first, so every open one lies below a new socket's number plus some room for other handles.
+  const probe = win.socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
+  win.closeSocket(probe);
+  let open = 0;
+  for (let h = 4; h <= probe + 4096; h += 4) if (win.isOpenSocket(h)) open++;
+  return open;
 }

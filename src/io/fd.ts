@@ -8,7 +8,11 @@ import { isNonBlocking, setNonBlocking, statusFlags } from "../sys/posix/fd.js";
 import { ERRNO } from "../sys/target.js";
 import { loopOf, type HandleOptions } from "./handle.js";
 import { Stream } from "./stream.js";
-import { NO_WINDOWS_HANDLES, requireUnix } from "./unsupported.js";
+import { NO_WINDOWS_HANDLES } from "./unsupported.js";
+import { isOpenSocket } from "../sys/windows/socket.js";
+import { TARGET } from "../sys/target.js";
+
+const IS_WINDOWS = TARGET.os === "win32";
 
 /**
  * Options for {@link FileDescriptor.from}.
@@ -64,12 +68,18 @@ export class FileDescriptor extends Stream {
    * ```
    */
   static from(fd: number, options: FileDescriptorOptions = {}): FileDescriptor {
-    requireUnix("fcntl", "FileDescriptor", "use TcpStream or UdpSocket", NO_WINDOWS_HANDLES);
     if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
       throw new TypeError(`fd must be a non-negative integer file descriptor, got ${String(fd)}`);
     }
     if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
     if (options.owned !== undefined && typeof options.owned !== "boolean") throw new TypeError("owned must be a boolean");
+    if (IS_WINDOWS) {
+      // A SOCKET is the one handle evloop drives on Windows (IOCP needs no blocking mode).
+      if (!isOpenSocket(fd)) {
+        throw new SystemError(ERRNO.EOPNOTSUPP, "getsockopt", `${fd} is not an open socket: ${NO_WINDOWS_HANDLES}; FileDescriptor adopts sockets only there`);
+      }
+      return new FileDescriptor(fd, options, true);
+    }
     try {
       statusFlags(fd);
     } catch (e) {

@@ -230,7 +230,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     if (state === undefined) {
       state = this.stateOf(op.fd);
       try {
-        this.#associate(state);
+        this.#associate(state, SYSCALL[op.kind]);
       } catch (e) {
         this.fds.delete(op.fd);
         return Promise.reject(e);
@@ -340,21 +340,27 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
 
   // ---- an operation's life ---------------------------------------------------------------
 
-  #associate(state: IocpFd): void {
-    const known = this.#associated.get(state.fd);
-    if (known !== undefined) {
-      state.skip = known;
-      return;
-    }
+  /**
+   * Associates a socket the loop sees for the first time (or again, after `remove`) with the
+   * port. Windows refuses a second association (ERROR_INVALID_PARAMETER): a socket this loop
+   * associated before and then forgot is still its own, so that is fine; anything else belongs
+   * to another port, and its packets would never come here. A number that was closed behind the
+   * loop's back and reused by a new socket associates anew.
+   */
+  #associate(state: IocpFd, syscall: string): void {
     let skip: boolean;
     try {
       skip = this.#port.associate(state.fd, KEY_IO, this.#skip);
     } catch (e) {
-      // ERROR_INVALID_PARAMETER: associated with a port already (another loop's, or an earlier
-      // one of this fd number): its packets would not come here.
-      throw e instanceof SystemError && e.errno === ERRNO.EINVAL
-        ? new SystemError(ERRNO.EINVAL, SYSCALL[Kind.Read], `socket ${state.fd} belongs to another completion port (another loop)`)
-        : e;
+      const known = this.#associated.get(state.fd);
+      if (e instanceof SystemError && e.errno === ERRNO.EINVAL && known !== undefined) {
+        state.skip = known;
+        return;
+      }
+      if (e instanceof SystemError && e.errno === ERRNO.EINVAL) {
+        throw new SystemError(ERRNO.EINVAL, syscall, `socket ${state.fd} belongs to another completion port (another loop's)`);
+      }
+      throw e instanceof SystemError ? new SystemError(e.errno, syscall, e.errno === ERRNO.EBADF ? `${state.fd} is not an open socket` : undefined) : e;
     }
     this.#associated.set(state.fd, skip);
     state.skip = skip;
