@@ -6,7 +6,8 @@
  * `WIN_LAYOUT` are Windows' own: IOCP, Winsock's extension functions, and the AFD driver that
  * readiness is built on. The numbers come from the Windows SDK headers (winsock2.h, ws2def.h,
  * ws2ipdef.h, mswsock.h, minwinbase.h, winternl.h) and were checked under Wine 8
- * (`../shared/notes/windows.md`); `test/windows/table.test.mjs` checks them against those notes.
+ * (`../shared/notes/windows.md`); `test/sys/windows-layout.test.mjs` checks them against
+ * MinGW-w64's headers at compile time, and AFD's, which no header has, against those notes.
  *
  * Windows has no POSIX fd calls (fcntl, pipe2, close on a socket): the table's F_*, O_* and
  * FD_CLOEXEC are -1, and nothing reads them there, because the C library is not loaded on
