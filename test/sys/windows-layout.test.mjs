@@ -41,6 +41,7 @@ const PRELUDE = [
   "#include <winsock2.h>",
   "#include <ws2tcpip.h>",
   "#include <mswsock.h>",
+  "#include <mstcpip.h>",
   "#include <windows.h>",
   "#undef WIN32_NO_STATUS",
   "#include <ntstatus.h>",

@@ -235,7 +235,7 @@ export const WIN_LAYOUT = {
     protocol: ["iProtocol", 92, "i32"],
   }),
   /** struct tcp_keepalive (mstcpip.h), SIO_KEEPALIVE_VALS's input. */
-  tcp_keepalive: struct("tcp_keepalive", 12, {
+  tcp_keepalive: struct("struct tcp_keepalive", 12, {
     on: ["onoff", 0, "u32"],
     time: ["keepalivetime", 4, "u32"],
     interval: ["keepaliveinterval", 8, "u32"],
