@@ -30,17 +30,25 @@ const CANCEL = 1;
 const FIRED = 2;
 
 // FIRED is set before the byte is written: a wait that its byte ended returns with FIRED set.
+// On Windows the fd is a socket, written with Winsock's send (the module at workerData.socketUrl).
 const WATCHDOG_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const fs = require("node:fs");
 const flags = new Int32Array(workerData.flags);
-parentPort.postMessage("armed");
-Atomics.wait(flags, ${CANCEL}, 0, workerData.ms);
-if (Atomics.load(flags, ${CANCEL}) === 0) {
-  Atomics.store(flags, ${FIRED}, 1);
-  fs.writeSync(workerData.fd, Buffer.from([0x77]));
-}
+(async () => {
+  const send = workerData.socketUrl === null
+    ? (fd, bytes) => fs.writeSync(fd, bytes)
+    : (await import(workerData.socketUrl)).sendNow;
+  parentPort.postMessage("armed");
+  Atomics.wait(flags, ${CANCEL}, 0, workerData.ms);
+  if (Atomics.load(flags, ${CANCEL}) === 0) {
+    Atomics.store(flags, ${FIRED}, 1);
+    send(workerData.fd, new Uint8Array([0x77]));
+  }
+})();
 `;
+
+const SOCKET_URL = process.platform === "win32" ? new URL("../../dist/sys/windows/socket.js", import.meta.url).href : null;
 
 const WAKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -84,7 +92,7 @@ async function firstMessage({ error, exited, message }) {
  */
 async function startWorkers({ watchdogFd, handle }) {
   const flags = new SharedArrayBuffer(12);
-  const watchdog = watchdogFd === null ? null : spawn(WATCHDOG_SOURCE, { flags, fd: watchdogFd, ms: WATCHDOG_MS });
+  const watchdog = watchdogFd === null ? null : spawn(WATCHDOG_SOURCE, { flags, fd: watchdogFd, ms: WATCHDOG_MS, socketUrl: SOCKET_URL });
   const waker = spawn(WAKER_SOURCE, { flags, url: distIndexUrl, handle, delay: WAKE_DELAY_MS });
   try {
     if (watchdog) assert.equal(await firstMessage(watchdog), "armed");

@@ -222,8 +222,8 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
   // ---- hooks of the completion core ------------------------------------------------------
 
   protected begin<T>(op: IocpOp): Promise<T> {
-    if (op.kind === Kind.SendMessage || op.kind === Kind.ReceiveMessage) {
-      return Promise.reject(new SystemError(ERRNO.EOPNOTSUPP, SYSCALL[op.kind], "message I/O with fd passing is Unix-only; on Windows use write/read or sendTo/receiveFrom"));
+    if (op.fds.length > 0 || op.maxFds > 0) {
+      return Promise.reject(new SystemError(ERRNO.EOPNOTSUPP, SYSCALL[op.kind], "Windows passes no handles over sockets (SCM_RIGHTS is Unix-only)"));
     }
     let state = this.fds.get(op.fd);
     if (state?.closer) return Promise.reject(new ClosedError(SYSCALL[op.kind], op.fd));
@@ -378,6 +378,10 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
       this.settle(op, false, new TypeError(`${SYSCALL[op.kind]}: buffer was detached while the operation was waiting`));
       return;
     }
+    if (op.kind === Kind.Read && state.leftover !== null) {
+      this.#serveLeftover(op, state, state.leftover);
+      return;
+    }
     op.attempted = true;
     this.#records.take(op);
     let rc: number;
@@ -399,6 +403,26 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     else this.#fail(op, rc, true);
   }
 
+  /** A read served from bytes an earlier read received but could not deliver. */
+  #serveLeftover(op: IocpOp, state: IocpFd, leftover: Uint8Array): void {
+    const max = op.borrow > 0 ? op.borrow : op.buf!.byteLength;
+    const n = Math.min(max, leftover.byteLength);
+    state.leftover = n === leftover.byteLength ? null : leftover.subarray(n);
+    if (op.borrow > 0) {
+      this.settle(op, true, this.#lend(leftover.subarray(0, n)));
+    } else {
+      op.buf!.set(leftover.subarray(0, n));
+      this.settle(op, true, n);
+    }
+  }
+
+  /** A loan of a pool buffer holding a copy of `data`. */
+  #lend(data: Uint8Array): unknown {
+    const backing = this.#pool.take(data.byteLength);
+    BufferPool.window(backing, data.byteLength).set(data);
+    return this.#pool.lend(backing, data.byteLength);
+  }
+
   /** One dequeued packet. */
   #packet(c: Completion): void {
     if (c.key === KEY_WAKE || c.overlapped === 0n) return;
@@ -413,11 +437,12 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     this.#inKernel--;
     this.#packets++;
     op.phase = Phase.Waiting;
-    if (c.status === 0 || (c.status === STATUS_BUFFER_OVERFLOW && op.kind === Kind.ReceiveFrom)) {
+    const overflow = c.status === STATUS_BUFFER_OVERFLOW && (op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage);
+    if (c.status === 0 || overflow) {
       if ((op.kind === Kind.WaitReadable || op.kind === Kind.WaitWritable) && pollEvents(this.#records, op) === 0) {
         // The poll ended without an event (cancelled): nothing happened.
         this.settle(op, false, op.cancelled ? op.cancelReason : new SystemError(ERRNO.EIO, "poll", "the AFD poll ended without an event"));
-      } else this.#succeed(op, c.bytes);
+      } else this.#succeed(op, c.bytes, overflow);
     } else if (op.cancelled) {
       this.settle(op, false, op.cancelReason);
     } else {
@@ -426,14 +451,10 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     if (state.inflight === 0 && state.closer !== null) this.#finishClose(state);
   }
 
-  #succeed(op: IocpOp, bytes: number): void {
+  #succeed(op: IocpOp, bytes: number, truncated = false): void {
     let value: unknown;
     try {
-      value = result(this.#records, op, bytes, (data) => {
-        const backing = this.#pool.take(data.byteLength);
-        BufferPool.window(backing, data.byteLength).set(data);
-        return this.#pool.lend(backing, data.byteLength);
-      });
+      value = result(this.#records, op, bytes, truncated, (data) => this.#lend(data));
     } catch (e) {
       this.settle(op, false, e);
       return;
@@ -443,10 +464,10 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
 
   /** `op` failed with Winsock/Win32 error `code` (`now`: within its call, no packet). */
   #fail(op: IocpOp, code: number, now: boolean): void {
-    if (op.kind === Kind.ReceiveFrom && (code === WSAEMSGSIZE || code === WIN.ERROR_MORE_DATA)) {
+    if ((op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage) && (code === WSAEMSGSIZE || code === WIN.ERROR_MORE_DATA)) {
       // A datagram larger than the buffer: Windows fills the buffer and fails; POSIX (and so
       // evloop) delivers the truncated datagram.
-      this.#succeed(op, op.staged);
+      this.#succeed(op, op.staged, true);
       return;
     }
     if (op.kind === Kind.Accept && !op.cancelled && !this.disposed && (code === WIN.ERROR_NETNAME_DELETED || code === 10054 || code === 10053)) {

@@ -35,11 +35,27 @@ export interface StartContext {
   baseOf(state: IocpFd): bigint;
 }
 
-/** The bytes a stream or datagram transfer stages this time. */
+/**
+ * The bytes a transfer stages this time: at most STAGE_MAX, so a stream transfer may be short
+ * (as any write may) and a datagram is never cut (UDP's largest, 65,507 bytes, fits; a larger
+ * one fails with EMSGSIZE either way).
+ */
 function stageLength(op: IocpOp): number {
-  const n = op.borrow > 0 ? op.borrow : op.buf!.byteLength;
-  // A datagram is one unit: its buffer is staged whole (at most 64 KiB on UDP).
-  return op.kind === Kind.SendTo || op.kind === Kind.ReceiveFrom ? n : Math.min(n, STAGE_MAX);
+  let n = op.borrow > 0 ? op.borrow : 0;
+  if (op.buf !== null) n = op.buf.byteLength;
+  if (op.bufs !== null) for (const b of op.bufs) n += b.byteLength;
+  return Math.min(n, STAGE_MAX);
+}
+
+/** Copies the first `length` bytes of a gather list into `out`. */
+function gather(bufs: readonly Uint8Array[], out: Uint8Array, length: number): void {
+  let at = 0;
+  for (const b of bufs) {
+    if (at >= length) break;
+    const n = Math.min(b.byteLength, length - at);
+    out.set(n === b.byteLength ? b : b.subarray(0, n), at);
+    at += n;
+  }
 }
 
 /** Starts `op` in its (taken) slot. */
@@ -56,18 +72,21 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
     case Kind.Read:
     case Kind.Write:
     case Kind.SendTo:
-    case Kind.ReceiveFrom: {
+    case Kind.ReceiveFrom:
+    case Kind.SendMessage:
+    case Kind.ReceiveMessage: {
       const length = stageLength(op);
       // SAFETY: the staging buffer is native and belongs to the slot, which is not reused
       // before this operation's packet is in; the caller's buffer is only copied from/into.
       const stage = records.stage(slot, Math.max(length, 1));
       op.staged = length;
       if (op.kind === Kind.Write || op.kind === Kind.SendTo) stage.bytes.set(op.buf!.subarray(0, length));
+      else if (op.kind === Kind.SendMessage) gather(op.bufs!, stage.bytes, length);
       view.setUint32(at + SLOT.wsabuf, length, true);
       view.setBigUint64(at + SLOT.wsabuf + 8, stage.address, true);
       if (op.kind === Kind.Read) return recv(op.fd, wsabuf, bytes, base + BigInt(SLOT.flags), overlapped);
-      if (op.kind === Kind.Write) return send(op.fd, wsabuf, bytes, overlapped);
-      if (op.kind === Kind.ReceiveFrom) {
+      if (op.kind === Kind.Write || op.kind === Kind.SendMessage) return send(op.fd, wsabuf, bytes, overlapped);
+      if (op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage) {
         view.setInt32(at + SLOT.addressLength, SOCKADDR_MAX, true);
         return recvFrom(op.fd, wsabuf, bytes, base + BigInt(SLOT.flags), address, base + BigInt(SLOT.addressLength), overlapped);
       }
@@ -81,6 +100,9 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
       return acceptEx(op.fd, op.accepted, base + BigInt(SLOT.accept), ACCEPT_ADDRESS, bytes, overlapped);
     }
     case Kind.Connect: {
+      if (state.family === 0) state.family = socketDomain(op.fd);
+      const family = op.address!.family === "ipv6" ? C.AF_INET6 : op.address!.family === "ipv4" ? C.AF_INET : C.AF_UNIX;
+      if (family !== state.family) throw new SystemError(ERRNO.EAFNOSUPPORT, "connect", "the address is not of the socket's family");
       // ConnectEx needs a bound socket: bind to the wildcard unless it is bound already.
       const any = op.address!.family === "ipv6" ? { family: "ipv6" as const, address: "::", port: 0 } : { family: "ipv4" as const, address: "0.0.0.0", port: 0 };
       try {
@@ -117,17 +139,23 @@ export function immediateBytes(records: Records, op: IocpOp): number {
 }
 
 /** What a successful `op` resolves with, `bytes` being what its packet (or call) reported. */
-export function result(records: Records, op: IocpOp, bytes: number, lend: (data: Uint8Array) => unknown): unknown {
+export function result(records: Records, op: IocpOp, bytes: number, truncated: boolean, lend: (data: Uint8Array) => unknown): unknown {
   const slot = op.slot;
   switch (op.kind) {
     case Kind.Read:
-    case Kind.ReceiveFrom: {
+    case Kind.ReceiveFrom:
+    case Kind.ReceiveMessage: {
       const data = records.stage(slot, 1).bytes.subarray(0, bytes);
       let value: unknown;
       if (op.borrow > 0) value = lend(data);
       else {
         const buf = op.buf!;
-        if (isDetached(buf) && bytes > 0) throw new TypeError(`${SYSCALL[op.kind]}: buffer was detached while the operation was in flight (${bytes} bytes received were dropped)`);
+        if (isDetached(buf) && bytes > 0) {
+          // A stream keeps the bytes for the next read; a datagram cannot be split that way.
+          if (op.kind === Kind.Read) op.state!.leftover = data.slice();
+          const fate = op.kind === Kind.Read ? "kept for the next read" : "dropped";
+          throw new TypeError(`${SYSCALL[op.kind]}: buffer was detached while the operation was in flight (the ${bytes} bytes received are ${fate})`);
+        }
         buf.set(data);
         value = bytes;
       }
@@ -135,9 +163,13 @@ export function result(records: Records, op: IocpOp, bytes: number, lend: (data:
       const { view, bytes: raw, at } = records.view(slot);
       const length = view.getInt32(at + SLOT.addressLength, true);
       const from = raw.slice(at + SLOT.address, at + SLOT.address + Math.min(length, SOCKADDR_MAX));
-      return [value, decodeSockaddr(from, from.byteLength)];
+      const address = length > 0 ? decodeSockaddr(from, from.byteLength) : null;
+      if (op.kind === Kind.ReceiveFrom) return [value, address];
+      // A datagram cut to the buffer's size fills it (the packet's status said so): truncated.
+      return { bytes, fds: [], address, truncated: truncated || (view.getUint32(at + SLOT.flags, true) & C.MSG_TRUNC) !== 0 };
     }
     case Kind.Write:
+    case Kind.SendMessage:
       return written(bytes);
     case Kind.SendTo:
       return bytes;

@@ -80,6 +80,11 @@ export class IocpFd extends FdState<IocpOp> {
   base = -1n;
   /** The listener's address family, for its AcceptEx sockets (0 until asked). */
   family = 0;
+  /**
+   * Bytes a stream read took from the kernel but could not deliver (its buffer was detached
+   * while the read was in flight): the next read gets them first, so nothing is lost.
+   */
+  leftover: Uint8Array | null = null;
 }
 
 interface Chunk {
