@@ -36,7 +36,7 @@ const { parentPort, workerData } = require("node:worker_threads");
 const fs = require("node:fs");
 const flags = new Int32Array(workerData.flags);
 (async () => {
-  const send = workerData.socketUrl === null
+  const send = workerData.socketUrl == null
     ? (fd, bytes) => fs.writeSync(fd, bytes)
     : (await import(workerData.socketUrl)).sendNow;
   parentPort.postMessage("armed");
@@ -205,7 +205,7 @@ for (const backend of testBackends()) {
       const loop = createLoop({ backend, guest: false });
       const [a, b] = raw.socketPair();
       const flags = new SharedArrayBuffer(12);
-      const watchdog = spawn(WATCHDOG_SOURCE, { flags, fd: b, ms: WATCHDOG_MS });
+      const watchdog = spawn(WATCHDOG_SOURCE, { flags, fd: b, ms: WATCHDOG_MS, socketUrl: SOCKET_URL });
       try {
         assert.equal(await firstMessage(watchdog), "armed");
         const pending = track(loop.read(a, new Uint8Array(16)));

@@ -67,6 +67,9 @@ const WSAEMSGSIZE = 10040;
 /** How long dispose waits for the kernel to give every operation back. */
 const DISPOSE_WAIT_MS = 2000;
 
+/** How long close() and remove() wait for the packets of their cancels. */
+const COLLECT_MS = 20;
+
 /** Packets the helper thread hands over per wake-up (guest mode). */
 const REMOTE_CAPACITY = 128;
 
@@ -215,8 +218,9 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
   override remove(fd: number): void {
     checkFd(fd);
     // The socket stays associated with the port (Windows cannot undo that); its operations
-    // settle when their cancelled packets arrive.
-    this.forget(fd);
+    // settle when their cancelled packets arrive: within this call in the usual case.
+    const state = this.fds.get(fd);
+    if (this.forget(fd) && state !== undefined) this.#collect(() => state.inflight === 0);
   }
 
   // ---- hooks of the completion core ------------------------------------------------------
@@ -301,6 +305,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     this.#associated.delete(fd);
     if (state === undefined) return this.#closeNow(fd);
     this.forget(fd);
+    this.#collect(() => state.inflight === 0);
     if (state.inflight === 0) return this.#closeNow(fd);
     // Packets are due: keep the state findable so new operations are refused, and close the
     // socket when the last packet is in.
@@ -502,6 +507,25 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
       return Promise.reject(e);
     }
     return Promise.resolve();
+  }
+
+  /**
+   * Takes the packets of the cancels just asked for, so that close() and remove() finish within
+   * their call in the usual case (as on the other backends) even on a loop nobody is running:
+   * waits at most COLLECT_MS. This thread may dequeue beside guest mode's helper: every packet
+   * names its operation, whoever takes it.
+   */
+  #collect(done: () => boolean): void {
+    if (done() || this.disposed) return;
+    const got: Completion[] = [];
+    const until = clock() + COLLECT_MS;
+    for (let first = true; !done(); first = false) {
+      const left = until - clock();
+      if (!first && left <= 0) break;
+      got.length = 0;
+      this.#port.dequeue(first ? 0 : Math.max(1, Math.min(left, 5)), got);
+      for (const c of got) this.#packet(c);
+    }
   }
 
   /** Dequeues packets: from the port (owner mode), or from the helper thread (guest mode). */
