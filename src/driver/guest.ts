@@ -34,7 +34,7 @@ export class GuestDriver {
   #closed = false;
   readonly #unlisten: () => void;
   readonly #tick = (): void => this.tick();
-  readonly #sync = (): void => this.#doSync();
+  readonly #sync = (): void => this.#changed();
 
   /** Attaches `loop` to Node's event loop until the loop is disposed. */
   static attach(loop: Drivable): GuestDriver {
@@ -91,6 +91,16 @@ export class GuestDriver {
     } finally {
       this.#doSync();
     }
+  }
+
+  /** The loop's pending work may have changed. */
+  #changed(): void {
+    // A batch the helper delivered while the loop was idle (a wake-up packet: the core's run
+    // does not wait when nothing is pending) is still untaken, and the helper waits for it to
+    // be taken before it dequeues again: run the loop now that it has work, or no packet would
+    // ever wake it. Only here: after a tick the loop has had its turn, and retrying would spin.
+    if (this.#remote?.batchWaiting) this.tick();
+    else this.#doSync();
   }
 
   #doSync(): void {

@@ -6,7 +6,9 @@
  * GetQueuedCompletionStatusEx(INFINITE); publish the count in `state[0]` and wake Node's main
  * thread with `uv_async_send` on the uv_async_t the main thread made. It ends when `state[1]` is
  * 1, checked before and after each wait (the stopper also posts a packet to end the wait, and
- * notifies `state[0]` to end the other one), or when the port fails (closed under it).
+ * notifies `state[0]` to end the other one), or when the port fails (closed under it). Ending,
+ * it stores 1 in `state[2]` and notifies: from then on it touches neither the entries nor the
+ * port, and the loop may free them.
  *
  * It imports only the Windows bindings and the FFI: no loop, no driver, nothing that binds the
  * main thread's state.
@@ -35,6 +37,7 @@ const UV = {
 
 const PENDING = 0;
 const STOP = 1;
+const STOPPED = 2;
 
 function serve(data: RemoteWaitData): void {
   const { kernel32 } = windows();
@@ -63,6 +66,8 @@ function serve(data: RemoteWaitData): void {
     }
   } finally {
     heapFree(removed);
+    Atomics.store(state, STOPPED, 1);
+    Atomics.notify(state, STOPPED);
   }
 }
 

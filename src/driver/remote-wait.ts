@@ -28,7 +28,7 @@
 import { Worker } from "node:worker_threads";
 import type { RemoteWait } from "../loop/completion.js";
 import { debug } from "../loop/debug.js";
-import { windows } from "../sys/windows/api.js";
+import { postTo } from "../sys/windows/port.js";
 import { UvAsync } from "./libuv.js";
 import type { RemoteWaitData } from "./remote-wait-worker.js";
 
@@ -43,9 +43,11 @@ const STOP = 1;
 export function stopRemoteWait(wait: RemoteWait): void {
   if (Atomics.compareExchange(wait.state, STOP, 0, 1) !== 0) return;
   Atomics.notify(wait.state, 0);
-  // The binding takes ULONG_PTR keys as numbers: the constructor checked that this one fits.
-  if (windows().kernel32.PostQueuedCompletionStatus(wait.port, 0, Number(wait.wakeKey), 0n) === 0) {
-    debug(`cannot post the wake-up that stops the completion port's helper thread: Windows error ${windows().kernel32.GetLastError()}`);
+  try {
+    postTo(wait.port, wait.wakeKey);
+  } catch (e) {
+    // The port is gone: the helper's wait has failed, and it stopped.
+    debug(`cannot post the wake-up that stops the completion port's helper thread: ${String(e)}`);
   }
 }
 
@@ -68,9 +70,6 @@ export class RemoteWaiter {
 
   /** Starts the helper thread for `wait`; `onWake` runs on this thread after each batch. */
   constructor(wait: RemoteWait, onWake: () => void) {
-    if (wait.wakeKey < 0n || wait.wakeKey > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new RangeError(`the wake-up packets' completion key must fit in 53 bits, got ${wait.wakeKey}`);
-    }
     this.#wait = wait;
     this.#async = new UvAsync(onWake);
     const data: RemoteWaitData = {
@@ -104,6 +103,11 @@ export class RemoteWaiter {
       });
     });
     debug("guest driver: helper thread started on the loop's completion port");
+  }
+
+  /** Whether the helper has delivered a batch the loop has not taken yet. */
+  get batchWaiting(): boolean {
+    return Atomics.load(this.#wait.state, 0) !== 0;
   }
 
   /**

@@ -2,14 +2,15 @@
  * A stand-in for the IOCP loop as the drivers see it (`Drivable` with a `RemoteWait`), on a bare
  * completion port, for the guest driver's tests: `run(false)` takes the batch the helper thread
  * published, records each packet's completion key, and hands the entries back (state[0] = 0).
- * Packets whose key is WAKE_KEY only wake. Its dispose stops the helper itself, as the real loop
- * will, unless made with `stopsHelper: false`.
+ * Packets whose key is WAKE_KEY only wake. Its dispose stops the helper itself and waits until
+ * the helper says it stopped (state[2]), as the IOCP loop does, unless made with
+ * `stopsHelper: false`.
  */
 import { windows } from "../../dist/sys/windows/api.js";
 import { heapFree, nativeBlock } from "../../dist/sys/windows/memory.js";
 
 /** The key of wake-up packets. */
-export const WAKE_KEY = 1n;
+export const WAKE_KEY = 1;
 const ENTRY_SIZE = 32;
 
 export class FakeIocpLoop {
@@ -22,10 +23,14 @@ export class FakeIocpLoop {
   received = [];
   wakes = 0;
   runs = 0;
+  /** Nothing pending: run() returns at once without taking the batch, as the core's run does. */
+  idle = false;
   remoteWaitCalls = 0;
   wakeOnCalls = [];
   /** state[1] as seen at the points of dispose: in the dispose listeners, after "release". */
   stopSeen = { listeners: -1, release: -1 };
+  /** Whether the helper said it stopped (state[2]) within the loop's stop, as the loop waits for it. */
+  helperStopped = false;
   #changeListeners = new Set();
   #disposeListeners = [];
   #waiters = [];
@@ -36,7 +41,7 @@ export class FakeIocpLoop {
     this.port = kernel32.CreateIoCompletionPort(-1n, 0n, 0, 0);
     if (this.port === 0n) throw new Error(`CreateIoCompletionPort failed: ${kernel32.GetLastError()}`);
     this.block = nativeBlock(ENTRY_SIZE * capacity);
-    this.state = new Int32Array(new SharedArrayBuffer(8));
+    this.state = new Int32Array(new SharedArrayBuffer(16));
     this.capacity = capacity;
     this.stopsHelper = stopsHelper;
   }
@@ -54,10 +59,12 @@ export class FakeIocpLoop {
 
   run(_blocking) {
     this.runs++;
+    // As the completion core: a loop with nothing pending does not wait, so takes nothing.
+    if (this.idle) return false;
     const n = Atomics.load(this.state, 0);
     for (let i = 0; i < n; i++) {
       const key = this.block.view.getBigUint64(i * ENTRY_SIZE, true);
-      if (key === WAKE_KEY) this.wakes++;
+      if (key === BigInt(WAKE_KEY)) this.wakes++;
       else this.received.push(key);
     }
     if (n > 0) {
@@ -111,6 +118,9 @@ export class FakeIocpLoop {
     if (this.stopsHelper && Atomics.compareExchange(this.state, 1, 0, 1) === 0) {
       Atomics.notify(this.state, 0);
       this.post(WAKE_KEY);
+      // As the IOCP loop: the entries may be freed only once the helper has said it stopped.
+      Atomics.wait(this.state, 2, 0, 5000);
+      this.helperStopped = Atomics.load(this.state, 2) === 1;
     }
     this.stopSeen.release = Atomics.load(this.state, 1);
   }

@@ -15,7 +15,7 @@ import { createServer, get } from "node:http";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { GuestDriver } from "../../dist/driver/guest.js";
-import { FakeIocpLoop } from "./fake-iocp.mjs";
+import { FakeIocpLoop, WAKE_KEY } from "./fake-iocp.mjs";
 
 const FIXTURE = fileURLToPath(new URL("./guest-fixture.mjs", import.meta.url));
 const CHILD_LIMIT_MS = 30_000;
@@ -128,6 +128,32 @@ describe("GuestDriver on a loop with a RemoteWait (IOCP)", () => {
     }
   });
 
+  test("a batch delivered while the loop was idle is taken once the loop has work, so later packets still arrive", async () => {
+    const { loop, end } = attached();
+    try {
+      loop.idle = true;
+      const runs = loop.runs;
+      loop.post(WAKE_KEY);
+      await within(
+        (async () => {
+          while (loop.runs === runs) await new Promise((resolve) => setTimeout(resolve, 5));
+        })(),
+        10_000,
+        "the run after the wake-up packet",
+      );
+      assert.equal(Atomics.load(loop.state, 0), 1, "the idle loop took the batch: nothing to test");
+      // The loop gets work (an operation parked): it changed.
+      loop.idle = false;
+      loop.changed();
+      loop.post(21);
+      await within(loop.until(1), 10_000, "a packet after the untaken batch");
+      assert.deepEqual(loop.received, [21n]);
+      assert.equal(loop.wakes, 1);
+    } finally {
+      await end();
+    }
+  });
+
   test("Node's timers and an http request to a local server work while the helper waits", async () => {
     const { loop, end } = attached();
     const server = createServer((req, res) => res.end(`hello ${req.url}`));
@@ -164,6 +190,7 @@ describe("GuestDriver on a loop with a RemoteWait (IOCP)", () => {
     await within(loop.until(1), 10_000, "the first packet");
     loop.dispose();
     assert.equal(loop.stopSeen.listeners, 0, "the driver stopped the helper before the loop's own release");
+    assert.equal(loop.helperStopped, true, "the helper did not say it stopped (state[2]) within 5 s");
     await within(driver.helperExited, 10_000, "the helper thread's exit");
     const runs = loop.runs;
     loop.post(10);
@@ -184,6 +211,7 @@ describe("GuestDriver on a loop with a RemoteWait (IOCP)", () => {
     await Promise.resolve();
     assert.equal(Atomics.load(loop.state, 1), 1, "the driver did not stop the helper after the dispose");
     await within(driver.helperExited, 10_000, "the helper thread's exit");
+    assert.equal(Atomics.load(loop.state, 2), 1, "the helper exited without saying it stopped");
     loop.free();
   });
 
