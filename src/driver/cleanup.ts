@@ -11,6 +11,10 @@
  * first argument, so the hook is exactly `close(fd)`. Node runs the hooks on the Worker's thread
  * after its loop has stopped, on `worker.terminate()` and on a normal exit alike.
  *
+ * On Windows the fds are SOCKETs, and the function is ws2_32's `closesocket(SOCKET)`: x64 Windows
+ * has one calling convention, and the hook's one pointer-sized argument is exactly a SOCKET, so
+ * the hook is `closesocket(fd)`. node.exe exports the same hook functions under their MSVC names.
+ *
  * Rules the callers keep: a hook is removed before its fd is closed by evloop or handed to the
  * user (`release()`), so a stale hook can never close a reused fd number; and since Node aborts
  * the process when the same (function, argument) pair is added twice, this thread's set of
@@ -20,19 +24,31 @@
 import { ffi } from "../ffi/runtime/load.js";
 import type { SymbolTable } from "../ffi/types.js";
 import { installExitHooks } from "../loop/exit-hooks.js";
-import { currentIsolate } from "./libuv.js";
+import { debug } from "../loop/debug.js";
+import { currentIsolate, msvcAbi } from "./libuv.js";
+
+/** The hook functions' names: Itanium-mangled, or MSVC-decorated in node.exe. */
+const HOOK_SYMBOLS = msvcAbi
+  ? {
+      add: "?AddEnvironmentCleanupHook@node@@YAXPEAVIsolate@v8@@P6AXPEAX@Z1@Z",
+      remove: "?RemoveEnvironmentCleanupHook@node@@YAXPEAVIsolate@v8@@P6AXPEAX@Z1@Z",
+    }
+  : {
+      add: "_ZN4node25AddEnvironmentCleanupHookEPN2v87IsolateEPFvPvES3_",
+      remove: "_ZN4node28RemoveEnvironmentCleanupHookEPN2v87IsolateEPFvPvES3_",
+    };
 
 const HOOKS = {
   // void node::AddEnvironmentCleanupHook(v8::Isolate* isolate, void (*fun)(void* arg), void* arg)
-  add: { symbol: "_ZN4node25AddEnvironmentCleanupHookEPN2v87IsolateEPFvPvES3_", result: "void", params: ["pointer", "pointer", "pointer"] },
+  add: { symbol: HOOK_SYMBOLS.add, result: "void", params: ["pointer", "pointer", "pointer"] },
   // void node::RemoveEnvironmentCleanupHook(v8::Isolate* isolate, void (*fun)(void* arg), void* arg)
-  remove: { symbol: "_ZN4node28RemoveEnvironmentCleanupHookEPN2v87IsolateEPFvPvES3_", result: "void", params: ["pointer", "pointer", "pointer"] },
+  remove: { symbol: HOOK_SYMBOLS.remove, result: "void", params: ["pointer", "pointer", "pointer"] },
 } as const satisfies SymbolTable;
 
 interface Hooks {
   readonly lib: ReturnType<typeof ffi.open<typeof HOOKS>>;
   readonly isolate: bigint;
-  /** The address of libc's close(2). */
+  /** The address of the function that closes an fd: libc's close(2), ws2_32's closesocket. */
   readonly close: bigint;
 }
 
@@ -47,9 +63,12 @@ function load(): Hooks | null {
   if (ffi.name !== "node" || ffi.isMainThread) return hooks;
   try {
     const isolate = currentIsolate();
-    if (isolate !== 0n) hooks = { lib: ffi.open(null, HOOKS), isolate, close: ffi.symbol(null, "close") };
-  } catch {
+    const close = msvcAbi ? ffi.symbol("ws2_32.dll", "closesocket") : ffi.symbol(null, "close");
+    if (isolate !== 0n) hooks = { lib: ffi.open(null, HOOKS), isolate, close };
+    else debug("no cleanup hooks: this thread's V8 isolate is unknown; its fds live until the process exits");
+  } catch (e) {
     // An embedder's node without these exports: fds then live until the process exits.
+    debug(`no cleanup hooks (${e instanceof Error ? e.message : String(e)}); this thread's fds live until the process exits`);
     hooks = null;
   }
   return hooks;

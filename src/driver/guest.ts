@@ -3,7 +3,11 @@
  *
  * The fds the loop names through `watch` — the backend's own fd (the epoll fd, the io_uring ring
  * fd), or each armed fd where there is none (poll(2)) — are watched by libuv poll handles; when
- * one turns ready, the loop runs one non-blocking iteration. Loop timers are mirrored by one host timer set for the earliest deadline.
+ * one turns ready, the loop runs one non-blocking iteration. A loop with nothing a host can poll
+ * (IOCP: libuv's loop on Windows is a completion port, which cannot watch another) hands out a
+ * `RemoteWait` instead, and a helper thread waits on its port and wakes this thread through a
+ * uv_async_t (`remote-wait.ts`). Loop timers are mirrored by one host timer set for the earliest
+ * deadline.
  * Keep-alive follows Node's rule for sockets: a host timer that is ref'd exactly while the loop
  * has pending operations, timers or open listeners, so `node script.js` exits when evloop has
  * nothing left to do, and `unref()` lets it exit earlier.
@@ -12,6 +16,7 @@ import type { Drivable } from "../loop/completion.js";
 import { clock } from "../loop/timers.js";
 import { debug } from "../loop/debug.js";
 import { UvPoll } from "./libuv.js";
+import { RemoteWaiter } from "./remote-wait.js";
 
 const KEEPALIVE_MS = 0x7fffffff;
 
@@ -20,6 +25,8 @@ export class GuestDriver {
   readonly #loop: Drivable;
   readonly #polls = new Map<number, UvPoll>();
   readonly #keepAlive: ReturnType<typeof setInterval>;
+  /** The helper thread waiting on the loop's completion port, for a loop no host can poll. */
+  readonly #remote: RemoteWaiter | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #timerDeadline = Infinity;
   #syncQueued = false;
@@ -27,7 +34,7 @@ export class GuestDriver {
   #closed = false;
   readonly #unlisten: () => void;
   readonly #tick = (): void => this.tick();
-  readonly #sync = (): void => this.#doSync();
+  readonly #sync = (): void => this.#changed();
 
   /** Attaches `loop` to Node's event loop until the loop is disposed. */
   static attach(loop: Drivable): GuestDriver {
@@ -42,6 +49,16 @@ export class GuestDriver {
     this.#keepAlive.unref();
     loop.guest = true;
     loop.watch((fd, interest) => this.#watch(fd, interest));
+    const wait = loop.remoteWait();
+    if (wait !== null) {
+      try {
+        this.#remote = new RemoteWaiter(wait, this.#tick);
+      } catch (e) {
+        clearInterval(this.#keepAlive);
+        loop.guest = false;
+        throw e;
+      }
+    }
     this.#unlisten = loop.onChange(() => {
       if (this.#syncQueued) return;
       this.#syncQueued = true;
@@ -76,6 +93,16 @@ export class GuestDriver {
     }
   }
 
+  /** The loop's pending work may have changed. */
+  #changed(): void {
+    // A batch the helper delivered while the loop was idle (a wake-up packet: the core's run
+    // does not wait when nothing is pending) is still untaken, and the helper waits for it to
+    // be taken before it dequeues again: run the loop now that it has work, or no packet would
+    // ever wake it. Only here: after a tick the loop has had its turn, and retrying would spin.
+    if (this.#remote?.batchWaiting) this.tick();
+    else this.#doSync();
+  }
+
   #doSync(): void {
     this.#syncQueued = false;
     if (this.#closed) return;
@@ -104,12 +131,18 @@ export class GuestDriver {
     this.#timer.unref();
   }
 
+  /** The helper thread's end, when the loop is waited on by one (tests use it); else null. */
+  get helperExited(): Promise<void> | null {
+    return this.#remote?.exited ?? null;
+  }
+
   /** Detaches from Node's loop (called when the loop is disposed). */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     for (const p of this.#polls.values()) p.close();
     this.#polls.clear();
+    this.#remote?.close();
     if (this.#timer) clearTimeout(this.#timer);
     clearInterval(this.#keepAlive);
     this.#unlisten();

@@ -63,7 +63,9 @@ export interface LoopWaker {
  * stop if `state[1]` is 1; else store the count in `state[0]` (Atomics.store, then notify) and
  * wake the host thread, which runs the loop; the loop handles the entries, stores 0 in
  * `state[0]` and notifies. Entries whose key is `wakeKey` only wake. To stop the helper the loop
- * (or the driver, at process exit) stores 1 in `state[1]`, notifies, and posts a `wakeKey` packet.
+ * (or the driver, at process exit) stores 1 in `state[1]`, notifies, and posts a `wakeKey` packet;
+ * the helper, once it will touch neither the entries nor the port again, stores 1 in `state[2]`
+ * and notifies.
  */
 export interface RemoteWait {
   /** The completion port (a HANDLE). */
@@ -71,7 +73,7 @@ export interface RemoteWait {
   /** Native memory for `capacity` OVERLAPPED_ENTRY records, written only by the helper. */
   readonly entries: bigint;
   readonly capacity: number;
-  /** [0]: entries delivered and not yet taken; [1]: 1 = stop. Over a SharedArrayBuffer. */
+  /** [0]: entries delivered and not yet taken; [1]: 1 = stop; [2]: 1 = stopped. Over a SharedArrayBuffer. */
   readonly state: Int32Array;
   /** The completion key of packets that carry no completion, only a wake-up. */
   readonly wakeKey: number;
