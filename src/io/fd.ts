@@ -34,8 +34,9 @@ export interface FileDescriptorOptions extends HandleOptions {
 /**
  * Any pollable fd as a {@link Stream}, plus readiness waits.
  *
- * Not on Windows, which has no pollable file descriptors: there `from` throws a SystemError with
- * code EOPNOTSUPP whose message names the alternative (TcpStream or UdpSocket).
+ * On Windows, which has no pollable file descriptors, it adopts sockets (SOCKET handles, which
+ * the IOCP loop drives); for anything else `from` throws a SystemError with code EOPNOTSUPP whose
+ * message names the alternative (TcpStream or UdpSocket).
  *
  * @example
  * ```ts
@@ -76,7 +77,7 @@ export class FileDescriptor extends Stream {
     if (IS_WINDOWS) {
       // A SOCKET is the one handle evloop drives on Windows (IOCP needs no blocking mode).
       if (!isOpenSocket(fd)) {
-        throw new SystemError(ERRNO.EOPNOTSUPP, "getsockopt", `${fd} is not an open socket: ${NO_WINDOWS_HANDLES}; FileDescriptor adopts sockets only there`);
+        throw new SystemError(ERRNO.EOPNOTSUPP, "getsockopt", `FileDescriptor is not supported on Windows: ${fd} is not an open socket, and only sockets can be adopted there; use TcpStream or UdpSocket (${NO_WINDOWS_HANDLES})`);
       }
       return new FileDescriptor(fd, options, true);
     }

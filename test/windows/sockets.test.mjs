@@ -11,6 +11,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { FileDescriptor, Pipe, SystemError, TcpListener, UdpSocket, UnixDatagram, UnixListener, UnixStream } from "evloop";
 import * as sock from "../../dist/sys/socket.js";
+import * as win from "../../dist/sys/windows/socket.js";
 import { processHandleCount } from "../../dist/sys/windows/socket.js";
 import { C, ERRNO } from "../../dist/sys/target.js";
 import { ffi } from "../../dist/ffi/runtime/load.js";
@@ -205,7 +206,17 @@ describe("sockets on Windows", { skip: !WINDOWS && "Windows only (npm run test:w
     await refuses(() => UnixDatagram.bind({ path: "C:\\evloop.sock" }), "UnixDatagram", "use UdpSocket on 127\\.0\\.0\\.1");
     await refuses(() => UnixDatagram.unbound(), "UnixDatagram", "use UdpSocket on 127\\.0\\.0\\.1");
     await refuses(() => UnixDatagram.pair(), "UnixDatagram.pair", "use two UdpSockets on 127\\.0\\.0\\.1");
-    await refuses(() => FileDescriptor.from(0, { owned: false }), "FileDescriptor", "use TcpStream or UdpSocket");
+    // FileDescriptor adopts sockets on Windows (the handles IOCP drives), nothing else.
+    await refuses(() => FileDescriptor.from(0, { owned: false }), "FileDescriptor", "0 is not an open socket, and only sockets can be adopted there; use TcpStream or UdpSocket");
+    const [a, b] = win.loopbackPair();
+    try {
+      const f = FileDescriptor.from(a, { owned: false });
+      assert.equal(f.fd, a);
+      assert.equal(f.release(), a);
+    } finally {
+      win.closeSocket(a);
+      win.closeSocket(b);
+    }
     await refuses(() => Pipe.create(), "Pipe", "connect a TcpStream to a TcpListener on 127\\.0\\.0\\.1");
     // Synchronous factories throw, async ones reject: never a throw from an async one.
     assert.ok(UnixStream.connect({ path: "x" }).catch(() => {}) instanceof Promise);
