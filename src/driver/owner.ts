@@ -21,6 +21,14 @@ import type { Drivable } from "../loop/completion.js";
 import { debug } from "../loop/debug.js";
 import { hostBackendFd } from "./libuv.js";
 
+/**
+ * Where the host's loop has no fd to watch (Windows, whose libuv waits on a completion port of
+ * its own), owner mode waits in slices this long and yields to the host between them, so a
+ * Worker's messages and `terminate()`, and Node's own I/O and timers, are held up at most this
+ * long.
+ */
+const HOST_SLICE_MS = 50;
+
 const yieldToHost: () => Promise<void> =
   typeof setImmediate === "function" ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0));
 
@@ -28,7 +36,7 @@ const yieldToHost: () => Promise<void> =
  * Runs `fn` with `loop` driven in owner mode, and resolves (or rejects) with its result.
  */
 export async function ownLoop<T>(loop: Drivable, fn: () => T | Promise<T>): Promise<T> {
-  watchHost(loop);
+  const slice = watchHost(loop) ? undefined : HOST_SLICE_MS;
   let done = false;
   const result = (async () => fn())();
   const finished = result.then(
@@ -42,7 +50,7 @@ export async function ownLoop<T>(loop: Drivable, fn: () => T | Promise<T>): Prom
   while (!done) {
     await yieldToHost();
     if (done) break;
-    if (loop.run(true)) continue;
+    if (loop.run(true, slice)) continue;
     // Nothing is registered or pending in evloop: wait for fn, or for it to start evloop work.
     let stop = (): void => {};
     const work = new Promise<void>((resolve) => {
@@ -59,15 +67,19 @@ export async function ownLoop<T>(loop: Drivable, fn: () => T | Promise<T>): Prom
  * readable), so evloop's blocking wait never holds up the host's I/O: a Worker's messages, the
  * wake-up with which Node terminates a Worker, Node's sockets and thread-pool completions. The
  * next iteration yields to the host first, which handles that I/O; nothing else is needed.
+ * Returns false where there is no such fd (Windows): then owner mode waits in slices instead.
  */
-function watchHost(loop: Drivable): void {
+function watchHost(loop: Drivable): boolean {
   // A guest loop's own fd is in the host's epoll set: the host's in the loop's would nest them.
-  if (loop.guest) return;
+  // Its waits are the helper's, so the host is never held up either.
+  if (loop.guest) return true;
   const fd = hostBackendFd();
-  if (fd < 0) return;
+  if (fd < 0) return false;
   try {
     loop.wakeOn(fd);
+    return true;
   } catch (e) {
     debug(`owner mode cannot watch the host loop's fd ${fd}: ${String(e)}`);
+    return false;
   }
 }

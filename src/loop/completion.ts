@@ -91,8 +91,11 @@ export interface LoopRecords<Op extends Operation, S extends FdState<Op>> {
  */
 export interface Drivable {
   readonly backend: BackendName;
-  /** One iteration: waits (only if `blocking`) and completes what is ready. False when idle. */
-  run(blocking: boolean): boolean;
+  /**
+   * One iteration: waits (only if `blocking`, and at most `maxWait` ms when given) and completes
+   * what is ready. False when idle.
+   */
+  run(blocking: boolean, maxWait?: number): boolean;
   /**
    * Tells `listener` which fds a host loop must poll to know this loop has work: the backend's
    * own pollable fd once, or (a selector without one, poll(2)) each fd as its interest changes
@@ -329,10 +332,12 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
 
   // ---- the loop --------------------------------------------------------------------------
 
-  run(blocking: boolean): boolean {
+  run(blocking: boolean, maxWait = -1): boolean {
     if (this.disposed) return false;
     if (this.pending === 0 && this.timers.size === 0) return false;
-    this.wait(blocking ? this.timers.timeout(clock()) : 0);
+    let timeout = blocking ? this.timers.timeout(clock()) : 0;
+    if (maxWait >= 0 && (timeout < 0 || timeout > maxWait)) timeout = maxWait;
+    this.wait(timeout);
     this.timers.runDue(clock());
     return true;
   }

@@ -191,9 +191,9 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
     return [this.#ring.fd, ...wakeupFds(this.#wakeup)];
   }
 
-  override run(blocking: boolean): boolean {
+  override run(blocking: boolean, maxWait?: number): boolean {
     this.#inlineReaps = INLINE_REAPS;
-    return super.run(blocking);
+    return super.run(blocking, maxWait);
   }
 
   override remove(fd: number): void {

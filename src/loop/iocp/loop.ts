@@ -210,9 +210,16 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     return this.#deferred.length > 0;
   }
 
-  override run(blocking: boolean): boolean {
+  override run(blocking: boolean, maxWait?: number): boolean {
     this.#budget = FAST_PATH_BUDGET;
-    return super.run(blocking);
+    const remote = this.#remote;
+    if (remote !== null && Atomics.load(remote.state, 0) > 0 && this.pending === 0 && this.timers.size === 0) {
+      // The helper delivered a batch while the loop had nothing to do (a wake-up): take it, or
+      // the helper would wait for that forever and no later packet would reach the loop.
+      this.wait(0);
+      return false;
+    }
+    return super.run(blocking, maxWait);
   }
 
   override remove(fd: number): void {
