@@ -35,8 +35,8 @@ export interface FileDescriptorOptions extends HandleOptions {
  * Any pollable fd as a {@link Stream}, plus readiness waits.
  *
  * On Windows, which has no pollable file descriptors, it adopts sockets (SOCKET handles, which
- * the IOCP loop drives); for anything else `from` throws a SystemError with code EOPNOTSUPP whose
- * message names the alternative (TcpStream or UdpSocket).
+ * the IOCP loop drives); for anything else `from` throws a SystemError with code EBADF that says
+ * so.
  *
  * @example
  * ```ts
@@ -77,7 +77,8 @@ export class FileDescriptor extends Stream {
     if (IS_WINDOWS) {
       // A SOCKET is the one handle evloop drives on Windows (IOCP needs no blocking mode).
       if (!isOpenSocket(fd)) {
-        throw new SystemError(ERRNO.EOPNOTSUPP, "getsockopt", `FileDescriptor is not supported on Windows: ${fd} is not an open socket, and only sockets can be adopted there; use TcpStream or UdpSocket (${NO_WINDOWS_HANDLES})`);
+        // EBADF, as for a closed fd elsewhere: on Windows only a socket is a descriptor here.
+        throw new SystemError(ERRNO.EBADF, "getsockopt", `${fd} is not an open socket, and FileDescriptor adopts only sockets on Windows (${NO_WINDOWS_HANDLES})`);
       }
       return new FileDescriptor(fd, options, true);
     }

@@ -1,6 +1,6 @@
 /**
- * The handles that exist only on Unix (UnixStream, UnixListener, UnixDatagram, FileDescriptor,
- * Pipe) and what they do on Windows: importing them works everywhere, and each factory throws
+ * The handles that exist only on Unix (UnixStream, UnixListener, UnixDatagram, Pipe; and
+ * FileDescriptor for anything but a socket) and what they do on Windows: importing them works everywhere, and each factory throws
  * (or, when async, rejects with) one kind of error there, a {@link SystemError} with code
  * EOPNOTSUPP whose message names the class and what to use instead. A SystemError and not a
  * plain Error because that is how evloop reports every "the OS cannot do this" (Winsock's own

@@ -207,7 +207,7 @@ describe("sockets on Windows", { skip: !WINDOWS && "Windows only (npm run test:w
     await refuses(() => UnixDatagram.unbound(), "UnixDatagram", "use UdpSocket on 127\\.0\\.0\\.1");
     await refuses(() => UnixDatagram.pair(), "UnixDatagram.pair", "use two UdpSockets on 127\\.0\\.0\\.1");
     // FileDescriptor adopts sockets on Windows (the handles IOCP drives), nothing else.
-    await refuses(() => FileDescriptor.from(0, { owned: false }), "FileDescriptor", "0 is not an open socket, and only sockets can be adopted there; use TcpStream or UdpSocket");
+    assert.throws(() => FileDescriptor.from(0, { owned: false }), { code: "EBADF", message: /0 is not an open socket, and FileDescriptor adopts only sockets on Windows/ });
     const [a, b] = win.loopbackPair();
     try {
       const f = FileDescriptor.from(a, { owned: false });
