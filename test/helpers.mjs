@@ -533,6 +533,44 @@ export const raw = {
   },
 };
 
+/** The local address of socket `fd` (getsockname), as evloop reports addresses. */
+export function localAddressOf(fd) {
+  return IS_WINDOWS ? win.localAddress(fd) : localAddress(fd);
+}
+
+/**
+ * A connected pair of stream handles on `loop`, for tests that need only *a stream pair*:
+ * `UnixStream.pair()` on Unix (what those tests always used), and on Windows, which has no
+ * socketpair, a loopback TCP connection: [the connecting TcpStream, the accepted one].
+ */
+export async function streamPair(loop) {
+  if (!IS_WINDOWS) return evloop.UnixStream.pair({ loop });
+  const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+  try {
+    // The connect completes against the listen backlog, so the accept can follow it.
+    const c = await evloop.TcpStream.connect({ host: "127.0.0.1", port: l.address.port, timeout: 5000, loop });
+    try {
+      return [c, await l.accept({ timeout: 5000 })];
+    } catch (e) {
+      await c.close();
+      throw e;
+    }
+  } finally {
+    await l.close();
+  }
+}
+
+/**
+ * `raw.fill()` for the socket of an evloop stream: fills its kernel buffer. On Unix evloop's fds
+ * are non-blocking already; on Windows evloop leaves its sockets in blocking mode (IOCP needs no
+ * other), where raw's send() would block once the buffer is full, so the socket is made
+ * non-blocking first (FIONBIO), as raw.socketPair()'s sockets are.
+ */
+export function fillStream(stream) {
+  if (IS_WINDOWS) win.setNonBlocking(stream.fd, true);
+  return raw.fill(stream.fd);
+}
+
 /** The URL of the compiled package entry, for Workers that import it by absolute URL. */
 export const distIndexUrl = new URL("../dist/index.js", import.meta.url).href;
 

@@ -10,8 +10,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SystemError, TcpListener, TcpStream, TimeoutError, UnixStream } from "evloop";
-import { allZero, bytes, forEachLoop, openFdCount, raw, readExactly, text, track } from "../helpers.mjs";
+import { SystemError, TcpListener, TcpStream, TimeoutError } from "evloop";
+import { allZero, bytes, forEachLoop, openFdCount, raw, readExactly, streamPair, text, track } from "../helpers.mjs";
 
 /** An abort reason that cannot be confused with anything evloop creates. */
 function reason(label) {
@@ -425,7 +425,7 @@ forEachLoop("cancel", (ctx) => {
 
   test("UnixStream.read() with a timeout rejects with TimeoutError ETIMEDOUT", () =>
     ctx.run(async () => {
-      const [x, y] = UnixStream.pair({ loop: ctx.loop });
+      const [x, y] = await streamPair(ctx.loop);
       try {
         await assert.rejects(x.read(new Uint8Array(8), { timeout: 20 }), (e) => e instanceof TimeoutError && e.code === "ETIMEDOUT");
         await assert.rejects(x.writeAll(new Uint8Array(64 * 1024 * 1024), { timeout: 20 }), (e) => e instanceof TimeoutError && e.code === "ETIMEDOUT");
@@ -463,7 +463,7 @@ forEachLoop("cancel", (ctx) => {
         const n = await ctx.loop.read(a, buf, { timeout: 5000 });
         assert.equal(text(buf.subarray(0, n)), "waiting", "the data is still there for the next read");
         // Through the stream classes too.
-        const [x, y] = UnixStream.pair({ loop: ctx.loop });
+        const [x, y] = await streamPair(ctx.loop);
         try {
           await assert.rejects(x.read(new Uint8Array(4), { signal }), (e) => e === why);
           await assert.rejects(x.writeAll(bytes("x"), { signal }), (e) => e === why);

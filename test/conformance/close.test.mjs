@@ -11,7 +11,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ClosedError, createLoop, Pipe, SystemError, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixStream } from "evloop";
-import { allZero, bytes, forEachLoop, raw, readExactly, text, track } from "../helpers.mjs";
+import { allZero, bytes, fillStream, forEachLoop, IS_WINDOWS, raw, readExactly, streamPair, text, track } from "../helpers.mjs";
 
 /** Asserts a ClosedError-style rejection: a SystemError with code EBADF. */
 function isEbadf(e, cls = SystemError) {
@@ -140,8 +140,8 @@ forEachLoop("close", (ctx) => {
 
   pendingTest("stream.close() rejects its pending read and write with EBADF; closing twice is fine", () =>
     ctx.run(async () => {
-      const [x, y] = UnixStream.pair({ loop: ctx.loop });
-      raw.fill(x.fd);
+      const [x, y] = await streamPair(ctx.loop);
+      fillStream(x);
       const reading = track(x.read(new Uint8Array(8)));
       const writing = track(x.writeAll(new Uint8Array(1024)));
       await spin();
@@ -284,15 +284,18 @@ forEachLoop("close", (ctx) => {
 
   test("operations on a closed stream, listener or datagram socket reject with EBADF", () =>
     ctx.run(async () => {
-      const [x, y] = UnixStream.pair({ loop: ctx.loop });
+      const [x, y] = await streamPair(ctx.loop);
       await x.close();
       await y.close();
       await assert.rejects(x.read(new Uint8Array(4)), (e) => isEbadf(e));
       await assert.rejects(x.write(bytes("x")), (e) => isEbadf(e));
       await assert.rejects(x.writeAll(bytes("x")), (e) => isEbadf(e));
       await assert.rejects(x.shutdown(), (e) => isEbadf(e));
-      await assert.rejects(x.sendFds([0], bytes("x")), (e) => isEbadf(e));
-      await assert.rejects(x.receiveFds(new Uint8Array(4), 1), (e) => isEbadf(e));
+      if (!IS_WINDOWS) {
+        // UnixStream's fd passing (SCM_RIGHTS) is Unix-only: Windows' pair is two TcpStreams.
+        await assert.rejects(x.sendFds([0], bytes("x")), (e) => isEbadf(e));
+        await assert.rejects(x.receiveFds(new Uint8Array(4), 1), (e) => isEbadf(e));
+      }
       assert.throws(() => x.localAddress, (e) => isEbadf(e));
 
       const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
@@ -311,6 +314,8 @@ forEachLoop("close", (ctx) => {
       await assert.rejects(u.sendTo(bytes("x"), { address: "127.0.0.1", port: 9 }), (e) => isEbadf(e));
       await assert.rejects(u.receiveFrom(new Uint8Array(4)), (e) => isEbadf(e));
 
+      // UnixDatagram and Pipe are Unix-only (AF_UNIX sockets, pipe(2)).
+      if (IS_WINDOWS) return;
       const [d] = UnixDatagram.pair({ loop: ctx.loop });
       await d.close();
       await assert.rejects(d.send(bytes("x")), (e) => isEbadf(e));

@@ -16,9 +16,23 @@ import { get, createServer } from "node:http";
 import { once } from "node:events";
 import { spawn } from "node:child_process";
 import { TcpListener, TcpStream } from "evloop";
-import { distIndexUrl, forEachLoop, randomBytes, raw, sha256, text, track } from "../helpers.mjs";
+import { distIndexUrl, forEachLoop, IS_WINDOWS, randomBytes, raw, sha256, text, track } from "../helpers.mjs";
 
 const CHILD_TIMEOUT_MS = 10_000;
+
+/**
+ * A child's expression for a connected stream pair on `loop`: UnixStream.pair() on Unix; on
+ * Windows, which has no socketpair, a loopback TCP connection (its listener closed once made).
+ */
+const STREAM_PAIR = IS_WINDOWS
+  ? `await (async () => {
+      const l = await evloop.TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+      const c = await evloop.TcpStream.connect({ host: "127.0.0.1", port: l.address.port, loop });
+      const s = await l.accept();
+      await l.close();
+      return [c, s];
+    })()`
+  : "evloop.UnixStream.pair({ loop })";
 
 /**
  * Runs an ES module in a child node with `evloop` (imported by URL) and `backend` in scope;
@@ -226,7 +240,7 @@ forEachLoop(
       ctx.run(async () => {
         const r = await runChild(ctx.backend, `
           const loop = evloop.createLoop({ backend });
-          const [a, b] = evloop.UnixStream.pair({ loop });
+          const [a, b] = ${STREAM_PAIR};
           a.read(new Uint8Array(8)).then(async (n) => {
             console.log("read " + n);
             await a.close();
@@ -252,7 +266,7 @@ forEachLoop(
       ctx.run(async () => {
         const r = await runChild(ctx.backend, `
           const loop = evloop.createLoop({ backend });
-          const [a] = evloop.UnixStream.pair({ loop });
+          const [a] = ${STREAM_PAIR};
           a.read(new Uint8Array(8)).then(() => console.log("unexpected read"));
           loop.unref();
         `);
