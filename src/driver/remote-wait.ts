@@ -80,7 +80,9 @@ export class RemoteWaiter {
       async: this.#async.address,
     };
     try {
-      this.#worker = new Worker(new URL("./remote-wait-worker.js", import.meta.url), { workerData: data });
+      // execArgv: [] — the helper needs none of the process's flags, and some refuse a Worker
+      // (a script run with `node --input-type=module -e …` would fail to start it).
+      this.#worker = new Worker(new URL("./remote-wait-worker.js", import.meta.url), { workerData: data, execArgv: [] });
     } catch (e) {
       this.#async.close();
       throw e;
