@@ -416,6 +416,18 @@ export function socketPath() {
 
 /** Encodes text as UTF-8. */
 export const bytes = (text) => new TextEncoder().encode(text);
+/**
+ * `promise`, or a rejection naming `what` after `ms` (a Node timer: for tests on the host's own
+ * loop, where it also keeps the process alive meanwhile).
+ */
+export function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** Decodes UTF-8. */
 export const text = (buf) => new TextDecoder().decode(buf);
 

@@ -190,6 +190,24 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
     this.settle(op, false, reason);
   }
 
+  /**
+   * The first half of a completion backend's `cancel`: settles `op` at once while it waits in JS
+   * (nothing the kernel holds), and otherwise marks it cancelled with `reason` — once — and
+   * returns true: the backend then asks its kernel to cancel, and settles `op` only on the
+   * kernel's answer (with its result if it completed first, else with `op.cancelReason`).
+   */
+  protected cancelInKernel(op: Op, reason: unknown): boolean {
+    if (op.phase === Phase.Done) return false;
+    if (op.phase === Phase.Waiting) {
+      this.settle(op, false, reason);
+      return false;
+    }
+    if (op.cancelled) return false;
+    op.cancelled = true;
+    op.cancelReason = reason;
+    return true;
+  }
+
   /** Releases what `op` holds besides its buffers; may turn a result into what resolves. */
   protected finish(_op: Op, _ok: boolean, value: unknown): unknown {
     return value;

@@ -91,6 +91,12 @@ export class Operation {
   borrow = 0;
   /** Tried once already (connect: later tries ask SO_ERROR; a passed deadline is a timeout). */
   attempted = false;
+  /**
+   * A completion backend asked the kernel to cancel it ({@link CompletionLoop.cancelInKernel}):
+   * the kernel's answer settles it with `cancelReason`, unless the operation completed first.
+   */
+  cancelled = false;
+  cancelReason: unknown = undefined;
   resolve: (value: never) => void = noop;
   reject: (reason: unknown) => void = noop;
   /** Absolute deadline (clock ms), Infinity without a timeout. */

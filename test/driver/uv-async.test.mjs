@@ -10,18 +10,11 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { UvAsync } from "../../dist/driver/libuv.js";
+import { within } from "../helpers.mjs";
 
 const SENDER = new URL("./async-sender.mjs", import.meta.url);
 const CHILD_LIMIT_MS = 30_000;
 
-/** `promise`, or a rejection naming `what` after `ms`. */
-function within(promise, ms, what) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 /** Waits (blocking this thread) until go[1], the sends done, reaches `n`. */
 function awaitSends(go, n) {

@@ -13,15 +13,8 @@ import { currentIsolate, hostBackendFd, hostLoopAvailable } from "../../dist/dri
 import { ownLoop } from "../../dist/driver/owner.js";
 import { closeSocket } from "../../dist/sys/windows/socket.js";
 import { FakeIocpLoop } from "./fake-iocp.mjs";
+import { within } from "../helpers.mjs";
 
-/** `promise`, or a rejection naming `what` after `ms`. */
-function within(promise, ms, what) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 /** Connects to 127.0.0.1:`port`: "connected", or the error's code. */
 function tryConnect(port) {

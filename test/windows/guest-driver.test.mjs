@@ -16,18 +16,11 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { GuestDriver } from "../../dist/driver/guest.js";
 import { FakeIocpLoop, WAKE_KEY } from "./fake-iocp.mjs";
+import { within } from "../helpers.mjs";
 
 const FIXTURE = fileURLToPath(new URL("./guest-fixture.mjs", import.meta.url));
 const CHILD_LIMIT_MS = 30_000;
 
-/** `promise`, or a rejection naming `what` after `ms`; the timer keeps the process alive meanwhile. */
-function within(promise, ms, what) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 /** A stand-in loop with the guest driver attached; `end()` disposes it and frees the port. */
 function attached(options) {

@@ -15,18 +15,11 @@ import { fileURLToPath } from "node:url";
 import { createLoop } from "evloop";
 import { C } from "../../dist/sys/windows/constants.js";
 import { bind, listen, localAddress, socket } from "../../dist/sys/windows/socket.js";
+import { within } from "../helpers.mjs";
 
 const FIXTURE = fileURLToPath(new URL("./guest-iocp-fixture.mjs", import.meta.url));
 const CHILD_LIMIT_MS = 30_000;
 
-/** `promise`, or a rejection naming `what` after `ms`. */
-function within(promise, ms, what) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 /** A guest iocp loop with one accepted connection from a node:net client. */
 async function connection() {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { createServer, connect } from "node:net";
 import { Worker } from "node:worker_threads";
 import { createLoop, runMain } from "evloop";
-import { raw } from "../helpers.mjs";
+import { raw, within } from "../helpers.mjs";
 
 const WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -25,14 +25,6 @@ import(workerData.url).then(async ({ createLoop, runMain }) => {
 });
 `;
 
-/** `promise`, or a rejection naming `what` after `ms`. */
-function within(promise, ms, what) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 test("a Worker in runMain with a read pending gets its messages, and terminate() ends it", async () => {
   const worker = new Worker(WORKER, {

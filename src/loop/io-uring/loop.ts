@@ -239,14 +239,7 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
    * the kernel, where it then settles on its own CQE (with its result if it won the race).
    */
   protected override cancel(op: UringOp, reason: unknown): void {
-    if (op.phase === Phase.Done) return;
-    if (op.phase === Phase.Waiting) {
-      this.settle(op, false, reason);
-      return;
-    }
-    if (op.cancelled) return;
-    op.cancelled = true;
-    op.cancelReason = reason;
+    if (!this.cancelInKernel(op, reason)) return;
     this.#submission.cancel(op.slot, Tag.Slot);
     this.#queueFlush();
   }

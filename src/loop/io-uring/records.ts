@@ -59,9 +59,6 @@ export class UringOp extends Operation {
   state: UringFd | null = null;
   /** sendmsg/recvmsg: the message block (msghdr, address, iovecs, control) in native memory. */
   message: NativeBlock | null = null;
-  /** Set when we asked the kernel to cancel it: the reason it rejects with. */
-  cancelled = false;
-  cancelReason: unknown = undefined;
   /**
    * An accept served by the multishot ACCEPT: the first of its requests that was armed after
    * this accept began waiting (0: not waiting yet). Only their errors describe its time.

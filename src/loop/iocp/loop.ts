@@ -275,14 +275,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
 
   /** Ends `op` early: at once while it waits in JS; through the kernel while the kernel holds it. */
   protected override cancel(op: IocpOp, reason: unknown): void {
-    if (op.phase === Phase.Done) return;
-    if (op.phase === Phase.Waiting) {
-      this.settle(op, false, reason);
-      return;
-    }
-    if (op.cancelled) return;
-    op.cancelled = true;
-    op.cancelReason = reason;
+    if (!this.cancelInKernel(op, reason)) return;
     const overlapped = this.#records.address(op.slot);
     try {
       if (op.kind === Kind.WaitReadable || op.kind === Kind.WaitWritable) afdCancel(this.#afd, overlapped, this.#scratch());

@@ -59,9 +59,6 @@ export class IocpOp extends Operation {
   /** The slot it owns while the kernel holds it, else -1. */
   slot = -1;
   generation = 0;
-  /** A cancel was asked of the kernel: the packet settles it with `cancelReason` unless it won. */
-  cancelled = false;
-  cancelReason: unknown = null;
   /** AcceptEx: the socket the connection is accepted into, until it is handed over; else -1. */
   accepted = -1;
   /** The bytes its staging buffer carries this time. */
