@@ -191,12 +191,14 @@ export function loopbackPair(kind: "stream" | "dgram" = "stream"): [number, numb
       for (const fd of made) setNonBlocking(fd, true);
       return [a, b];
     }
+    // The client first: handle numbers go lowest free first (as fds do), so the pair's first
+    // end takes the number socketpair(2)'s would, not the short-lived listener.
+    const client = socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
+    made.push(client);
     const listener = socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
     made.push(listener);
     bind(listener, loopback);
     listen(listener, 1);
-    const client = socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
-    made.push(client);
     // Blocking calls (the sockets are still in blocking mode): the connection completes against
     // the listener's backlog, and accept finds it there.
     const len = encodeSockaddr(localAddress(listener), addrBuf);
@@ -206,7 +208,7 @@ export function loopbackPair(kind: "stream" | "dgram" = "stream"): [number, numb
     if (server === -1n) throw wsaError("accept");
     const accepted = handleNumber(server);
     closeSocket(listener);
-    made.splice(0, 1);
+    made.splice(1, 1);
     made.push(accepted);
     setNonBlocking(client, true);
     setNonBlocking(accepted, true);
