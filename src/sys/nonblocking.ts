@@ -7,8 +7,8 @@
  *
  * Each call tries once: it returns {@link WOULD_BLOCK} (null for the receives that return a
  * record) when the fd is not ready, and throws a SystemError for anything else, with the same
- * codes on every OS (Winsock's WSAEWOULDBLOCK is EAGAIN; a connect in progress is
- * WSAEWOULDBLOCK there, EINPROGRESS elsewhere: both are WOULD_BLOCK here).
+ * codes and the same syscall names on every OS (Winsock's WSAEWOULDBLOCK is EAGAIN; a connect in
+ * progress is WSAEWOULDBLOCK there, EINPROGRESS elsewhere: both are WOULD_BLOCK here).
  *
  * What differs beyond the calls is said by {@link SOCKETS_START_BLOCKING}: a Windows socket
  * is blocking until {@link makeNonBlocking} (FIONBIO) is called on it, and nothing tells
@@ -35,10 +35,10 @@ export interface Received {
 }
 
 /** read(2) (Windows: recv): bytes read, 0 at the end, or WOULD_BLOCK. */
-export const read: (fd: number, buf: Uint8Array) => number = WINDOWS ? win.receiveNow : posixFd.read;
+export const read: (fd: number, buf: Uint8Array) => number = WINDOWS ? (fd, buf) => win.receiveNow(fd, buf, "read") : posixFd.read;
 
 /** write(2) (Windows: send): bytes written, or WOULD_BLOCK. */
-export const write: (fd: number, buf: Uint8Array) => number = WINDOWS ? win.sendNow : posixFd.write;
+export const write: (fd: number, buf: Uint8Array) => number = WINDOWS ? (fd, buf) => win.sendNow(fd, buf, "write") : posixFd.write;
 
 /** accept: the new socket (non-blocking, not inherited by children), or WOULD_BLOCK. */
 export const accept: (fd: number) => number = WINDOWS ? win.accept : posixSocket.accept;

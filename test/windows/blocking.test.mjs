@@ -3,7 +3,8 @@
  * (after iocp); sockets made by `sys/socket.ts`, which Windows makes blocking, are put into
  * non-blocking mode by the loop before its first call on them, so an operation's timeout holds;
  * and that is remembered per number only until the loop closes the socket, so a new blocking
- * socket that reuses the number is made non-blocking again. Skipped elsewhere.
+ * socket that reuses the number is made non-blocking again; a datagram longer than the buffer is
+ * cut as on Linux. Skipped elsewhere.
  *
  * Everything here is on one thread and nothing can block for ever on a socket in non-blocking
  * mode; were the loop to skip FIONBIO, the read would block the thread, and the test runner's
@@ -13,6 +14,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { availableBackends, createLoop, TimeoutError } from "evloop";
 import * as sock from "../../dist/sys/socket.js";
+import * as win from "../../dist/sys/windows/socket.js";
 import { C } from "../../dist/sys/target.js";
 
 const WINDOWS = process.platform === "win32";
@@ -76,6 +78,28 @@ describe("the blocking backend on Windows", { skip: !WINDOWS && "Windows only (n
       }
     } finally {
       await loop.close(l.fd);
+      loop.dispose();
+    }
+  });
+
+  test("a datagram longer than the buffer fills it, the rest dropped, as on Linux (Winsock says WSAEMSGSIZE)", async () => {
+    const loop = createLoop({ backend: "blocking" });
+    const [a, b] = win.loopbackPair("dgram");
+    try {
+      const long = new Uint8Array(100).map((_, i) => i);
+      for (let i = 0; i < 3; i++) assert.equal(win.sendNow(a, long), 100);
+      const buf = new Uint8Array(10);
+      assert.equal(await loop.read(b, buf, { timeout: 5000 }), 10);
+      assert.deepEqual([...buf], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      const [n, from] = await loop.receiveFrom(b, buf, { timeout: 5000 });
+      assert.equal(n, 10);
+      assert.equal(from.port, win.localAddress(a).port);
+      const msg = await loop.receiveMessage(b, buf, 0, { timeout: 5000 });
+      assert.equal(msg.bytes, 10);
+      assert.equal(msg.truncated, true);
+    } finally {
+      await loop.close(a);
+      await loop.close(b);
       loop.dispose();
     }
   });

@@ -17,6 +17,8 @@ const SOCKET_ERROR = -1;
 const addrBuf = new Uint8Array(SOCKADDR_MAX);
 const lenBuf = new Int32Array(1);
 const intBuf = new Int32Array(1);
+/** Winsock's error for a datagram larger than the buffer (the buffer holds its start). */
+const WSAEMSGSIZE = ERRNO.EMSGSIZE;
 
 /** A SOCKET handle as evloop's fd number (throws if it does not fit, which Windows rules out). */
 export function handleNumber(handle: bigint): number {
@@ -222,24 +224,29 @@ export function loopbackPair(kind: "stream" | "dgram" = "stream"): [number, numb
 /** Winsock's "would block": what {@link sendNow} and {@link receiveNow} return instead. */
 export const WOULD_BLOCK = -1;
 
-/** send() on a non-blocking socket, now: the bytes sent, or WOULD_BLOCK. */
-export function sendNow(fd: number, buf: Uint8Array): number {
+/** send() on a non-blocking socket, now: the bytes sent, or WOULD_BLOCK; errors name `syscall`. */
+export function sendNow(fd: number, buf: Uint8Array, syscall = "send"): number {
   const { ws2 } = windows();
   const n = ws2.send(fd, buf, Math.min(buf.byteLength, 0x7fffffff), 0);
   if (n >= 0) return n;
   const code = ws2.WSAGetLastError();
   if (code === ERRNO.EAGAIN) return WOULD_BLOCK;
-  throw winError(code, "send");
+  throw winError(code, syscall);
 }
 
-/** recv() on a non-blocking socket, now: the bytes received (0 at the end), or WOULD_BLOCK. */
-export function receiveNow(fd: number, buf: Uint8Array): number {
+/**
+ * recv() on a non-blocking socket, now: the bytes received (0 at the end), or WOULD_BLOCK;
+ * errors name `syscall`. A datagram longer than `buf` fills it and the rest is dropped, as
+ * read(2) does on Linux (Winsock fails the call with WSAEMSGSIZE).
+ */
+export function receiveNow(fd: number, buf: Uint8Array, syscall = "recv"): number {
   const { ws2 } = windows();
   const n = ws2.recv(fd, buf, Math.min(buf.byteLength, 0x7fffffff), 0);
   if (n >= 0) return n;
   const code = ws2.WSAGetLastError();
   if (code === ERRNO.EAGAIN) return WOULD_BLOCK;
-  throw winError(code, "recv");
+  if (code === WSAEMSGSIZE) return Math.min(buf.byteLength, 0x7fffffff);
+  throw winError(code, syscall);
 }
 
 /**
@@ -307,9 +314,6 @@ export function sendTo(fd: number, buf: Uint8Array, address: SocketAddress): num
   throw winError(code, "sendto");
 }
 
-/** Winsock's error for a datagram larger than the buffer (the buffer holds its start). */
-const WSAEMSGSIZE = ERRNO.EMSGSIZE;
-
 /** A datagram (or stream bytes) received by {@link recvFrom}. */
 export interface Received {
   bytes: number;
@@ -326,7 +330,7 @@ const FAMILY = LAYOUT.sockaddr_storage.fields.family;
  * is waiting. A datagram longer than `buf` fills it and reports `truncated` (Winsock fails such a
  * receive with WSAEMSGSIZE; Linux returns the part that fit, and so does this).
  */
-export function recvFrom(fd: number, buf: Uint8Array): Received | null {
+export function recvFrom(fd: number, buf: Uint8Array, syscall = "recvfrom"): Received | null {
   const { ws2 } = windows();
   lenBuf[0] = SOCKADDR_MAX;
   // A stream socket leaves the address alone: a family of 0 afterwards means "none".
@@ -337,7 +341,7 @@ export function recvFrom(fd: number, buf: Uint8Array): Received | null {
   if (n < 0) {
     const code = ws2.WSAGetLastError();
     if (code === ERRNO.EAGAIN) return null;
-    if (code !== WSAEMSGSIZE) throw winError(code, "recvfrom");
+    if (code !== WSAEMSGSIZE) throw winError(code, syscall);
     truncated = true;
     bytes = buf.byteLength;
   }
@@ -362,7 +366,7 @@ export function sendMsg(fd: number, bufs: readonly Uint8Array[], fds: readonly n
     gatherBuf.set(b, at);
     at += b.byteLength;
   }
-  return sendNow(fd, gatherBuf.subarray(0, total));
+  return sendNow(fd, gatherBuf.subarray(0, total), "sendmsg");
 }
 
 /**
@@ -371,7 +375,7 @@ export function sendMsg(fd: number, bufs: readonly Uint8Array[], fds: readonly n
  */
 export function recvMsg(fd: number, buf: Uint8Array, maxFds: number): ReceivedMessage | null {
   if (maxFds > 0) throw new SystemError(ERRNO.EOPNOTSUPP, "recvmsg", NO_HANDLES);
-  const r = recvFrom(fd, buf);
+  const r = recvFrom(fd, buf, "recvmsg");
   return r === null ? null : { bytes: r.bytes, fds: [], address: r.address, truncated: r.truncated };
 }
 
