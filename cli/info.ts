@@ -49,9 +49,9 @@ function kernelRelease(): string {
   }
 }
 
-/** Windows has no C library or wake-up fd for evloop: it calls these instead. */
+/** Windows has no C library for evloop, and its wake-up fd is a socket pair: said in full. */
 const WINDOWS_SYSTEM = "none: Windows, where evloop calls Winsock 2.2 (ws2_32), kernel32 and ntdll";
-const WINDOWS_WAKER = "none: each backend wakes its own wait (iocp: PostQueuedCompletionStatus)";
+const WINDOWS_WAKER = "socket: a loopback UDP pair (blocking); iocp posts to its completion port instead";
 
 /** Gathers the report. Probing creates and closes each backend's kernel object. */
 export function collectInfo(): Info {

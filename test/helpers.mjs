@@ -267,7 +267,7 @@ class PeerThreads {
 /** The backend a peer Worker's loop uses: one that parks operations, so the peer can run many at once. */
 function peerBackend() {
   const available = availableBackends();
-  return ["epoll", "poll", "io_uring"].find((b) => available.includes(b)) ?? "blocking";
+  return ["epoll", "poll", "io_uring", "iocp"].find((b) => available.includes(b)) ?? "blocking";
 }
 
 /**

@@ -1,13 +1,12 @@
 /**
  * One try of an operation's syscall on a non-blocking fd: the result, or {@link WOULD_BLOCK_RESULT}
  * when the kernel says it would block. The readiness backends (epoll, poll) and the blocking one
- * all run operations through it; they differ only in how they wait between tries.
+ * all run operations through it; they differ only in how they wait between tries. The calls are
+ * `sys/nonblocking.ts`'s: POSIX's, or Winsock's on Windows.
  */
-import { SystemError, WOULD_BLOCK } from "../sys/errors.js";
+import { SystemError } from "../sys/errors.js";
 import { ERRNO, POLL_READABLE, POLL_WRITABLE, C } from "../sys/target.js";
-import { read, write } from "../sys/posix/fd.js";
-import { pollOne } from "../sys/posix/poll.js";
-import { accept, connect, recvFrom, recvMsg, sendMsg, sendTo, socketError } from "../sys/posix/socket.js";
+import { accept, connect, pollOne, read, recvFrom, recvMsg, sendMsg, sendTo, socketError, write, WOULD_BLOCK } from "../sys/nonblocking.js";
 import type { ReceiveFromResult } from "./event-loop.js";
 import { isDetached } from "./checks.js";
 import { BufferPool } from "./lending.js";

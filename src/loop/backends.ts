@@ -16,6 +16,7 @@ import { libcResolution } from "../sys/libc.js";
 import { epollCreate } from "../sys/linux/epoll.js";
 import { close } from "../sys/posix/fd.js";
 import { poll } from "../sys/posix/poll.js";
+import { openWakeup } from "../sys/wakeup.js";
 import { EpollSelector } from "../selector/epoll.js";
 import { PollSelector } from "../selector/poll.js";
 import { BlockingEventLoop } from "./blocking.js";
@@ -78,9 +79,11 @@ const BACKENDS: readonly Backend[] = [
     name: "blocking",
     platforms: [...POSIX, "win32"],
     probe: () => {
-      if (ffi.platform === "win32") throw new Error("not on Windows yet: it needs poll(2) and non-blocking calls over Winsock (WSAPoll, ioctlsocket), which evloop does not bind yet; use iocp");
-      // It makes no call to probe with: without a C library it is as unusable as the rest.
-      if (!libcResolution.ok) throw libcResolution.error;
+      // Windows has no C library: Winsock is what it needs, and its wake-up (a loopback UDP
+      // socket pair) is made and closed to show that Winsock works.
+      if (ffi.platform === "win32") openWakeup().close();
+      // Elsewhere it makes no call to probe with: without a C library it is as unusable as the rest.
+      else if (!libcResolution.ok) throw libcResolution.error;
       return "operations block the thread; used only when nothing else works";
     },
     create: () => new BlockingEventLoop(),

@@ -20,10 +20,19 @@
  * the operation is done, so a host fd that stays readable (a message waiting for the Worker)
  * is left out of the poll for slices of {@link HOST_RECHECK_MS}, after each of which the thread
  * passes through JavaScript (where a termination takes effect) and looks again: no spinning.
+ *
+ * On Windows (`sys/nonblocking.ts`: Winsock's calls, WSAPoll, a loopback UDP socket pair as the
+ * wake-up fd) a socket is blocking until told otherwise, and nothing says whether it was: the
+ * loop puts each socket into non-blocking mode (FIONBIO) before its first operation and
+ * remembers it until the fd is closed through the loop or `remove`d, the same contract under
+ * which the readiness backends keep an fd registered. A socket closed behind the loop's back
+ * and its handle number reused by a new socket would be taken for non-blocking: close what the
+ * loop has used with `loop.close`, or `remove` it first. Only sockets can be waited on there;
+ * any other handle is EBADF.
  */
 import { SystemError, TimeoutError } from "../sys/errors.js";
 import { C, ERRNO } from "../sys/target.js";
-import { poll, POLLFD_SIZE, pollRevents, setPollFd } from "../sys/posix/poll.js";
+import { makeNonBlocking, poll, POLLFD_SIZE, pollRevents, setPollFd, SOCKETS_START_BLOCKING } from "../sys/nonblocking.js";
 import { openWakeup, wakeupFds, type WakeupFd } from "../sys/wakeup.js";
 import { dataView } from "../ffi/layout.js";
 import type { BackendName } from "./event-loop.js";
@@ -61,6 +70,8 @@ export class BlockingEventLoop extends CompletionLoop {
   #hostFd = -1;
   /** Until when (clock ms) an operation's wait leaves out the host fd it found readable. */
   #hostQuietUntil = 0;
+  /** Sockets this loop put into non-blocking mode (where they start blocking: Windows). */
+  readonly #nonBlocking = new Set<number>();
 
   /** @internal Use `createLoop({ backend: "blocking" })`. */
   constructor() {
@@ -102,8 +113,26 @@ export class BlockingEventLoop extends CompletionLoop {
     return promise;
   }
 
+  override remove(fd: number): void {
+    super.remove(fd);
+    this.#nonBlocking.delete(fd);
+  }
+
+  protected override closeFd(fd: number): Promise<void> {
+    this.#nonBlocking.delete(fd);
+    return super.closeFd(fd);
+  }
+
+  protected override release(): void {
+    this.#nonBlocking.clear();
+  }
+
   /** Runs the syscall until it does not would-block, waiting in poll(2) within the timeout. */
   #complete(op: Operation): unknown {
+    if (SOCKETS_START_BLOCKING && !this.#nonBlocking.has(op.fd)) {
+      makeNonBlocking(op.fd, SYSCALL[op.kind]);
+      this.#nonBlocking.add(op.fd);
+    }
     for (;;) {
       const result = attempt(op, this.#pool);
       if (result !== WOULD_BLOCK_RESULT) return result;

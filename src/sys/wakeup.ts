@@ -4,13 +4,14 @@
  * per platform:
  *
  * - Linux: an eventfd (`linux/eventfd.ts`): one fd, a counter; draining is one read.
- * - elsewhere: a pipe (`posix/wakeup-pipe.ts`), both ends non-blocking and close-on-exec; the
- *   read end is polled, a wake writes one byte to the write end.
+ * - elsewhere on POSIX: a pipe (`posix/wakeup-pipe.ts`), both ends non-blocking and
+ *   close-on-exec; the read end is polled, a wake writes one byte to the write end.
+ * - Windows: a connected pair of loopback UDP sockets (`windows/wakeup-socket.ts`), since WSAPoll
+ *   watches sockets only; the receiving end is polled, a wake sends a one-byte datagram.
  *
  * `EVLOOP_WAKER=pipe` (or `eventfd`) overrides the platform's choice, so the pipe waker, the one
  * macOS and the BSDs use, can be run on Linux too. kqueue (EVFILT_USER) and IOCP
- * (PostQueuedCompletionStatus) bring wakers that need no fd; they will implement the same
- * wake/drain/close contract.
+ * (PostQueuedCompletionStatus, the `iocp` handle kind) bring wakers that need no fd.
  *
  * Thread safety: `wake()` and {@link wakeFromHandle} may be called from any thread, any number of
  * times; wake-ups coalesce until `drain()`. `drain()` and `close()` belong to the owning thread.
@@ -20,6 +21,7 @@ import { eventfdWake, eventfdWakeup } from "./linux/eventfd.js";
 import { pipeWake, pipeWakeup } from "./posix/wakeup-pipe.js";
 import { TARGET } from "./target.js";
 import { postTo } from "./windows/port.js";
+import { socketWake, socketWakeup } from "./windows/wakeup-socket.js";
 
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
 
@@ -35,13 +37,15 @@ const isCount = (v: unknown): v is number => typeof v === "number" && Number.isI
 export type WakerHandle =
   | { readonly kind: "eventfd"; readonly fd: number }
   | { readonly kind: "pipe"; readonly fd: number }
+  /** A loopback UDP socket pair (Windows): a datagram sent from `fd` wakes its loop. */
+  | { readonly kind: "socket"; readonly fd: number }
   /** An I/O completion port (Windows): a packet with `key` posted to it wakes its loop. */
   | { readonly kind: "iocp"; readonly port: number; readonly key: number };
 
 /** The kinds of waker fd. */
 export type WakeupKind = Exclude<WakerHandle["kind"], "iocp">;
 
-/** The handle of a wake-up fd (eventfd or pipe). */
+/** The handle of a wake-up fd (eventfd, pipe or socket pair). */
 export type FdWakerHandle = Extract<WakerHandle, { readonly fd: number }>;
 
 /** A waker fd, owned by the thread that created it. */
@@ -58,17 +62,26 @@ export interface WakeupFd {
   close(): void;
 }
 
+/** The waker kinds this OS has, its default first. */
+function kindsHere(): WakeupKind[] {
+  if (TARGET.os === "win32") return ["socket"];
+  return TARGET.has.eventfd ? ["eventfd", "pipe"] : ["pipe"];
+}
+
 function defaultKind(): WakeupKind {
   const forced = ffi.env("EVLOOP_WAKER");
-  if (forced === undefined || forced === "") return TARGET.has.eventfd ? "eventfd" : "pipe";
-  if (forced === "pipe") return "pipe";
-  if (forced === "eventfd" && TARGET.has.eventfd) return "eventfd";
-  throw new Error(`EVLOOP_WAKER=${forced} is not a waker for ${TARGET.os} (expected ${TARGET.has.eventfd ? "eventfd or pipe" : "pipe"})`);
+  const kinds = kindsHere();
+  if (forced === undefined || forced === "") return kinds[0]!;
+  if ((kinds as string[]).includes(forced)) return forced as WakeupKind;
+  throw new Error(`EVLOOP_WAKER=${forced} is not a waker for ${TARGET.os} (expected ${kinds.join(" or ")})`);
 }
 
 let chosen: WakeupKind | undefined;
 
-/** The waker kind of this platform (eventfd on Linux, a pipe elsewhere) or of `EVLOOP_WAKER`. */
+/**
+ * The waker kind of this platform (eventfd on Linux, a socket pair on Windows, a pipe elsewhere)
+ * or of `EVLOOP_WAKER`.
+ */
 export function defaultWakeupKind(): WakeupKind {
   return (chosen ??= defaultKind());
 }
@@ -89,13 +102,15 @@ export function openWakeup(kind: WakeupKind = defaultWakeupKind()): WakeupFd {
       return eventfdWakeup();
     case "pipe":
       return pipeWakeup();
+    case "socket":
+      return socketWakeup();
     default:
-      throw new TypeError(`unknown waker kind ${JSON.stringify(kind)} (expected "eventfd" or "pipe")`);
+      throw new TypeError(`unknown waker kind ${JSON.stringify(kind)} (expected "eventfd", "pipe" or "socket")`);
   }
 }
 
 /**
- * The fds a waker owns: the eventfd, or the pipe's two ends.
+ * The fds a waker owns: the eventfd, or the pipe's or socket pair's two ends.
  *
  * @example
  * ```ts
@@ -111,7 +126,7 @@ export function isWakerHandle(value: unknown): value is WakerHandle {
   if (value === null || typeof value !== "object") return false;
   const { kind, fd, port, key } = value as { kind?: unknown; fd?: unknown; port?: unknown; key?: unknown };
   if (kind === "iocp") return isCount(port) && isCount(key);
-  return (kind === "eventfd" || kind === "pipe") && typeof fd === "number" && Number.isInteger(fd) && fd >= 0;
+  return (kind === "eventfd" || kind === "pipe" || kind === "socket") && typeof fd === "number" && Number.isInteger(fd) && fd >= 0;
 }
 
 /**
@@ -129,6 +144,8 @@ export function wakeFromHandle(handle: WakerHandle): void {
       return eventfdWake(handle.fd);
     case "pipe":
       return pipeWake(handle.fd);
+    case "socket":
+      return socketWake(handle.fd);
     case "iocp":
       return postTo(handle.port, handle.key);
     default:

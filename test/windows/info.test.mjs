@@ -1,6 +1,7 @@
 /**
- * `evloop info` under the Windows build of Node: it runs, names only Windows' backends, and
- * reports no POSIX-only facts (a C library, a wake-up fd, the Linux host's /proc under Wine).
+ * `evloop info` under the Windows build of Node: it runs, names Windows' backends (iocp, then
+ * blocking, which works there too), and reports no POSIX-only facts (a C library, a pipe or
+ * eventfd waker, the Linux host's /proc under Wine).
  * Skipped elsewhere.
  */
 import { describe, test } from "node:test";
@@ -25,8 +26,10 @@ describe("evloop info on Windows", { skip: !WINDOWS && "Windows only (npm run te
     assert.equal(report.platform, "win32");
     assert.equal(report.kernel, release());
     assert.match(report.libc, /^none: Windows, where evloop calls Winsock 2\.2/);
-    assert.match(report.waker, /^none: /);
-    for (const b of report.backends) assert.ok(["iocp", "blocking"].includes(b.name), `unexpected backend ${b.name}`);
+    assert.match(report.waker, /^socket: /);
+    assert.deepEqual(report.backends.map((b) => b.name), ["iocp", "blocking"], "iocp, then blocking");
+    const blocking = report.backends.find((b) => b.name === "blocking");
+    assert.equal(blocking.available, true, `blocking is unavailable: ${blocking.reason}`);
     for (const b of report.backends) if (!b.available) assert.ok(b.reason, `${b.name} is unavailable without a reason`);
     // Exit code 1 exactly when no backend can be used, with the reason.
     if (report.defaultBackend === null) {

@@ -72,6 +72,12 @@ const WS2_32 = {
   send: { result: "i32", params: ["pointer", "buffer", "i32", "i32"] },
   // int recv(SOCKET s, char *buf, int len, int flags)
   recv: { result: "i32", params: ["pointer", "buffer", "i32", "i32"] },
+  // int sendto(SOCKET s, const char *buf, int len, int flags, const struct sockaddr *to, int tolen)
+  sendto: { result: "i32", params: ["pointer", "buffer", "i32", "i32", "buffer", "i32"] },
+  // int recvfrom(SOCKET s, char *buf, int len, int flags, struct sockaddr *from, int *fromlen)
+  recvfrom: { result: "i32", params: ["pointer", "buffer", "i32", "i32", "buffer", "buffer"] },
+  // int WSAPoll(LPWSAPOLLFD fds, ULONG count, INT timeout)
+  WSAPoll: { result: "i32", params: ["buffer", "u32", "i32"] },
   // int shutdown(SOCKET s, int how)
   shutdown: { result: "i32", params: ["pointer", "i32"] },
   // int closesocket(SOCKET s)

@@ -6,16 +6,19 @@
  * within 32 bits so 32-bit processes can share them. {@link socket} checks that it fits.
  */
 import { dataView, getField, setField } from "../../ffi/layout.js";
-import { C, ERRNO, WIN, WIN_LAYOUT } from "./constants.js";
+import { C, ERRNO, LAYOUT, WIN, WIN_LAYOUT } from "./constants.js";
 import { windows } from "./api.js";
 import { winError, wsaError } from "./errors.js";
 import { SystemError } from "../errors.js";
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "../posix/sockaddr.js";
+import type { ReceivedMessage } from "../posix/socket.js";
 
 const SOCKET_ERROR = -1;
 const addrBuf = new Uint8Array(SOCKADDR_MAX);
 const lenBuf = new Int32Array(1);
 const intBuf = new Int32Array(1);
+/** Winsock's error for a datagram larger than the buffer (the buffer holds its start). */
+const WSAEMSGSIZE = ERRNO.EMSGSIZE;
 
 /** A SOCKET handle as evloop's fd number (throws if it does not fit, which Windows rules out). */
 export function handleNumber(handle: bigint): number {
@@ -190,12 +193,14 @@ export function loopbackPair(kind: "stream" | "dgram" = "stream"): [number, numb
       for (const fd of made) setNonBlocking(fd, true);
       return [a, b];
     }
+    // The client first: handle numbers go lowest free first (as fds do), so the pair's first
+    // end takes the number socketpair(2)'s would, not the short-lived listener.
+    const client = socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
+    made.push(client);
     const listener = socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
     made.push(listener);
     bind(listener, loopback);
     listen(listener, 1);
-    const client = socket(C.AF_INET, C.SOCK_STREAM, C.IPPROTO_TCP);
-    made.push(client);
     // Blocking calls (the sockets are still in blocking mode): the connection completes against
     // the listener's backlog, and accept finds it there.
     const len = encodeSockaddr(localAddress(listener), addrBuf);
@@ -205,7 +210,7 @@ export function loopbackPair(kind: "stream" | "dgram" = "stream"): [number, numb
     if (server === -1n) throw wsaError("accept");
     const accepted = handleNumber(server);
     closeSocket(listener);
-    made.splice(0, 1);
+    made.splice(1, 1);
     made.push(accepted);
     setNonBlocking(client, true);
     setNonBlocking(accepted, true);
@@ -219,24 +224,159 @@ export function loopbackPair(kind: "stream" | "dgram" = "stream"): [number, numb
 /** Winsock's "would block": what {@link sendNow} and {@link receiveNow} return instead. */
 export const WOULD_BLOCK = -1;
 
-/** send() on a non-blocking socket, now: the bytes sent, or WOULD_BLOCK. */
-export function sendNow(fd: number, buf: Uint8Array): number {
+/** send() on a non-blocking socket, now: the bytes sent, or WOULD_BLOCK; errors name `syscall`. */
+export function sendNow(fd: number, buf: Uint8Array, syscall = "send"): number {
   const { ws2 } = windows();
   const n = ws2.send(fd, buf, Math.min(buf.byteLength, 0x7fffffff), 0);
   if (n >= 0) return n;
   const code = ws2.WSAGetLastError();
   if (code === ERRNO.EAGAIN) return WOULD_BLOCK;
-  throw winError(code, "send");
+  throw winError(code, syscall);
 }
 
-/** recv() on a non-blocking socket, now: the bytes received (0 at the end), or WOULD_BLOCK. */
-export function receiveNow(fd: number, buf: Uint8Array): number {
+/**
+ * recv() on a non-blocking socket, now: the bytes received (0 at the end), or WOULD_BLOCK;
+ * errors name `syscall`. A datagram longer than `buf` fills it and the rest is dropped, as
+ * read(2) does on Linux (Winsock fails the call with WSAEMSGSIZE).
+ */
+export function receiveNow(fd: number, buf: Uint8Array, syscall = "recv"): number {
   const { ws2 } = windows();
   const n = ws2.recv(fd, buf, Math.min(buf.byteLength, 0x7fffffff), 0);
   if (n >= 0) return n;
   const code = ws2.WSAGetLastError();
   if (code === ERRNO.EAGAIN) return WOULD_BLOCK;
-  throw winError(code, "recv");
+  if (code === WSAEMSGSIZE) return Math.min(buf.byteLength, 0x7fffffff);
+  throw winError(code, syscall);
+}
+
+/**
+ * accept() on a non-blocking listener, now: the new socket, or WOULD_BLOCK. It inherits the
+ * listener's properties (overlapped, non-blocking); it is made non-inheritable here, as every
+ * socket evloop makes.
+ */
+export function accept(fd: number): number {
+  const { ws2, kernel32 } = windows();
+  lenBuf[0] = SOCKADDR_MAX;
+  const s = ws2.accept(fd, addrBuf, lenBuf);
+  if (s === -1n) {
+    const code = ws2.WSAGetLastError();
+    if (code === ERRNO.EAGAIN) return WOULD_BLOCK;
+    throw winError(code, "accept");
+  }
+  if (!kernel32.SetHandleInformation(s, WIN.HANDLE_FLAG_INHERIT, 0)) {
+    const e = winError(kernel32.GetLastError(), "SetHandleInformation");
+    ws2.closesocket(s);
+    throw e;
+  }
+  return handleNumber(s);
+}
+
+/**
+ * connect() on a non-blocking socket: 0 when connected at once, WOULD_BLOCK while the connection
+ * is in progress (Winsock says WSAEWOULDBLOCK where POSIX says EINPROGRESS). Its outcome is then
+ * the socket's pending error ({@link socketError}) once it turns writable.
+ */
+export function connect(fd: number, address: SocketAddress): number {
+  const { ws2 } = windows();
+  const len = encodeSockaddr(address, addrBuf);
+  if (ws2.connect(fd, addrBuf, len) === 0) return 0;
+  const code = ws2.WSAGetLastError();
+  if (code === ERRNO.EAGAIN || code === ERRNO.EINPROGRESS) return WOULD_BLOCK;
+  // An address of another family: Linux says EAFNOSUPPORT, Winsock something else (Wine:
+  // WSAEOPNOTSUPP). Told apart only once it failed, so a connect costs nothing more.
+  const domain = code === ERRNO.EAFNOSUPPORT ? 0 : domainOrZero(fd);
+  if (domain !== 0 && familyOf(address) !== domain) {
+    throw new SystemError(ERRNO.EAFNOSUPPORT, "connect", "the address is not of the socket's family");
+  }
+  throw winError(code, "connect");
+}
+
+function domainOrZero(fd: number): number {
+  try {
+    return socketDomain(fd);
+  } catch {
+    return 0;
+  }
+}
+
+function familyOf(address: SocketAddress): number {
+  return address.family === "ipv6" ? C.AF_INET6 : address.family === "ipv4" ? C.AF_INET : C.AF_UNIX;
+}
+
+/** sendto() on a non-blocking socket, now: the bytes sent, or WOULD_BLOCK. */
+export function sendTo(fd: number, buf: Uint8Array, address: SocketAddress): number {
+  const { ws2 } = windows();
+  const len = encodeSockaddr(address, addrBuf);
+  const n = ws2.sendto(fd, buf, Math.min(buf.byteLength, 0x7fffffff), 0, addrBuf, len);
+  if (n >= 0) return n;
+  const code = ws2.WSAGetLastError();
+  if (code === ERRNO.EAGAIN) return WOULD_BLOCK;
+  throw winError(code, "sendto");
+}
+
+/** A datagram (or stream bytes) received by {@link recvFrom}. */
+export interface Received {
+  bytes: number;
+  /** The source, or null where the socket reports none (a connected stream). */
+  address: SocketAddress | null;
+  /** Whether the datagram was longer than the buffer (the rest is dropped, as on Linux). */
+  truncated: boolean;
+}
+
+const FAMILY = LAYOUT.sockaddr_storage.fields.family;
+
+/**
+ * recvfrom() on a non-blocking socket, now: what arrived and from where, or null when nothing
+ * is waiting. A datagram longer than `buf` fills it and reports `truncated` (Winsock fails such a
+ * receive with WSAEMSGSIZE; Linux returns the part that fit, and so does this).
+ */
+export function recvFrom(fd: number, buf: Uint8Array, syscall = "recvfrom"): Received | null {
+  const { ws2 } = windows();
+  lenBuf[0] = SOCKADDR_MAX;
+  // A stream socket leaves the address alone: a family of 0 afterwards means "none".
+  setField(dataView(addrBuf), 0, FAMILY, 0);
+  const n = ws2.recvfrom(fd, buf, Math.min(buf.byteLength, 0x7fffffff), 0, addrBuf, lenBuf);
+  let truncated = false;
+  let bytes = n;
+  if (n < 0) {
+    const code = ws2.WSAGetLastError();
+    if (code === ERRNO.EAGAIN) return null;
+    if (code !== WSAEMSGSIZE) throw winError(code, syscall);
+    truncated = true;
+    bytes = buf.byteLength;
+  }
+  const family = Number(getField(dataView(addrBuf), 0, FAMILY));
+  return { bytes, address: family === 0 ? null : decodeSockaddr(addrBuf, lenBuf[0]!), truncated };
+}
+
+const NO_HANDLES = "Windows passes no handles over sockets (SCM_RIGHTS is Unix-only)";
+let gatherBuf = new Uint8Array(64 * 1024);
+
+/**
+ * sendmsg() as Windows has it: `bufs` gathered (copied) into one send on a non-blocking socket,
+ * so a datagram goes out whole. The bytes sent, or WOULD_BLOCK. Passing `fds` is EOPNOTSUPP.
+ */
+export function sendMsg(fd: number, bufs: readonly Uint8Array[], fds: readonly number[]): number {
+  if (fds.length > 0) throw new SystemError(ERRNO.EOPNOTSUPP, "sendmsg", NO_HANDLES);
+  let total = 0;
+  for (const b of bufs) total += b.byteLength;
+  if (gatherBuf.byteLength < total) gatherBuf = new Uint8Array(Math.max(total, 2 * gatherBuf.byteLength));
+  let at = 0;
+  for (const b of bufs) {
+    gatherBuf.set(b, at);
+    at += b.byteLength;
+  }
+  return sendNow(fd, gatherBuf.subarray(0, total), "sendmsg");
+}
+
+/**
+ * recvmsg() as Windows has it: one receive into `buf` on a non-blocking socket, with its source
+ * address; null when nothing is waiting. Asking for handles (`maxFds` > 0) is EOPNOTSUPP.
+ */
+export function recvMsg(fd: number, buf: Uint8Array, maxFds: number): ReceivedMessage | null {
+  if (maxFds > 0) throw new SystemError(ERRNO.EOPNOTSUPP, "recvmsg", NO_HANDLES);
+  const r = recvFrom(fd, buf, "recvmsg");
+  return r === null ? null : { bytes: r.bytes, fds: [], address: r.address, truncated: r.truncated };
 }
 
 /** Whether `fd` is an open socket (getsockopt answers). */
