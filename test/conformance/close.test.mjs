@@ -222,7 +222,7 @@ forEachLoop("close", (ctx) => {
 
     test("blocking: stream.close() twice, even concurrently, is fine; the stream then refuses reads and writes with EBADF", () =>
       ctx.run(async () => {
-        const [x, y] = UnixStream.pair({ loop: ctx.loop });
+        const [x, y] = await streamPair(ctx.loop);
         const fd = x.fd;
         const first = x.close();
         const second = x.close();

@@ -132,7 +132,7 @@ forEachLoop(
         ctx.run(async () => {
           const r = await runChild(ctx.backend, `
             const loop = evloop.createLoop({ backend });
-            const [a, b] = evloop.UnixStream.pair({ loop });
+            const [a, b] = ${STREAM_PAIR};
             setTimeout(() => console.log("timer"), 0);
             a.read(new Uint8Array(8), { timeout: 100 }).catch((e) => console.log(e.code));
             console.log("returned");
