@@ -68,7 +68,7 @@ function isOpenFd(fd) {
  * pending sleeps only in evloop's wait (libuv is then polled with a zero timeout), so this is
  * the moment a message or a terminate must get through evloop's wait, not slip in before it.
  */
-async function sleepingInKernel(tid) {
+async function sleepingInKernel(tid, what = "") {
   const read = () => {
     const status = readFileSync(`/proc/self/task/${tid}/status`, "utf8");
     const state = /^State:\s*(\S)/m.exec(status)?.[1];
@@ -76,13 +76,14 @@ async function sleepingInKernel(tid) {
     return `${state} ${switches} ${readFileSync(`/proc/self/task/${tid}/syscall`, "utf8").trim()}`;
   };
   const until = performance.now() + LIMIT_MS;
-  for (let last = ""; performance.now() < until; ) {
+  let last = "";
+  while (performance.now() < until) {
     const now = read();
     if (now === last && now.startsWith("S ") && !now.endsWith("running")) return;
     last = now;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`the Worker's thread ${tid} was not seen waiting in the kernel within ${LIMIT_MS} ms`);
+  throw new Error(`the Worker's thread ${tid}${what} was not seen waiting in the kernel within ${LIMIT_MS} ms (last: state, switches, syscall: ${last})`);
 }
 
 /** Resolves with `promise`'s value, or with `fallback` after `ms`. */
@@ -114,7 +115,7 @@ async function main(scenario, backend) {
     for (const wait of ["sleep", "read"]) {
       const w = new Worker(new URL(import.meta.url), { workerData: { scenario, backend, wait } });
       const { tid } = await nextMessage(w);
-      await sleepingInKernel(tid);
+      await sleepingInKernel(tid, ` (waiting in a ${wait})`);
       w.postMessage("ping");
       // On the blocking backend a read holds the thread: no message can be handled meanwhile.
       const echo = await within(nextMessage(w), wait === "read" && backend === "blocking" ? 200 : LIMIT_MS, null);
