@@ -33,7 +33,7 @@
  * written after it was freed).
  */
 import { ClosedError, SystemError } from "../../sys/errors.js";
-import { ERRNO, WIN } from "../../sys/windows/constants.js";
+import { ERRNO, WIN, WIN_LAYOUT } from "../../sys/windows/constants.js";
 import { dosError, winError } from "../../sys/windows/errors.js";
 import { openAfd } from "../../sys/windows/afd.js";
 import { nativeBlock, heapAlloc, heapFree, type NativeBlock } from "../../sys/windows/memory.js";
@@ -58,11 +58,7 @@ const KEY_WAKE = 2;
 /** The key of the AFD device's packets (polls). */
 const KEY_AFD = 3;
 
-/** STATUS_BUFFER_OVERFLOW: a datagram larger than the buffer; the buffer is full, the rest dropped. */
-const STATUS_BUFFER_OVERFLOW = 0x80000005;
 
-/** Winsock's EMSGSIZE, what a receive of a datagram larger than its buffer fails with. */
-const WSAEMSGSIZE = 10040;
 
 /** How long dispose waits for the kernel to give every operation back. */
 const DISPOSE_WAIT_MS = 2000;
@@ -201,7 +197,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     if (this.#remote === null) {
       // SAFETY: the helper's GetQueuedCompletionStatusEx writes these entries; they are freed
       // only after the helper said it stopped (release()).
-      this.#remote = { entries: heapAlloc(REMOTE_CAPACITY * 32), state: new Int32Array(new SharedArrayBuffer(16)) };
+      this.#remote = { entries: heapAlloc(REMOTE_CAPACITY * WIN_LAYOUT.OVERLAPPED_ENTRY.size), state: new Int32Array(new SharedArrayBuffer(16)) };
     }
     return { port: this.#port.handle, entries: this.#remote.entries, capacity: REMOTE_CAPACITY, state: this.#remote.state, wakeKey: KEY_WAKE };
   }
@@ -442,7 +438,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     this.#inKernel--;
     this.#packets++;
     op.phase = Phase.Waiting;
-    const overflow = c.status === STATUS_BUFFER_OVERFLOW && (op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage);
+    const overflow = c.status === WIN.STATUS_BUFFER_OVERFLOW && (op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage);
     if (c.status === 0 || overflow) {
       if ((op.kind === Kind.WaitReadable || op.kind === Kind.WaitWritable) && pollEvents(this.#records, op) === 0) {
         // The poll ended without an event (cancelled): nothing happened.
@@ -469,7 +465,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
 
   /** `op` failed with Winsock/Win32 error `code` (`now`: within its call, no packet). */
   #fail(op: IocpOp, code: number, now: boolean): void {
-    if ((op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage) && (code === WSAEMSGSIZE || code === WIN.ERROR_MORE_DATA)) {
+    if ((op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage) && (code === ERRNO.EMSGSIZE || code === WIN.ERROR_MORE_DATA)) {
       // A datagram larger than the buffer: Windows fills the buffer and fails; POSIX (and so
       // evloop) delivers the truncated datagram.
       this.#succeed(op, op.staged, true);

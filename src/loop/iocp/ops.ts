@@ -7,7 +7,7 @@ import { dataView } from "../../ffi/layout.js";
 import { SystemError } from "../../sys/errors.js";
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_MAX } from "../../sys/posix/sockaddr.js";
 import { C, ERRNO, WIN, WIN_LAYOUT } from "../../sys/windows/constants.js";
-import { acceptEx, afdPoll, connectEx, DONE, recv, recvFrom, send, sendTo } from "../../sys/windows/overlapped.js";
+import { acceptEx, afdPoll, connectEx, recv, recvFrom, send, sendTo } from "../../sys/windows/overlapped.js";
 import { bind, setOption, socket, socketDomain, closeSocket } from "../../sys/windows/socket.js";
 import { isDetached } from "../checks.js";
 import { Kind, SYSCALL, written } from "../operation.js";
@@ -118,7 +118,7 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
     case Kind.WaitReadable:
     case Kind.WaitWritable: {
       const poll = at + SLOT.poll;
-      view.setBigInt64(poll + P.timeout.offset, 0x7fffffffffffffffn, true);
+      view.setBigInt64(poll + P.timeout.offset, 0x7fffffffffffffffn, true); // INT64_MAX: no timeout
       view.setUint32(poll + P.count.offset, 1, true);
       view.setUint32(poll + P.exclusive.offset, 0, true);
       view.setBigUint64(poll + P.handle.offset, cx.baseOf(state), true);
@@ -209,4 +209,3 @@ export function discardAccepted(op: IocpOp): void {
   }
 }
 
-export { DONE };

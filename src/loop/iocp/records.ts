@@ -13,7 +13,6 @@
  */
 import { ffi } from "../../ffi/runtime/load.js";
 import { heapAlloc, heapFree } from "../../sys/windows/memory.js";
-import { WIN_LAYOUT } from "../../sys/windows/constants.js";
 import { FdState, Operation } from "../operation.js";
 
 /** Byte offsets within a slot. */
@@ -205,6 +204,3 @@ export class Records {
     }
   }
 }
-
-/** The OVERLAPPED layout the slot starts with, for the record. */
-export const OVERLAPPED_SIZE = WIN_LAYOUT.OVERLAPPED.size;

@@ -195,6 +195,8 @@ export const WIN = {
   STATUS_SUCCESS: 0,
   STATUS_PENDING: 0x103,
   STATUS_CANCELLED: 0xc0000120,
+  /** A datagram larger than the buffer: the buffer is full, the rest dropped. */
+  STATUS_BUFFER_OVERFLOW: 0x80000005,
   // NtCreateFile for \Device\Afd.
   SYNCHRONIZE: 0x00100000,
   FILE_SHARE_READ: 0x1,
