@@ -208,6 +208,20 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
     return true;
   }
 
+  /**
+   * For a completion backend's `closeFd`: parks the Close operation of `state`'s fd (returned with
+   * its promise), which the backend settles once the fd is closed. `state` stays findable
+   * meanwhile, with `closer` set, so new operations on the fd are refused, not sent to the kernel.
+   */
+  protected parkClose(state: S): { op: Op; promise: Promise<void> } {
+    this.fds.set(state.fd, state);
+    const op = new this.#records.operation();
+    op.kind = Kind.Close;
+    op.fd = state.fd;
+    state.closer = op;
+    return { op, promise: this.park<void>(op, null) };
+  }
+
   /** Releases what `op` holds besides its buffers; may turn a result into what resolves. */
   protected finish(_op: Op, _ok: boolean, value: unknown): unknown {
     return value;

@@ -142,6 +142,11 @@ export class FdState<Op extends Operation = Operation> {
   readonly writers = new Queue<Op>();
   /** Set by remove/close: the fd is forgotten; nothing new starts on this state. */
   removed = false;
+  /**
+   * A completion backend's close() in progress ({@link CompletionLoop.parkClose}): new operations
+   * on the fd are refused until the kernel has given everything back and the fd is closed.
+   */
+  closer: Op | null = null;
 
   constructor(readonly fd: number) {}
 

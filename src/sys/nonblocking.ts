@@ -62,19 +62,19 @@ export const sendMsg: (fd: number, bufs: readonly Uint8Array[], fds: readonly nu
 export const recvMsg: (fd: number, buf: Uint8Array, maxFds: number) => ReceivedMessage | null = WINDOWS ? win.recvMsg : posixSocket.recvMsg;
 
 /** Bytes per pollfd entry (struct pollfd; WSAPOLLFD on Windows). */
-export const POLLFD_SIZE = WINDOWS ? winPoll.POLLFD_SIZE : posixPoll.POLLFD_SIZE;
+export const POLLFD_SIZE = posixPoll.POLLFD_SIZE;
 
 /** poll(2) (WSAPoll) over the first `count` entries of `fds`; `timeout` in ms, -1 to block. */
 export const poll: (fds: Uint8Array, count: number, timeout: number) => number = WINDOWS ? winPoll.poll : posixPoll.poll;
 
 /** Writes pollfd entry `i`: the fd and the events of interest (revents cleared). */
-export const setPollFd: (view: DataView, i: number, fd: number, events: number) => void = WINDOWS ? winPoll.setPollFd : posixPoll.setPollFd;
+export const setPollFd: (view: DataView, i: number, fd: number, events: number) => void = posixPoll.setPollFd;
 
 /** The returned events of pollfd entry `i`. */
-export const pollRevents: (view: DataView, i: number) => number = WINDOWS ? winPoll.pollRevents : posixPoll.pollRevents;
+export const pollRevents: (view: DataView, i: number) => number = posixPoll.pollRevents;
 
 /** poll on a single fd: its returned events (0 on timeout). */
-export const pollOne: (fd: number, events: number, timeout: number) => number = WINDOWS ? winPoll.pollOne : posixPoll.pollOne;
+export const pollOne = (fd: number, events: number, timeout: number): number => posixPoll.pollOne(fd, events, timeout, poll);
 
 /**
  * Whether a socket is blocking until {@link makeNonBlocking} is called on it (Windows), and

@@ -287,15 +287,9 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
       this.fds.set(fd, state);
     }
     this.forget(fd);
-    // The fd number stays taken (and open) until its requests are cancelled and CLOSE is done:
-    // keep the state findable so new operations on it are refused, not sent to the kernel.
-    this.fds.set(fd, state);
-    const op = new UringOp();
-    op.kind = Kind.Close;
-    op.fd = fd;
+    // The fd number stays taken (and open) until its requests are cancelled and CLOSE is done.
+    const { op, promise } = this.parkClose(state);
     op.state = state;
-    state.closer = op;
-    const promise = this.park<void>(op, null);
     // CLOSE goes out in the same submission as the cancels forget() wrote. Requests still in
     // flight hold their own reference to the file, so closing the number cannot pull anything
     // from under them; they settle on their (cancelled) CQEs. Entering the kernel right away

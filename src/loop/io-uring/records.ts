@@ -127,8 +127,6 @@ export class UringFd extends FdState<UringOp> {
   kind = FdKind.Unknown;
   /** Requests in the kernel on this fd (operations and multishot sources). */
   inflight = 0;
-  /** The close() in progress: operations on the fd are refused until its CLOSE completes. */
-  closer: UringOp | null = null;
   accept: Source | null = null;
   recv: Source | null = null;
   /** The memory the fd's last direct read or write used, and its address (saves a lookup). */

@@ -22,7 +22,7 @@
  * Cancellation is exact: an operation the kernel holds is cancelled with CancelIoEx (an AFD poll
  * with NtCancelIoFileEx) and settles only on its own packet: with its result if it completed
  * first, else with the reason (abort, timeout, close). Under Wine a socket closed with a receive
- * pending reports STATUS_HANDLES_CLOSED rather than STATUS_CANCELLED: any error on a cancelled
+ * pending reports STATUS_HANDLES_CLOSED rather than STATUS_CANCELLED: every error on a cancelled
  * operation settles it with the reason. `close()` cancels everything on the socket, waits for
  * every packet, then closes it.
  *
@@ -38,7 +38,7 @@ import { dosError, winError } from "../../sys/windows/errors.js";
 import { openAfd } from "../../sys/windows/afd.js";
 import { nativeBlock, heapAlloc, heapFree, type NativeBlock } from "../../sys/windows/memory.js";
 import { afdCancel, DONE, PENDING } from "../../sys/windows/overlapped.js";
-import { cancelIo, CompletionPort, readEntries, type Completion } from "../../sys/windows/port.js";
+import { cancelIo, CompletionPort, entriesView, readEntries, type Completion } from "../../sys/windows/port.js";
 import { baseHandle, closeSocket } from "../../sys/windows/socket.js";
 import { windows } from "../../sys/windows/api.js";
 import type { BackendName } from "../event-loop.js";
@@ -72,6 +72,7 @@ const REMOTE_CAPACITY = 128;
 /** What guest mode's helper shares with the loop. */
 interface Remote {
   readonly entries: bigint;
+  readonly view: DataView;
   readonly state: Int32Array;
 }
 
@@ -197,7 +198,8 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     if (this.#remote === null) {
       // SAFETY: the helper's GetQueuedCompletionStatusEx writes these entries; they are freed
       // only after the helper said it stopped (release()).
-      this.#remote = { entries: heapAlloc(REMOTE_CAPACITY * WIN_LAYOUT.OVERLAPPED_ENTRY.size), state: new Int32Array(new SharedArrayBuffer(16)) };
+      const entries = heapAlloc(REMOTE_CAPACITY * WIN_LAYOUT.OVERLAPPED_ENTRY.size);
+      this.#remote = { entries, view: entriesView(entries, REMOTE_CAPACITY), state: new Int32Array(new SharedArrayBuffer(16)) };
     }
     return { port: this.#port.handle, entries: this.#remote.entries, capacity: REMOTE_CAPACITY, state: this.#remote.state, wakeKey: KEY_WAKE };
   }
@@ -303,15 +305,9 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     this.forget(fd);
     this.#collect(() => state.inflight === 0);
     if (state.inflight === 0) return this.#closeNow(fd);
-    // Packets are due: keep the state findable so new operations are refused, and close the
-    // socket when the last packet is in.
-    this.fds.set(fd, state);
-    const op = new IocpOp();
-    op.kind = Kind.Close;
-    op.fd = fd;
+    // Packets are due: close the socket when the last packet is in.
+    const { op, promise } = this.parkClose(state);
     op.state = state;
-    state.closer = op;
-    const promise = this.park<void>(op, null);
     this.changed();
     return promise;
   }
@@ -535,7 +531,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     if (timeout !== 0 && Atomics.load(state, 0) === 0) Atomics.wait(state, 0, 0, timeout < 0 ? undefined : timeout);
     const n = Atomics.load(state, 0);
     if (n <= 0) return;
-    readEntries(remote.entries, n, into);
+    readEntries(remote.view, n, into);
     Atomics.store(state, 0, 0);
     Atomics.notify(state, 0);
   }

@@ -37,7 +37,7 @@ export interface StartContext {
 
 /**
  * The bytes a transfer stages this time: at most STAGE_MAX, so a stream transfer may be short
- * (as any write may) and a datagram is never cut (UDP's largest, 65,507 bytes, fits; a larger
+ * (as every write may be) and a datagram is never cut (UDP's largest, 65,507 bytes, fits; a larger
  * one fails with EMSGSIZE either way).
  */
 function stageLength(op: IocpOp): number {
@@ -63,7 +63,7 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
   const { records } = cx;
   const slot = op.slot;
   const base = records.address(slot);
-  const { view, at } = records.view(slot);
+  const { view, bytes: record, at } = records.view(slot);
   const overlapped = base + BigInt(SLOT.overlapped);
   const wsabuf = base + BigInt(SLOT.wsabuf);
   const bytes = base + BigInt(SLOT.bytes);
@@ -91,7 +91,7 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
         return recvFrom(op.fd, wsabuf, bytes, base + BigInt(SLOT.flags), address, base + BigInt(SLOT.addressLength), overlapped);
       }
       const len = encodeSockaddr(op.address!, addressScratch);
-      records.view(slot).bytes.set(addressScratch.subarray(0, len), at + SLOT.address);
+      record.set(addressScratch.subarray(0, len), at + SLOT.address);
       return sendTo(op.fd, wsabuf, bytes, address, len, overlapped);
     }
     case Kind.Accept: {
@@ -112,7 +112,7 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
       }
       // The address was encoded (and so checked) when connect() was called.
       const encoded = op.sockaddr!;
-      records.view(slot).bytes.set(encoded, at + SLOT.address);
+      record.set(encoded, at + SLOT.address);
       return connectEx(op.fd, address, encoded.byteLength, overlapped);
     }
     case Kind.WaitReadable:

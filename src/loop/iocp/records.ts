@@ -68,8 +68,6 @@ export class IocpOp extends Operation {
 export class IocpFd extends FdState<IocpOp> {
   /** Operations the kernel holds (their packets are due). */
   inflight = 0;
-  /** close(): settles when the last packet is in and the socket is closed. */
-  closer: IocpOp | null = null;
   /** Whether an immediate success posts no packet (skip-on-success mode is on). */
   skip = false;
   /** The base provider's handle AFD polls (SIO_BASE_HANDLE), once asked. */

@@ -8,6 +8,7 @@
 import { LAYOUT, POLL_READABLE, POLL_READ_CLOSED, POLL_WRITABLE } from "../target.js";
 import { waited } from "../errors.js";
 import { libc } from "../libc.js";
+import { setField } from "../../ffi/layout.js";
 
 export { POLL_READABLE, POLL_READ_CLOSED, POLL_WRITABLE };
 
@@ -20,10 +21,13 @@ export function poll(fds: Uint8Array, count: number, timeout: number): number {
   return waited(libc.poll(fds, count, timeout), "poll");
 }
 
-/** Writes entry `i`: the fd and the events of interest (revents cleared). */
+/**
+ * Writes entry `i`: the fd and the events of interest (revents cleared). The running target's
+ * layout says how wide the fd is: an int, or on Windows (WSAPOLLFD) a 64-bit SOCKET.
+ */
 export function setPollFd(view: DataView, i: number, fd: number, events: number): void {
   const at = i * POLLFD_SIZE;
-  view.setInt32(at + F.fd.offset, fd, true);
+  setField(view, at, F.fd, fd);
   view.setInt16(at + F.events.offset, events, true);
   view.setInt16(at + F.revents.offset, 0, true);
 }
@@ -37,14 +41,15 @@ const oneBuf = new Uint8Array(POLLFD_SIZE);
 const oneView = new DataView(oneBuf.buffer);
 
 /**
- * poll(2) on a single fd: the returned events (0 on timeout).
+ * poll(2) — or `wait`, a call of the same shape (WSAPoll) — on a single fd: the returned events
+ * (0 on timeout).
  *
  * @example
  * ```ts
  * if (pollOne(fd, POLL_READABLE, 100) & POLL_READABLE) read(fd, buf);
  * ```
  */
-export function pollOne(fd: number, events: number, timeout: number): number {
+export function pollOne(fd: number, events: number, timeout: number, wait: typeof poll = poll): number {
   setPollFd(oneView, 0, fd, events);
-  return poll(oneBuf, 1, timeout) === 0 ? 0 : pollRevents(oneView, 0);
+  return wait(oneBuf, 1, timeout) === 0 ? 0 : pollRevents(oneView, 0);
 }

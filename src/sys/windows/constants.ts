@@ -272,7 +272,8 @@ export const TABLE: TargetTable = {
   ERRNO,
   LAYOUT,
   CMSG_ALIGN,
-  POLL_READABLE: C.POLLIN | C.POLLPRI,
+  // Not POLLPRI: WSAPoll fails the whole call (WSAEINVAL) for events it does not take.
+  POLL_READABLE: C.POLLIN,
   POLL_WRITABLE: C.POLLOUT,
   POLL_READ_CLOSED: C.POLLHUP,
   // WSABUF lengths are 32-bit; INT_MAX keeps every count a non-negative int, as on the BSDs.

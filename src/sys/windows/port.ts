@@ -25,10 +25,13 @@ export interface Completion {
   readonly bytes: number;
 }
 
-/** Reads `count` OVERLAPPED_ENTRY records from native memory at `entries`. */
-export function readEntries(entries: bigint, count: number, into: Completion[]): void {
-  if (count === 0) return;
-  const view = new DataView(ffi.view(entries, count * E.size));
+/** A view of `capacity` OVERLAPPED_ENTRY records in native memory at `entries`. */
+export function entriesView(entries: bigint, capacity: number): DataView {
+  return new DataView(ffi.view(entries, capacity * E.size));
+}
+
+/** Reads the first `count` OVERLAPPED_ENTRY records of `view` (from {@link entriesView}). */
+export function readEntries(view: DataView, count: number, into: Completion[]): void {
   for (let i = 0; i < count; i++) {
     const at = i * E.size;
     into.push({
@@ -44,7 +47,9 @@ export function readEntries(entries: bigint, count: number, into: Completion[]):
 export class CompletionPort {
   readonly handle: bigint;
   readonly #entries: bigint;
+  readonly #view: DataView;
   readonly #removed: Uint32Array = new Uint32Array(1);
+  readonly #removedAddress = ffi.address(this.#removed);
   readonly capacity: number;
   #closed = false;
 
@@ -59,6 +64,7 @@ export class CompletionPort {
     // SAFETY: the kernel writes entries only inside GetQueuedCompletionStatusEx; the memory is
     // native and freed in close().
     this.#entries = heapAlloc(capacity * E.size);
+    this.#view = entriesView(this.#entries, capacity);
   }
 
   /**
@@ -80,14 +86,14 @@ export class CompletionPort {
   dequeue(timeout: number, into: Completion[]): number {
     const { kernel32 } = windows();
     const ms = timeout < 0 ? WIN.INFINITE : Math.min(timeout, WIN.INFINITE - 1);
-    const ok = kernel32.GetQueuedCompletionStatusEx(this.handle, this.#entries, this.capacity, ffi.address(this.#removed), ms, 0);
+    const ok = kernel32.GetQueuedCompletionStatusEx(this.handle, this.#entries, this.capacity, this.#removedAddress, ms, 0);
     if (!ok) {
       const code = kernel32.GetLastError();
       if (code === WIN.WAIT_TIMEOUT) return 0;
       throw winError(code, "GetQueuedCompletionStatusEx");
     }
     const n = this.#removed[0]!;
-    readEntries(this.#entries, n, into);
+    readEntries(this.#view, n, into);
     return n;
   }
 
