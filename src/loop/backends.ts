@@ -17,7 +17,9 @@ import { epollCreate } from "../sys/linux/epoll.js";
 import { close } from "../sys/posix/fd.js";
 import { poll } from "../sys/posix/poll.js";
 import { openWakeup } from "../sys/wakeup.js";
+import { kqueueUnavailable } from "../sys/bsd/kqueue.js";
 import { EpollSelector } from "../selector/epoll.js";
+import { KqueueSelector } from "../selector/kqueue.js";
 import { PollSelector } from "../selector/poll.js";
 import { BlockingEventLoop } from "./blocking.js";
 import type { CompletionLoop } from "./completion.js";
@@ -68,6 +70,18 @@ const BACKENDS: readonly Backend[] = [
     platforms: ["linux", "android"],
     probe: () => void close(epollCreate()),
     create: () => new PollingEventLoop("epoll", new EpollSelector()),
+  },
+  {
+    // macOS and the BSDs; on Linux libkqueue, when EVLOOP_KQUEUE_LIB names it (for testing).
+    name: "kqueue",
+    platforms: ["darwin", "freebsd", "openbsd", "netbsd", "linux"],
+    probe: () => {
+      const why = kqueueUnavailable();
+      if (why !== null) throw new Error(why);
+      new KqueueSelector().close();
+      return ffi.platform === "linux" ? "libkqueue, a userspace kqueue over epoll: for testing, not for speed" : undefined;
+    },
+    create: () => new PollingEventLoop("kqueue", new KqueueSelector()),
   },
   {
     name: "poll",

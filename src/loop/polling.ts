@@ -1,5 +1,5 @@
 /**
- * PollingEventLoop: the completion contract on a readiness selector (epoll, poll; kqueue next).
+ * PollingEventLoop: the completion contract on a readiness selector (epoll, kqueue, poll).
  *
  * Design (Crystal's `Polling` base is the model): every operation first tries its syscall on the
  * non-blocking fd. Only when the kernel says it would block is the operation parked on the fd's
@@ -18,12 +18,12 @@
 import { SystemError } from "../sys/errors.js";
 import { C, ERRNO } from "../sys/target.js";
 import { socketDomain, socketType } from "../sys/posix/socket.js";
-import { openWakeup, wakeupFds, type WakeupFd } from "../sys/wakeup.js";
+import { openWakeup, wakeupFds, type WakerHandle, type WakeupFd } from "../sys/wakeup.js";
 import { Events, Interest, Ready } from "../selector/event.js";
-import { MAX_TOKEN, type Selector } from "../selector/selector.js";
+import { MAX_TOKEN, type Selector, type SelectorWaker } from "../selector/selector.js";
 import type { BackendName } from "./event-loop.js";
 import { attempt, WOULD_BLOCK_RESULT } from "./attempt.js";
-import { CompletionLoop, FAST_PATH_BUDGET } from "./completion.js";
+import { CompletionLoop, FAST_PATH_BUDGET, type LoopWaker } from "./completion.js";
 import { BufferPool, type Loan } from "./lending.js";
 import { FdState, isReader, Kind, Operation, type Queue, SYSCALL } from "./operation.js";
 
@@ -70,7 +70,66 @@ class PolledFd extends FdState {
 }
 
 /**
- * The completion-style loop over a readiness selector (epoll or poll). Create it with
+ * The loop's waker: the selector's own where it has one (kqueue's EVFILT_USER), else a wake-up fd
+ * registered with the selector like any other fd. A guest loop whose selector has no fd a host
+ * can poll (libkqueue: the host watches each registered fd instead) can only be woken through an
+ * fd the host watches, so `useFd` trades the selector's waker for a wake-up fd there.
+ */
+class PollingWaker implements LoopWaker {
+  readonly #selector: Selector;
+  #own: SelectorWaker | null;
+  #fd: WakeupFd | null = null;
+
+  constructor(selector: Selector) {
+    this.#selector = selector;
+    this.#own = selector.waker?.(WAKER_TOKEN) ?? null;
+    if (this.#own === null) this.useFd();
+  }
+
+  /** The wake-up fd, or null while the selector's own waker serves. */
+  get wakeup(): WakeupFd | null {
+    return this.#fd;
+  }
+
+  get handle(): WakerHandle {
+    return (this.#own ?? this.#fd!).handle;
+  }
+
+  /** Switches to a wake-up fd registered with the selector (idempotent). */
+  useFd(): void {
+    if (this.#fd !== null) return;
+    const wakeup = openWakeup();
+    try {
+      this.#selector.register(wakeup.fd, WAKER_TOKEN, Interest.READABLE);
+    } catch (e) {
+      wakeup.close();
+      throw e;
+    }
+    this.#fd = wakeup;
+    this.#own?.close();
+    this.#own = null;
+  }
+
+  wake(): void {
+    if (this.#own !== null) this.#own.wake();
+    else this.#fd!.wake();
+  }
+
+  /** Consumes a wake-up: drains the fd and re-arms it (poll(2)); the selector's own needs nothing. */
+  drain(): void {
+    if (this.#fd === null) return;
+    this.#fd.drain();
+    this.#selector.rearm?.(this.#fd.fd, Interest.READABLE);
+  }
+
+  close(): void {
+    this.#own?.close();
+    this.#fd?.close();
+  }
+}
+
+/**
+ * The completion-style loop over a readiness selector (epoll, kqueue or poll). Create it with
  * `createLoop({ backend: "epoll" })`, which also attaches the driver.
  *
  * @example
@@ -84,7 +143,7 @@ class PolledFd extends FdState {
 export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
   readonly backend: BackendName;
   readonly #selector: Selector;
-  readonly #wakeup: WakeupFd;
+  readonly #waker: PollingWaker;
   readonly #events = new Events(1024);
   /** Buffers for borrowed reads. */
   readonly #pool = new BufferPool();
@@ -96,17 +155,27 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
 
   /** @internal Use `createLoop({ backend })`. */
   constructor(backend: BackendName, selector: Selector) {
-    const wakeup = openWakeup();
-    super(wakeup, { operation: Operation, fdState: PolledFd });
+    let waker: PollingWaker;
+    try {
+      waker = new PollingWaker(selector);
+    } catch (e) {
+      selector.close();
+      throw e;
+    }
+    super(waker, { operation: Operation, fdState: PolledFd });
     this.backend = backend;
     this.#selector = selector;
-    this.#wakeup = wakeup;
-    selector.register(wakeup.fd, WAKER_TOKEN, Interest.READABLE);
+    this.#waker = waker;
   }
 
   watch(listener: (fd: number, interest: number) => void): void {
-    if (this.#selector.fd >= 0) listener(this.#selector.fd, Interest.READABLE);
-    else this.#selector.watch?.(listener);
+    if (this.#selector.fd >= 0) {
+      listener(this.#selector.fd, Interest.READABLE);
+      return;
+    }
+    // The host watches the registered fds themselves: only a wake-up fd can wake it.
+    this.#waker.useFd();
+    this.#selector.watch?.(listener);
   }
 
   override get hasDeferred(): boolean {
@@ -121,7 +190,8 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
   }
 
   ownFds(): number[] {
-    const fds = wakeupFds(this.#wakeup);
+    const wakeup = this.#waker.wakeup;
+    const fds = wakeup === null ? [] : wakeupFds(wakeup);
     if (this.#selector.fd >= 0) fds.push(this.#selector.fd);
     return fds;
   }
@@ -168,8 +238,7 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
     this.#selector.select(this.#events, timeout);
     for (const event of this.#events) {
       if (event.token === WAKER_TOKEN) {
-        this.#wakeup.drain();
-        this.#selector.rearm?.(this.#wakeup.fd, Interest.READABLE);
+        this.#waker.drain();
         continue;
       }
       if (event.token === HOST_TOKEN) {

@@ -6,8 +6,9 @@ import { TARGET } from "../sys/target.js";
 import { openWakeup, isWakerHandle, wakeFromHandle, type WakerHandle, type WakeupFd } from "../sys/wakeup.js";
 import { Interest, type Events } from "./event.js";
 import { EpollSelector } from "./epoll.js";
+import { KqueueSelector } from "./kqueue.js";
 import { PollSelector } from "./poll.js";
-import { checkFd, checkInterest, checkToken, type Selector } from "./selector.js";
+import { checkFd, checkInterest, checkToken, type Selector, type SelectorWaker } from "./selector.js";
 
 /**
  * Names of the readiness backends.
@@ -17,17 +18,19 @@ import { checkFd, checkInterest, checkToken, type Selector } from "./selector.js
  * const poll = new Poll("poll" satisfies SelectorName);
  * ```
  */
-export type SelectorName = "epoll" | "poll";
+export type SelectorName = "epoll" | "kqueue" | "poll";
 
 /** Creates a selector backend by name. */
 export function createSelector(name: SelectorName): Selector {
   switch (name) {
     case "epoll":
       return new EpollSelector();
+    case "kqueue":
+      return new KqueueSelector();
     case "poll":
       return new PollSelector();
     default:
-      throw new TypeError(`unknown selector backend ${JSON.stringify(name)} (expected "epoll" or "poll")`);
+      throw new TypeError(`unknown selector backend ${JSON.stringify(name)} (expected "epoll", "kqueue" or "poll")`);
   }
 }
 
@@ -50,6 +53,7 @@ export class Registry {
 
   constructor(selector: Selector) {
     this.#selector = selector;
+    selectors.set(this, selector);
   }
 
   /** Starts reporting `interest` events for `fd` under `token`. */
@@ -70,9 +74,13 @@ export class Registry {
 
 export type { WakerHandle };
 
+/** Each registry's selector, for the wakers a selector makes itself (kqueue's EVFILT_USER). */
+const selectors = new WeakMap<Registry, Selector>();
+
 /**
- * Wakes a {@link Poll} (or an event loop) from any thread: `wake()` makes its registration
- * readable. On Linux it is an eventfd; on macOS and the BSDs a pipe (see `sys/wakeup.ts`).
+ * Wakes a {@link Poll} (or an event loop) from any thread: `wake()` makes the next poll report an
+ * event with its token. On kqueue it is an EVFILT_USER event; elsewhere a wake-up fd registered
+ * like any other: an eventfd on Linux, a pipe on the BSDs without EVFILT_USER (`sys/wakeup.ts`).
  *
  * @example
  * ```ts
@@ -84,8 +92,10 @@ export type { WakerHandle };
  * ```
  */
 export class Waker {
-  /** The waker fd this thread owns; null for a reference to another thread's waker. */
+  /** The waker fd this thread owns; null for a reference to another thread's waker or a selector's own. */
   readonly #wakeup: WakeupFd | null;
+  /** The selector's own waker (kqueue's EVFILT_USER), when it has one. */
+  readonly #own: SelectorWaker | null;
   readonly #handle: WakerHandle;
   #registry: Registry | null;
   #token = 0;
@@ -95,10 +105,22 @@ export class Waker {
     if (adopting !== null) {
       // Built by fromHandle: a reference to another thread's waker, which it does not own.
       this.#wakeup = null;
+      this.#own = null;
       this.#handle = adopting;
       this.#registry = null;
       return;
     }
+    const own = selectors.get(registry)?.waker?.(checkToken(token)) ?? null;
+    if (own !== null) {
+      this.#wakeup = null;
+      this.#own = own;
+      this.#handle = own.handle;
+      this.#registry = registry;
+      this.#token = token;
+      registry.wakers.set(token, this);
+      return;
+    }
+    this.#own = null;
     const wakeup = openWakeup();
     this.#wakeup = wakeup;
     this.#handle = wakeup.handle;
@@ -132,6 +154,7 @@ export class Waker {
   /** Wakes the poll; safe to call from any thread, any number of times. */
   wake(): void {
     if (this.#wakeup !== null) this.#wakeup.wake();
+    else if (this.#own !== null) this.#own.wake();
     else wakeFromHandle(this.#handle);
   }
 
@@ -145,7 +168,14 @@ export class Waker {
 
   /** Deregisters and closes the waker. Handles held by other threads stop working. */
   close(): void {
-    if (this.#registry === null || this.#wakeup === null) return;
+    if (this.#registry === null) return;
+    if (this.#own !== null) {
+      this.#registry.wakers.delete(this.#token);
+      this.#registry = null;
+      this.#own.close();
+      return;
+    }
+    if (this.#wakeup === null) return;
     this.#registry.wakers.delete(this.#token);
     this.#registry.deregister(this.#wakeup.fd);
     this.#registry = null;
@@ -173,12 +203,12 @@ export class Poll {
   readonly #selector: Selector;
   readonly registry: Registry;
 
-  constructor(backend: SelectorName = TARGET.has.epoll ? "epoll" : "poll") {
+  constructor(backend: SelectorName = TARGET.has.epoll ? "epoll" : TARGET.has.kqueue ? "kqueue" : "poll") {
     this.#selector = createSelector(backend);
     this.registry = new Registry(this.#selector);
   }
 
-  /** The backend's name (`epoll`, `poll`). */
+  /** The backend's name (`epoll`, `kqueue`, `poll`). */
   get backend(): string {
     return this.#selector.name;
   }

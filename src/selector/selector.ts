@@ -1,5 +1,5 @@
 /**
- * The contract every selector backend meets (one file each: `epoll.ts`, `poll.ts`).
+ * The contract every selector backend meets (one file each: `epoll.ts`, `poll.ts`, `kqueue.ts`).
  *
  * Semantics are edge-triggered, as in mio: an event says the fd *became* ready; after it, do I/O
  * until the call reports it would block. epoll gives that natively (EPOLLET). poll(2) is
@@ -7,14 +7,28 @@
  * `reregister` arms it again. Portable code therefore calls `reregister` after a would-block
  * when it may run on the poll backend; on epoll that call is harmless.
  */
+import type { WakerHandle } from "../sys/wakeup.js";
 import type { Events } from "./event.js";
 
 /** Tokens are integers from 0 to 2^48; this one is reserved for the loop's own waker. */
 export const MAX_TOKEN = 2 ** 48;
 
+/**
+ * A waker a selector provides itself, with no fd of its own (kqueue's EVFILT_USER): `wake()` from
+ * any thread makes the next `select` report an event with the token it was made for, once per
+ * batch of wakes; nothing needs draining.
+ */
+export interface SelectorWaker {
+  /** What another thread needs to wake the selector (`wakeFromHandle`). */
+  readonly handle: WakerHandle;
+  wake(): void;
+  /** Removes the event; handles held elsewhere stop working. Idempotent. */
+  close(): void;
+}
+
 /** A selector backend. */
 export interface Selector {
-  /** `epoll` or `poll`. */
+  /** `epoll`, `poll` or `kqueue`. */
   readonly name: string;
   /**
    * An fd that is readable whenever `select` would report events (the epoll fd), for a host
@@ -37,6 +51,12 @@ export interface Selector {
    * have none.
    */
   rearm?(fd: number, interest: number): void;
+  /**
+   * For selectors that can be woken without an fd (kqueue's EVFILT_USER): a waker whose events
+   * carry `token`. Null (or no method) where the selector has none; then a wake-up fd registered
+   * like any other fd serves.
+   */
+  waker?(token: number): SelectorWaker | null;
   close(): void;
 }
 

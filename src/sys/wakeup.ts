@@ -10,13 +10,15 @@
  *   watches sockets only; the receiving end is polled, a wake sends a one-byte datagram.
  *
  * `EVLOOP_WAKER=pipe` (or `eventfd`) overrides the platform's choice, so the pipe waker, the one
- * macOS and the BSDs use, can be run on Linux too. kqueue (EVFILT_USER) and IOCP
- * (PostQueuedCompletionStatus, the `iocp` handle kind) bring wakers that need no fd.
+ * macOS and the BSDs use, can be run on Linux too. kqueue (EVFILT_USER, the `kqueue` handle kind,
+ * made by `selector/kqueue.ts`) and IOCP (PostQueuedCompletionStatus, the `iocp` handle kind)
+ * bring wakers that need no fd of their own.
  *
  * Thread safety: `wake()` and {@link wakeFromHandle} may be called from any thread, any number of
  * times; wake-ups coalesce until `drain()`. `drain()` and `close()` belong to the owning thread.
  */
 import { ffi } from "../ffi/runtime/load.js";
+import { triggerUser } from "./bsd/kqueue.js";
 import { eventfdWake, eventfdWakeup } from "./linux/eventfd.js";
 import { pipeWake, pipeWakeup } from "./posix/wakeup-pipe.js";
 import { TARGET } from "./target.js";
@@ -40,13 +42,15 @@ export type WakerHandle =
   /** A loopback UDP socket pair (Windows): a datagram sent from `fd` wakes its loop. */
   | { readonly kind: "socket"; readonly fd: number }
   /** An I/O completion port (Windows): a packet with `key` posted to it wakes its loop. */
-  | { readonly kind: "iocp"; readonly port: number; readonly key: number };
+  | { readonly kind: "iocp"; readonly port: number; readonly key: number }
+  /** A kqueue (macOS, the BSDs, libkqueue): triggering its EVFILT_USER event `ident` wakes its loop. */
+  | { readonly kind: "kqueue"; readonly fd: number; readonly ident: number };
 
 /** The kinds of waker fd. */
-export type WakeupKind = Exclude<WakerHandle["kind"], "iocp">;
+export type WakeupKind = Exclude<WakerHandle["kind"], "iocp" | "kqueue">;
 
 /** The handle of a wake-up fd (eventfd, pipe or socket pair). */
-export type FdWakerHandle = Extract<WakerHandle, { readonly fd: number }>;
+export type FdWakerHandle = Extract<WakerHandle, { readonly kind: WakeupKind }>;
 
 /** A waker fd, owned by the thread that created it. */
 export interface WakeupFd {
@@ -124,9 +128,10 @@ export function wakeupFds(w: WakeupFd): number[] {
 /** Whether `value` has the shape of a {@link WakerHandle} (as received from another thread). */
 export function isWakerHandle(value: unknown): value is WakerHandle {
   if (value === null || typeof value !== "object") return false;
-  const { kind, fd, port, key } = value as { kind?: unknown; fd?: unknown; port?: unknown; key?: unknown };
+  const { kind, fd, port, key, ident } = value as { kind?: unknown; fd?: unknown; port?: unknown; key?: unknown; ident?: unknown };
   if (kind === "iocp") return isCount(port) && isCount(key);
-  return (kind === "eventfd" || kind === "pipe" || kind === "socket") && typeof fd === "number" && Number.isInteger(fd) && fd >= 0;
+  if (kind === "kqueue") return isCount(fd) && isCount(ident);
+  return (kind === "eventfd" || kind === "pipe" || kind === "socket") && isCount(fd);
 }
 
 /**
@@ -148,6 +153,8 @@ export function wakeFromHandle(handle: WakerHandle): void {
       return socketWake(handle.fd);
     case "iocp":
       return postTo(handle.port, handle.key);
+    case "kqueue":
+      return triggerUser(handle.fd, handle.ident);
     default:
       throw new TypeError("not a WakerHandle");
   }

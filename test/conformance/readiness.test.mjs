@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { Events, Interest, Poll, SystemError, Waker } from "evloop";
 import { raw, testBackends } from "../helpers.mjs";
 
-const SELECTORS = testBackends().filter((b) => b === "epoll" || b === "poll");
+const SELECTORS = testBackends().filter((b) => b === "epoll" || b === "kqueue" || b === "poll");
 
 /** The events of the last poll as plain objects, for assertions and readable diffs. */
 function snapshot(events) {

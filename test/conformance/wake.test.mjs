@@ -235,7 +235,7 @@ for (const backend of testBackends()) {
   });
 }
 
-for (const selector of testBackends().filter((b) => b === "epoll" || b === "poll")) {
+for (const selector of testBackends().filter((b) => b === "epoll" || b === "kqueue" || b === "poll")) {
   describe(`wake Poll ${selector}`, () => {
     test("a Worker's Waker.fromHandle(handle).wake() ends poll(events) with no timeout, with the waker's token", async () => {
       const poll = new Poll(selector);
