@@ -9,6 +9,7 @@
  * received fd), no SO_DOMAIN (getsockname's family), no POLLRDHUP.
  */
 import { BSD_C, BSD_ERRNO, BSD_POLL, bsdLayout, bsdTable } from "./common.js";
+import { bsdKevent, KQUEUE_COMMON, NOTE_USER, TIMESPEC, type KqueueTable } from "./kevent.js";
 import type { TargetTable } from "../table.js";
 
 /** Constants, keyed by the portable names of `table.ts`: the 4.4BSD ones (`common.ts`), then this OS's own. */
@@ -44,3 +45,19 @@ export const CMSG_ALIGN = 4;
 
 /** The macOS table (no POLLRDHUP: see `bsdTable`). */
 export const TABLE: TargetTable = bsdTable({ C, ERRNO, LAYOUT, CMSG_ALIGN });
+
+/**
+ * kqueue (bsd/sys/event.h). evloop calls `kevent()`, whose `struct kevent` is 32 bytes (ident
+ * uintptr_t, filter int16_t, flags uint16_t, fflags uint32_t, data intptr_t, udata void *), not
+ * `kevent64()` and its 48-byte `kevent64_s`. The header wraps `struct kevent` in
+ * `#pragma pack(4)`, which moves nothing on LP64: every field already sits on its own alignment.
+ * EVFILT_USER is −10 here (FreeBSD's is −11); NOTE_TRIGGER and the NOTE_FF* flags are FreeBSD's.
+ */
+export const KQUEUE: KqueueTable = {
+  flavour: "darwin",
+  kevent: bsdKevent(32),
+  timespec: TIMESPEC,
+  // libSystem exports both unversioned.
+  symbols: { kqueue: "kqueue", kevent: "kevent" },
+  K: { ...KQUEUE_COMMON, ...NOTE_USER, EVFILT_USER: -10 },
+};

@@ -7,6 +7,7 @@
  * MSG_NOSIGNAL and MSG_CMSG_CLOEXEC. It has no POLLRDHUP.
  */
 import { BSD_C, BSD_ERRNO, BSD_POLL, bsdLayout, bsdTable } from "./common.js";
+import { bsdKevent, KQUEUE_COMMON, NOTE_USER, TIMESPEC, type KqueueTable } from "./kevent.js";
 import type { TargetTable } from "../table.js";
 
 /** Constants, keyed by the portable names of `table.ts`: the 4.4BSD ones (`common.ts`), then this OS's own. */
@@ -47,3 +48,22 @@ export const CMSG_ALIGN = 8;
 
 /** The FreeBSD table (no POLLRDHUP: see `bsdTable`). */
 export const TABLE: TargetTable = bsdTable({ C, ERRNO, LAYOUT, CMSG_ALIGN });
+
+/**
+ * kqueue (sys/sys/event.h, FreeBSD ≥ 12). `struct kevent` grew to 64 bytes in FreeBSD 12: data
+ * became int64_t (it was intptr_t, the same width on LP64) and four `uint64_t ext[4]` words follow
+ * udata, so a change or event list has a 64-byte stride. EVFILT_USER is −11.
+ *
+ * The symbol: libc.so.7 exports `kevent` twice through symbol versioning. The default version,
+ * the one an unversioned dlsym("kevent") and a build against today's headers bind, is FreeBSD
+ * 12's (FBSD_1.5), which takes the 64-byte struct; `kevent@FBSD_1.0` is FreeBSD 11's
+ * `freebsd11_kevent`, which takes the old 32-byte one (lib/libc/include/compat.h:
+ * `__sym_compat(kevent, freebsd11_kevent, FBSD_1.0)`). FreeBSD 11 and older are not supported.
+ */
+export const KQUEUE: KqueueTable = {
+  flavour: "freebsd",
+  kevent: bsdKevent(64),
+  timespec: TIMESPEC,
+  symbols: { kqueue: "kqueue", kevent: "kevent" },
+  K: { ...KQUEUE_COMMON, ...NOTE_USER, EVFILT_USER: -11 },
+};

@@ -8,7 +8,7 @@
  * libkqueue (ident 0, filter 8, flags 10, fflags 12, data 16, udata 24); the struct's size (the
  * stride of a change or event list) differs: 32 bytes on macOS, OpenBSD and libkqueue, 64 on
  * FreeBSD ≥ 12 (four `ext` words). NetBSD widens filter and flags to 32 bits, so its offsets
- * differ too; each table states its own layout.
+ * differ too (and it numbers its filters from 0 up); each table states its own layout.
  */
 import { struct, type StructLayout } from "../../ffi/layout.js";
 
@@ -23,7 +23,7 @@ export interface KqueueConstants {
   readonly EVFILT_PROC: number;
   readonly EVFILT_SIGNAL: number;
   readonly EVFILT_TIMER: number;
-  /** User-triggered events: −10 on macOS, −11 on FreeBSD and libkqueue; absent where the OS has none. */
+  /** User-triggered events: −10 on macOS and OpenBSD ≥ 7.8, −11 on FreeBSD and libkqueue, 8 on NetBSD ≥ 10; absent where the OS has none. */
   readonly EVFILT_USER?: number;
   readonly EV_ADD: number;
   readonly EV_DELETE: number;
@@ -65,8 +65,9 @@ export const TIMESPEC = struct("struct timespec", 16, {
 });
 
 /**
- * The constants whose values 4.4BSD's kqueue fixed and that macOS, FreeBSD, OpenBSD, NetBSD and
- * libkqueue all keep (each table's header is cited where it is used).
+ * The constants whose values 4.4BSD's kqueue fixed and that macOS, FreeBSD, OpenBSD and
+ * libkqueue all keep (each table's header is cited where it is used). NetBSD keeps the EV_ and
+ * NOTE_ values but not the filters' (EVFILT_READ is 0 there): its table overrides them.
  */
 export const KQUEUE_COMMON = {
   EVFILT_READ: -1,

@@ -9,6 +9,7 @@
  * bytes, not 128.
  */
 import { BSD_C, BSD_ERRNO, BSD_POLL, bsdLayout, bsdTable } from "./common.js";
+import { bsdKevent, KQUEUE_COMMON, NOTE_USER, TIMESPEC, type KqueueTable } from "./kevent.js";
 import type { TargetTable } from "../table.js";
 
 /** Constants, keyed by the portable names of `table.ts`: the 4.4BSD ones (`common.ts`), then this OS's own. */
@@ -45,3 +46,21 @@ export const CMSG_ALIGN = 8;
 
 /** The OpenBSD table (no POLLRDHUP: see `bsdTable`). */
 export const TABLE: TargetTable = bsdTable({ C, ERRNO, LAYOUT, CMSG_ALIGN });
+
+/**
+ * kqueue (sys/sys/event.h, revision 1.74). `struct kevent` is the 32-byte 4.4BSD one, with data
+ * an int64_t (the same width as intptr_t on LP64). OpenBSD has no symbol versioning: `kevent`
+ * is the one symbol.
+ *
+ * EVFILT_USER (−10, macOS's number) and its NOTE_TRIGGER/NOTE_FF* flags were added on
+ * 2025-05-10 (event.h 1.74), after OpenBSD 7.7 was released, so only OpenBSD ≥ 7.8 has them; on
+ * 7.7 and older, registering EVFILT_USER fails (an unknown filter), and a backend that wants it
+ * must try it once and fall back to a pipe.
+ */
+export const KQUEUE: KqueueTable = {
+  flavour: "openbsd",
+  kevent: bsdKevent(32),
+  timespec: TIMESPEC,
+  symbols: { kqueue: "kqueue", kevent: "kevent" },
+  K: { ...KQUEUE_COMMON, ...NOTE_USER, EVFILT_USER: -10 },
+};
