@@ -13,12 +13,23 @@
  * `test/windows/` is left out: those tests run with the Windows build of Node under Wine
  * (`npm run test:windows`, scripts/test-windows.mjs).
  *
+ * On Linux the kqueue backend is tested through libkqueue, a userspace kqueue over epoll. Unless
+ * EVLOOP_KQUEUE_LIB already names one, this script first builds it with
+ * ../shared/tools/build-libkqueue.sh (needs cc and cmake; about 10 s the first time, then cached in
+ * $XDG_CACHE_HOME/evloop/libkqueue, by default ~/.cache/evloop/libkqueue) and passes
+ * EVLOOP_KQUEUE_LIB to the run, which makes "kqueue" one of availableBackends(). It prints one
+ * line saying either where the library is or why kqueue was skipped; a libkqueue that cannot be
+ * built never fails the run.
+ *
  * Usage: node scripts/test.mjs [substring …]   (only files whose path contains a substring)
  * Environment: EVLOOP_TEST_BACKENDS=epoll,poll restricts the backends the conformance suite runs
- * on; EVLOOP_TEST_TIMEOUT (ms, default 120000) is the per-test limit.
+ * on; EVLOOP_TEST_TIMEOUT (ms, default 120000) is the per-test limit; EVLOOP_TEST_KQUEUE=0 leaves
+ * kqueue out (no build, and EVLOOP_KQUEUE_LIB is not passed on); EVLOOP_KQUEUE_LIB=/path/to/
+ * libkqueue.so uses that library instead of building one.
  */
-import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { homedir } from "node:os";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -48,12 +59,61 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+/** How long building libkqueue may take before the run goes on without it. */
+const LIBKQUEUE_BUILD_MS = 5 * 60_000;
+/** Lines of the build's stderr shown when it fails. */
+const LIBKQUEUE_TAIL_LINES = 12;
+const HOW_TO_ENABLE = "set EVLOOP_KQUEUE_LIB to a built libkqueue.so to test kqueue anyway";
+
+/** Says kqueue is not tested, why, and how to change that; `detail` goes below, indented. */
+function skipKqueue(why, hint, detail = "") {
+  console.log(`kqueue: skipped — ${why} (${hint})`);
+  if (detail !== "") console.log(detail.replace(/^/gm, "  | "));
+  return null;
+}
+
+/**
+ * The libkqueue the run should load (see the header), or null where kqueue is not tested. Only
+ * Linux needs one: on macOS and the BSDs kqueue is the kernel's, and Windows has none.
+ */
+function libkqueue() {
+  if (process.platform !== "linux") return null;
+  if (process.env.EVLOOP_TEST_KQUEUE === "0") return skipKqueue("EVLOOP_TEST_KQUEUE=0", "unset it to test kqueue through libkqueue");
+  const preset = process.env.EVLOOP_KQUEUE_LIB;
+  if (preset) {
+    console.log(`kqueue: testing through libkqueue at ${preset} (EVLOOP_KQUEUE_LIB was set)`);
+    return preset;
+  }
+  const script = join(root, "..", "shared", "tools", "build-libkqueue.sh");
+  if (!existsSync(script)) return skipKqueue(`${script} is missing`, HOW_TO_ENABLE);
+  const prefix = join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "evloop", "libkqueue");
+  const build = spawnSync("bash", [script, prefix], { encoding: "utf8", timeout: LIBKQUEUE_BUILD_MS });
+  if (build.error) return skipKqueue(`build-libkqueue.sh could not run: ${build.error.message}`, HOW_TO_ENABLE);
+  const stderr = build.stderr.trim();
+  // Exit 3: cc or cmake is missing, and the script's one line says which and how to install it.
+  if (build.status === 3) return skipKqueue(stderr.replace(/^build-libkqueue: /, ""), `install it, or ${HOW_TO_ENABLE}`);
+  if (build.status !== 0) {
+    const tail = stderr.split("\n").slice(-LIBKQUEUE_TAIL_LINES).join("\n");
+    return skipKqueue(`building libkqueue into ${prefix} failed (exit ${build.status ?? build.signal})`, HOW_TO_ENABLE, tail);
+  }
+  const lib = build.stdout.trim().split("\n").pop() ?? "";
+  if (!existsSync(lib)) return skipKqueue(`build-libkqueue.sh printed ${JSON.stringify(lib)}, which does not exist`, HOW_TO_ENABLE);
+  console.log(`kqueue: testing through libkqueue at ${lib}`);
+  return lib;
+}
+
+const kqueueLib = libkqueue();
+const env = { ...process.env };
+if (kqueueLib === null) delete env.EVLOOP_KQUEUE_LIB;
+else env.EVLOOP_KQUEUE_LIB = kqueueLib;
+
 const perTest = Number(process.env.EVLOOP_TEST_TIMEOUT ?? 120_000);
 // The whole run may take at most this long: generous, but finite.
 const overall = Math.max(10 * 60_000, perTest * 3);
 
 const child = spawn(process.execPath, ["--test", "--test-concurrency=1", `--test-timeout=${perTest}`, ...files], {
   cwd: root,
+  env,
   stdio: "inherit",
 });
 

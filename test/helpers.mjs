@@ -264,7 +264,11 @@ class PeerThreads {
   }
 }
 
-/** The backend a peer Worker's loop uses: one that parks operations, so the peer can run many at once. */
+/**
+ * The backend a peer Worker's loop uses: one that parks operations, so the peer can run many at
+ * once. Never kqueue, which on Linux is libkqueue, a backend under test rather than a trusted far
+ * end (on macOS and the BSDs poll serves).
+ */
 function peerBackend() {
   const available = availableBackends();
   return ["epoll", "poll", "io_uring", "iocp"].find((b) => available.includes(b)) ?? "blocking";

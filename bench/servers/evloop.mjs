@@ -1,6 +1,6 @@
 // Echo server on evloop's public API, for the benchmark suite (see ../../../shared/BENCHMARKS.md).
 //
-//   node bench/servers/evloop.mjs --backend epoll|poll|io_uring --mode guest|owner [--port P]
+//   node bench/servers/evloop.mjs --backend io_uring|epoll|kqueue|poll --mode guest|owner [--port P]
 //
 // Prints `PORT <n>` once listening on 127.0.0.1, echoes every byte on every connection, answers
 // SIGUSR2 with `STATS {"heapUsed":N,"rss":N}`, and exits 0 on SIGTERM or SIGINT. With

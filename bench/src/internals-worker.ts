@@ -31,8 +31,8 @@ export const SLOT_COUNT = 4;
 /** What the main thread passes as `workerData`. */
 export interface WakeupWorkerData {
   readonly kind: "evloop-bench-wakeup";
-  /** Selector of the worker's own Poll. */
-  readonly selector: SelectorName;
+  /** Selector of the worker's own Poll; without one, `Poll`'s default. */
+  readonly selector?: SelectorName;
   /** The main loop's `interruptHandle`. */
   readonly target: WakerHandle;
   /** SLOT_COUNT Int32 slots. */

@@ -280,7 +280,9 @@ async function benchWakeups(backend: BackendName, sizes: Sizes): Promise<number>
     pair = unixSocketPair();
     const data: WakeupWorkerData = {
       kind: "evloop-bench-wakeup",
-      selector: backend === "poll" ? "poll" : "epoll",
+      // The far side only has to wake: poll beside poll, else the OS's default selector (epoll on
+      // Linux; macOS and the BSDs have no epoll for a kqueue run's far side).
+      ...(backend === "poll" ? { selector: "poll" } : {}),
       target: loop.interruptHandle,
       shared: counters.buffer as SharedArrayBuffer,
       trips: sizes.trips,

@@ -109,7 +109,7 @@ function header(r: BenchReport): string {
 - Command: \`${r.command}\`${baselineLine(r)}
 - Runs: ${plural(r.rounds, "round")} of every server in every configuration, each run ${r.secondsPerRun} s measured after ${r.warmupSeconds} s of warm-up, each server in a fresh process; the order of the servers rotates every round so that a drifting machine affects all of them alike. Figures are medians over the rounds.${quick}
 
-The machine is shared and small: absolute figures mean little, the ratios (measured side by side in one run) are the result.`;
+The machine is shared and small: absolute figures mean little, the ratios (measured side by side in one run) are the result.${r.notes.map((n) => `\n\n**Note**: ${n}.`).join("")}`;
 }
 
 function echoSection(r: BenchReport): string {

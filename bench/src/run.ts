@@ -37,9 +37,10 @@
 import { readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { probeBackends } from "evloop";
+import { availableBackends, probeBackends } from "evloop";
 import type { Baseline } from "./baseline.js";
 import { buildC, type CBinaries } from "./build.js";
+import { emulationNote } from "./emulation.js";
 import { runInternals } from "./internals.js";
 import { openIdle, startLoad } from "./loadgen.js";
 import type { Progress } from "./progress.js";
@@ -127,8 +128,9 @@ function plan(options: BenchOptions): Plan {
 
 /**
  * Every server of the suite: evloop on every backend of this OS (the unavailable ones too, so
- * the report says why they were skipped; `blocking` is no server backend) and, with a
- * `baseline`, the baseline's evloop servers, the runtimes, C.
+ * the report says why they were skipped, except an emulated one, which is there only when it is
+ * available: see emulation.ts; `blocking` is no server backend) and, with a `baseline`, the
+ * baseline's evloop servers, the runtimes, C.
  *
  * @example
  * ```ts
@@ -136,7 +138,9 @@ function plan(options: BenchOptions): Plan {
  * ```
  */
 export function suiteServers(options: { readonly c?: CServers; readonly baseline?: Baseline } = {}): ServerSpec[] {
-  const backends = probeBackends().map((b) => b.name).filter((b) => b !== "blocking");
+  const backends = probeBackends()
+    .filter((b) => b.name !== "blocking" && (b.available || emulationNote(b.name) === undefined))
+    .map((b) => b.name);
   return serverSpecs({ ...options, backends });
 }
 
@@ -510,6 +514,10 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const servers = specs.filter((s) => s.available);
   const skipped = specs.filter((s) => !s.available).map((s) => ({ server: s.label, reason: s.reason ?? "unavailable" }));
   for (const s of skipped) progress.note(`skipping ${s.server}: ${s.reason}`);
+  // The internals measure every available backend.
+  const measured = new Set([...servers.flatMap((s) => s.backend ?? []), ...(options.internals ? availableBackends() : [])]);
+  const notes = [...measured].flatMap((b) => emulationNote(b) ?? []);
+  for (const note of notes) progress.note(`note: ${note}`);
   const echoRuns = p.configs.reduce((n, c) => n + (p.rounds + countingRounds(c, p)) * servers.length, 0);
   progress.begin(echoRuns + servers.length + (options.internals ? 1 : 0));
 
@@ -557,6 +565,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       memory,
       internals,
       skipped,
+      notes,
       syscallsUnavailable: session.syscallsUnavailable,
       failures: session.failures,
     };

@@ -59,8 +59,8 @@ export function serverSpecs(options: ServerSpecOptions = {}): ServerSpec[] {
     for (const mode of ["guest", "owner"]) {
       const label = `evloop-${backend}-${mode}`;
       const args = ["--backend", backend, "--mode", mode];
-      specs.push(script(label, node, path.join(SERVERS_DIR, "evloop.mjs"), args, reason));
-      if (options.baseline !== undefined) specs.push(script(`${label}${BASELINE_SUFFIX}`, node, options.baseline.server, args, reason));
+      specs.push({ ...script(label, node, path.join(SERVERS_DIR, "evloop.mjs"), args, reason), backend });
+      if (options.baseline !== undefined) specs.push({ ...script(`${label}${BASELINE_SUFFIX}`, node, options.baseline.server, args, reason), backend });
     }
   }
   specs.push(script("node:net", node, path.join(SERVERS_DIR, "node.mjs"), [], undefined));

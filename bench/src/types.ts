@@ -50,6 +50,8 @@ export interface ServerSpec {
   readonly command: string;
   readonly args: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
+  /** The evloop backend it runs (evloop servers only). */
+  readonly backend?: string;
   /** Whether it is a JavaScript server that answers SIGUSR2 with a `STATS {json}` line. */
   readonly js: boolean;
 }
@@ -147,6 +149,11 @@ export interface BenchReport {
   readonly memory: readonly MemoryMeasurement[];
   readonly internals: InternalsResult | null;
   readonly skipped: ReadonlyArray<{ readonly server: string; readonly reason: string }>;
+  /**
+   * What some figures measure where that is not what their label says: an emulated backend's
+   * (kqueue through libkqueue on Linux; see emulation.ts). Empty when nothing measured is emulated.
+   */
+  readonly notes: readonly string[];
   /** Why system calls could not be counted (perf missing, not permitted, or failing), or null. */
   readonly syscallsUnavailable: string | null;
   /**

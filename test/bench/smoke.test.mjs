@@ -119,6 +119,8 @@ test("evloop bench --quick writes a Markdown report, a JSON report and an SVG ch
   assert.deepEqual(report.configs.map((c) => c.name), CONFIGS);
   assert.equal(report.internals, null, "--no-internals");
   assert.ok(Array.isArray(report.skipped));
+  // Only an emulated backend's figures (kqueue through libkqueue) bring a note, and none ran.
+  assert.deepEqual(report.notes, [], "no notes without an emulated backend's figures");
   // perf may be missing or not permitted here: then the report says why instead.
   assert.ok(report.syscallsUnavailable === null || typeof report.syscallsUnavailable === "string", "syscallsUnavailable is a reason or null");
   assert.deepEqual(report.failures, [], "no run failed");
