@@ -53,6 +53,11 @@ class PolledFd extends FdState {
   readable = true;
   writable = true;
   readClosed = false;
+  /**
+   * A socket error the selector consumed while reporting it (libkqueue: `Selector.takeError`),
+   * for the connect it ends or the read that would otherwise see a clean EOF; 0 when none.
+   */
+  error = 0;
 
   constructor(fd: number) {
     super(fd);
@@ -192,7 +197,8 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
   ownFds(): number[] {
     const wakeup = this.#waker.wakeup;
     const fds = wakeup === null ? [] : wakeupFds(wakeup);
-    if (this.#selector.fd >= 0) fds.push(this.#selector.fd);
+    const own = this.#selector.ownFd ?? this.#selector.fd;
+    if (own >= 0) fds.push(own);
     return fds;
   }
 
@@ -252,6 +258,7 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
       const state = this.fds.get(event.token);
       if (!state) continue;
       if (event.readiness & (Ready.READ_CLOSED | Ready.ERROR)) state.readClosed = true;
+      if (event.readiness & Ready.ERROR && this.#selector.takeError) state.error ||= this.#selector.takeError(state.fd);
       if (event.readiness & (Ready.READABLE | Ready.PRIORITY)) {
         state.readable = true;
         this.#drain(state.readers, Interest.READABLE, state);
@@ -316,10 +323,18 @@ export class PollingEventLoop extends CompletionLoop<Operation, PolledFd> {
     }
   }
 
+  #takeError(state: PolledFd, op: Operation): SystemError {
+    const error = new SystemError(state.error, SYSCALL[op.kind]);
+    state.error = 0;
+    return error;
+  }
+
   /** One try of the syscall, noting what a short transfer on a stream says about the fd. */
   #attempt(op: Operation, state: PolledFd | undefined): unknown {
     const wanted = op.borrow > 0 ? op.borrow : op.buf?.byteLength ?? 0;
+    if (state !== undefined && state.error !== 0 && op.kind === Kind.Connect && op.attempted) throw this.#takeError(state, op);
     const result = attempt(op, this.#pool);
+    if (state !== undefined && state.error !== 0 && op.kind === Kind.Read && result === 0) throw this.#takeError(state, op);
     if (state?.stream) {
       if (op.kind === Kind.Read && state.shortReadDrains && !state.readClosed) {
         const n = result === WOULD_BLOCK_RESULT ? -1 : op.borrow > 0 ? (result as Loan).bytes.byteLength : (result as number);

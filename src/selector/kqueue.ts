@@ -51,6 +51,7 @@ const record = (): KeventRecord => ({ ident: 0, filter: 0, flags: 0, fflags: 0, 
 export class KqueueSelector implements Selector {
   readonly name = "kqueue";
   readonly fd: number;
+  readonly ownFd: number;
   readonly #kq: number;
   readonly #K = table().K;
   readonly #regs = new Map<number, Registration>();
@@ -71,12 +72,19 @@ export class KqueueSelector implements Selector {
    * (which knows no token) rewrites the udata on FreeBSD, macOS and libkqueue alike.
    */
   readonly #userTokens = new Map<number, number>();
+  /**
+   * libkqueue only: the socket error an event reported, by fd. libkqueue learns it with
+   * getsockopt(SO_ERROR), which clears it, so a failed connect would otherwise look connected
+   * and a reset connection like a clean EOF. A real kqueue reports `so_error` without clearing it.
+   */
+  readonly #errors: Map<number, number> | null = isLibkqueue() ? new Map() : null;
   #closed = false;
 
   constructor(capacity = 256) {
     const size = keventSize();
     this.#kq = kqueueCreate();
     this.fd = isLibkqueue() ? -1 : this.#kq;
+    this.ownFd = this.#kq;
     this.#changes = new Uint8Array(CHANGE_SLOTS * size);
     this.#changeView = dataView(this.#changes);
     this.#results = new Uint8Array(CHANGE_SLOTS * size);
@@ -129,8 +137,16 @@ export class KqueueSelector implements Selector {
     const reg = this.#regs.get(fd);
     if (!reg) throw new SystemError(ERRNO.ENOENT, "deregister", `fd ${fd} is not registered`);
     this.#regs.delete(fd);
+    this.#errors?.delete(fd);
     this.#delete(fd, reg.interest);
     this.#listener?.(fd, 0);
+  }
+
+  takeError(fd: number): number {
+    const error = this.#errors?.get(fd);
+    if (error === undefined) return 0;
+    this.#errors!.delete(fd);
+    return error;
   }
 
   /** Re-arms, for the host loop, directions of `interest` that fired (libkqueue's `watch`). */
@@ -151,7 +167,12 @@ export class KqueueSelector implements Selector {
     const kq = this.#kq;
     const ident = this.#nextUserIdent++;
     this.#push(ident, K.EVFILT_USER, K.EV_ADD | K.EV_CLEAR, 0, 0);
-    this.#apply("kevent");
+    try {
+      this.#apply("kevent");
+    } catch {
+      // A kernel older than its headers' EVFILT_USER (OpenBSD before 7.8): no waker of its own.
+      return null;
+    }
     this.#userTokens.set(ident, token);
     let open = true;
     return {
@@ -223,6 +244,7 @@ export class KqueueSelector implements Selector {
       return;
     }
     events.push(ev.udata, readiness);
+    if (readiness & Ready.ERROR && this.#errors !== null && this.#regs.has(ev.ident)) this.#errors.set(ev.ident, ev.fflags);
     const reg = this.#listener === null ? undefined : this.#regs.get(ev.ident);
     if (reg && reg.armed & fired) this.#setArmed(reg, reg.armed & ~fired);
   }

@@ -35,6 +35,11 @@ export interface Selector {
    * event loop to poll; -1 when the backend has none (poll(2)).
    */
   readonly fd: number;
+  /**
+   * The fd the selector opened, when `fd` does not name it (libkqueue's kqueue, which no host can
+   * poll): the loop closes it with its own fds if its thread goes away.
+   */
+  readonly ownFd?: number;
   register(fd: number, token: number, interest: number): void;
   reregister(fd: number, token: number, interest: number): void;
   deregister(fd: number): void;
@@ -57,6 +62,12 @@ export interface Selector {
    * like any other fd serves.
    */
   waker?(token: number): SelectorWaker | null;
+  /**
+   * For selectors that consume a socket's pending error to report it (libkqueue reads SO_ERROR,
+   * which clears it): the error the last event for `fd` carried, once; 0 when there is none. The
+   * loop hands it to the operation that would otherwise never see it.
+   */
+  takeError?(fd: number): number;
   close(): void;
 }
 

@@ -26,6 +26,10 @@ import { close, setCloseOnExec } from "../posix/fd.js";
 import { TARGET } from "../target.js";
 import type { KqueueTable } from "./kevent.js";
 import { KQUEUE as LIBKQUEUE } from "./libkqueue.js";
+import { KQUEUE as DARWIN } from "./darwin.js";
+import { KQUEUE as FREEBSD } from "./freebsd.js";
+import { KQUEUE as OPENBSD } from "./openbsd.js";
+import { KQUEUE as NETBSD } from "./netbsd.js";
 
 export type { KqueueConstants, KqueueFlavour, KqueueTable } from "./kevent.js";
 
@@ -37,6 +41,10 @@ export const MAX_CHANGES = 512;
 
 const TABLES: Readonly<Record<string, KqueueTable>> = {
   linux: LIBKQUEUE,
+  darwin: DARWIN,
+  freebsd: FREEBSD,
+  openbsd: OPENBSD,
+  netbsd: NETBSD,
 };
 
 /** The running system's kqueue table (libkqueue's on Linux); null where there is no kqueue. */
