@@ -13,7 +13,7 @@
 import { readdirSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import type { BackendName } from "evloop";
+import { probeBackends, type BackendName } from "evloop";
 import { makeCorpus, newCounters, type Counters, type Phase } from "./common.js";
 import { runPhase } from "./phase.js";
 import { checkUsage, type ChildMessage, type Usage } from "./report.js";
@@ -36,6 +36,9 @@ const config = JSON.parse(process.argv[2] ?? "null") as ChildConfig;
 // them before the first measurement so they count at the start and the end alike.
 process.stdout.write("");
 process.stderr.write("");
+// Probing the backends opens what some libraries keep for the life of the process (libkqueue's
+// close-detection epoll fd and eventfd, made with the first kqueue): probe before the start too.
+probeBackends();
 
 function emit(message: ChildMessage): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);

@@ -24,7 +24,7 @@
  */
 import { dataView } from "../ffi/layout.js";
 import { errnoText, SystemError } from "../sys/errors.js";
-import { getKevent, isLibkqueue, kevent, KQ, kqueueClose, kqueueCreate, keventSize, MAX_CHANGES, setKevent, triggerUser, type KeventRecord, type KqueueTable } from "../sys/bsd/kqueue.js";
+import { getKevent, isLibkqueue, kevent, keventChanges, KQ, kqueueClose, kqueueCreate, keventSize, MAX_CHANGES, setKevent, triggerUser, type KeventRecord, type KqueueTable } from "../sys/bsd/kqueue.js";
 import { ERRNO } from "../sys/target.js";
 import { Interest, Ready, type Events } from "./event.js";
 import type { Selector, SelectorWaker } from "./selector.js";
@@ -294,7 +294,7 @@ export class KqueueSelector implements Selector {
     if (n === 0) return;
     this.#count = 0;
     const K = this.#K;
-    const got = kevent(this.#kq, this.#changes, n, this.#results, n, 0);
+    const got = keventChanges(this.#kq, this.#changes, n, this.#results);
     let error: SystemError | null = null;
     for (let i = 0; i < got; i++) {
       const r = getKevent(this.#resultView, i, record());

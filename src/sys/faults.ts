@@ -3,7 +3,8 @@
  * fewer bytes, at chosen moments, on every backend. Reached through `evloop/internal`, never
  * through the public API.
  *
- * How. `libc` (`libc.ts`) and the Linux table (`linux/libc.ts`) are plain objects, and every
+ * How. `libc` (`libc.ts`), the Linux table (`linux/libc.ts`) and the kqueue library
+ * (`bsd/kqueue.ts`: kevent, libkqueue's on Linux) are plain objects, and every
  * call site reads the function from them at call time. While a plan is active the seam puts
  * wrappers in place of the functions it names, and {@link FaultPlan.restore} puts the originals
  * back: when no plan is active nothing is wrapped, checked or counted, so the seam is free when
@@ -34,6 +35,7 @@ import { ffi } from "../ffi/runtime/load.js";
 import { libc } from "./libc.js";
 import { kernelRelease } from "./linux/io_uring.js";
 import { linuxLibc } from "./linux/libc.js";
+import { kqueueLibrary } from "./bsd/kqueue.js";
 import { ERRNO, TARGET } from "./target.js";
 import { epollCtl } from "./linux/epoll.js";
 import { C as LINUX_C } from "./linux/constants.js";
@@ -43,7 +45,8 @@ export type FaultCall =
   | "read" | "write" | "readv" | "writev" | "recv" | "send" | "recvfrom" | "sendto" | "recvmsg" | "sendmsg"
   | "accept" | "connect" | "socket" | "socketpair" | "bind" | "listen" | "shutdown" | "close" | "fcntl"
   | "getsockopt" | "setsockopt" | "getsockname" | "getpeername" | "pipe" | "pipe2" | "poll"
-  | "epoll_create1" | "epoll_ctl" | "epoll_wait" | "eventfd" | "io_uring_setup" | "io_uring_enter" | "io_uring_register";
+  | "epoll_create1" | "epoll_ctl" | "epoll_wait" | "eventfd" | "io_uring_setup" | "io_uring_enter" | "io_uring_register"
+  | "kevent";
 
 /**
  * One fault: which call, what happens to it, and when.
@@ -118,15 +121,15 @@ interface CallInfo {
   readonly fd: number;
   /** Index of the length argument, or -1. */
   readonly len: number;
-  /** The functions to wrap, and the table they are in. */
+  /** The functions to wrap, and the table they are in (the C library's unless named). */
   readonly symbols: readonly string[];
-  readonly linux?: boolean;
+  readonly table?: "linux" | "kqueue";
   /** Also applies to io_uring operations' SQEs. */
   readonly ring?: boolean;
 }
 
 const fdOnly = (name: string): CallInfo => ({ fd: 0, len: -1, symbols: [name] });
-const noFd = (name: string, linux = false): CallInfo => ({ fd: -1, len: -1, symbols: [name], linux });
+const noFd = (name: string, table?: "linux"): CallInfo => (table === undefined ? { fd: -1, len: -1, symbols: [name] } : { fd: -1, len: -1, symbols: [name], table });
 const transfer = (name: string, ring: boolean): CallInfo => ({ fd: 0, len: 2, symbols: [name], ring });
 
 const CALLS: Record<FaultCall, CallInfo> = {
@@ -156,14 +159,16 @@ const CALLS: Record<FaultCall, CallInfo> = {
   pipe: noFd("pipe"),
   pipe2: noFd("pipe2"),
   poll: noFd("poll"),
-  epoll_create1: noFd("epoll_create1", true),
-  epoll_ctl: { fd: 2, len: -1, symbols: ["epoll_ctl"], linux: true },
-  epoll_wait: { fd: 0, len: -1, symbols: ["epoll_wait"], linux: true },
-  eventfd: noFd("eventfd", true),
+  epoll_create1: noFd("epoll_create1", "linux"),
+  epoll_ctl: { fd: 2, len: -1, symbols: ["epoll_ctl"], table: "linux" },
+  epoll_wait: { fd: 0, len: -1, symbols: ["epoll_wait"], table: "linux" },
+  eventfd: noFd("eventfd", "linux"),
   // syscall(2): the first argument is the system call's number, the ring fd comes next.
-  io_uring_setup: noFd("io_uring_setup", true),
-  io_uring_enter: { fd: 1, len: -1, symbols: ["io_uring_enter"], linux: true },
-  io_uring_register: { fd: 1, len: -1, symbols: ["io_uring_register"], linux: true },
+  io_uring_setup: noFd("io_uring_setup", "linux"),
+  io_uring_enter: { fd: 1, len: -1, symbols: ["io_uring_enter"], table: "linux" },
+  io_uring_register: { fd: 1, len: -1, symbols: ["io_uring_register"], table: "linux" },
+  // The fd is the kqueue's.
+  kevent: { fd: 0, len: -1, symbols: ["kevent"], table: "kqueue" },
 };
 
 type NativeFunction = (...args: unknown[]) => unknown;
@@ -218,8 +223,16 @@ let active: Rule[] = [];
 /** The original functions of the wrapped symbols, by table and name. */
 const originals = new Map<string, { table: Record<string, unknown>; fn: unknown }>();
 
-function tableOf(info: CallInfo): Record<string, unknown> {
-  return (info.linux ? linuxLibc() : libc) as unknown as Record<string, unknown>;
+/** The table `info`'s functions are in; null where it cannot be loaded (kqueue without its library). */
+function tableOf(info: CallInfo): Record<string, unknown> | null {
+  if (info.table === "kqueue") {
+    try {
+      return kqueueLibrary() as unknown as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  }
+  return (info.table === "linux" ? linuxLibc() : libc) as unknown as Record<string, unknown>;
 }
 
 /** The first active rule for `call` that fires on this call, if any. */
@@ -287,14 +300,14 @@ function install(): void {
   for (const rule of active) {
     const info = CALLS[rule.spec.call];
     for (const symbol of info.symbols) {
-      const key = `${info.linux ? "linux" : "libc"}:${symbol}`;
+      const key = `${info.table ?? "libc"}:${symbol}`;
       wanted.add(key);
       if (originals.has(key)) continue;
       const table = tableOf(info);
-      const fn = table[symbol];
+      const fn = table?.[symbol];
       if (typeof fn !== "function") continue; // optional and missing here (accept4 on macOS)
-      originals.set(key, { table, fn });
-      table[symbol] = wrapper(rule.spec.call, info, fn as NativeFunction);
+      originals.set(key, { table: table!, fn });
+      table![symbol] = wrapper(rule.spec.call, info, fn as NativeFunction);
     }
   }
   for (const [key, { table, fn }] of originals) {

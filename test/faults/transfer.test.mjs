@@ -33,8 +33,10 @@ const PLANS = {
     { call: "read", errno: "EAGAIN", fd, every: 3 },
     { call: "write", errno: "EAGAIN", fd, every: 3 },
   ],
-  "EINTR on every other wait of the loop (epoll_wait, poll, io_uring_enter)": () => [
+  "EINTR on every other wait of the loop (epoll_wait, kevent, poll, io_uring_enter)": () => [
     { call: "epoll_wait", errno: "EINTR", every: 2 },
+    // kevent's changes (receipts only) never wait, so there an EINTR is retried.
+    { call: "kevent", errno: "EINTR", every: 2 },
     { call: "poll", errno: "EINTR", every: 2 },
     // io_uring_enter reports EINTR only once it has submitted what it was given: perform it.
     { call: "io_uring_enter", errno: "EINTR", every: 2, perform: true },

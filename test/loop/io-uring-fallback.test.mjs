@@ -88,7 +88,8 @@ describe("io_uring forced unavailable (EVLOOP_IO_URING_DISABLE_FOR_TEST=1)", () 
     assert.equal(uring.available, false);
     assert.match(uring.reason, /io_uring_setup/);
     assert.match(uring.reason, UNAVAILABLE_REASON);
-    assert.deepEqual(got.probes.map((p) => p.name), ["io_uring", "epoll", "poll", "blocking"]);
+    // kqueue is a candidate on Linux (through libkqueue), available only with EVLOOP_KQUEUE_LIB.
+    assert.deepEqual(got.probes.map((p) => p.name), ["io_uring", "epoll", "kqueue", "poll", "blocking"]);
   });
 
   test("createLoop() picks epoll and a TCP echo round trip on 127.0.0.1 works", () => {

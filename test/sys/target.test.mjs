@@ -177,7 +177,7 @@ describe("importing evloop on another OS", () => {
     assert.match(out.resolution, /cannot load the C library on darwin \(tried \/usr\/lib\/libSystem\.B\.dylib\)/);
     assert.match(out.loop, /not available|cannot|no backend/i, `createLoop failed with: ${out.loop}`);
     assert.equal(out.socket, null);
-    assert.deepEqual(out.probes.map((p) => p.name), ["poll", "blocking"], "darwin's candidates until kqueue lands");
+    assert.deepEqual(out.probes.map((p) => p.name), ["kqueue", "poll", "blocking"], "darwin's candidates, best first");
     for (const p of out.probes) {
       assert.equal(p.available, false, `${p.name} reported available without a C library`);
       assert.match(p.reason, /cannot load the C library on darwin/);

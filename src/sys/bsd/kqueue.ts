@@ -21,7 +21,7 @@ import { ffi } from "../../ffi/runtime/load.js";
 import { dataView, getField, setField } from "../../ffi/layout.js";
 import type { BoundLibrary } from "../../ffi/types.js";
 import { call, waited } from "../errors.js";
-import { libcCandidates } from "../platform.js";
+import { libcResolution } from "../libc.js";
 import { close, setCloseOnExec } from "../posix/fd.js";
 import { TARGET } from "../target.js";
 import type { KqueueTable } from "./kevent.js";
@@ -79,8 +79,8 @@ function source(): { path: string } | { error: string } {
   if (KQ === null) return { error: `${TARGET.os} has no kqueue` };
   if (TARGET.unsupported !== null) return { error: TARGET.unsupported };
   if (TARGET.os !== "linux") {
-    const [path] = libcCandidates(TARGET);
-    return path === undefined ? { error: `no C library is known for ${TARGET.os}` } : { path };
+    // kqueue and kevent are the C library's there.
+    return libcResolution.ok ? { path: libcResolution.path } : { error: libcResolution.error.message };
   }
   const path = ffi.env(KQUEUE_LIB_ENV);
   if (path === undefined || path === "") {
@@ -89,6 +89,11 @@ function source(): { path: string } | { error: string } {
     };
   }
   return { path };
+}
+
+/** The bound library (its functions are looked up at call time: the fault seam may wrap them). */
+export function kqueueLibrary(): KqueueLibrary {
+  return load();
 }
 
 function load(): KqueueLibrary {
@@ -151,8 +156,19 @@ export function keventSize(): number {
   return table().kevent.size;
 }
 
+/** A zero `struct timespec` (all zero bytes on every table). */
+const ZERO_TIMESPEC = new Uint8Array(16);
 const timespecBuf = new Uint8Array(16);
 const timespecView = dataView(timespecBuf);
+
+/**
+ * kevent(2) for changes alone, with EV_RECEIPT and one result slot per change: it does not wait,
+ * so an EINTR means the call did nothing, and it is made again. Returns the results' count.
+ */
+export function keventChanges(kq: number, changes: Uint8Array, nchanges: number, results: Uint8Array): number {
+  // SAFETY: as in kevent() below; the lists live only during the call.
+  return call("kevent", false, load().kevent, kq, changes, nchanges, results, nchanges, ZERO_TIMESPEC);
+}
 
 /**
  * kevent(2): applies `nchanges` changes from `changes` and returns up to `nevents` events in
