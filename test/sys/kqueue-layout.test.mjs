@@ -10,25 +10,16 @@
  * is unset, the header is not there, or no C compiler is found.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
+
+import { compareGroups, findCompiler, identifier, runInC } from "./c-check.mjs";
 
 import { KQUEUE } from "../../dist/sys/bsd/libkqueue.js";
 
 const KIND_SIZE = { u16: 2, i16: 2, u32: 4, i32: 4, u64: 8, i64: 8, ptr: 8 };
 const SIGNED = new Set(["i16", "i32", "i64"]);
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-function findCompiler() {
-  for (const name of ["cc", "gcc", "clang"]) {
-    const probe = spawnSync(name, ["--version"], { encoding: "utf8" });
-    if (probe.error === undefined && probe.status === 0) return name;
-  }
-  return undefined;
-}
 
 /** Where the library and its header are, or why the check cannot run. */
 function locate() {
@@ -40,11 +31,6 @@ function locate() {
   const compiler = findCompiler();
   if (compiler === undefined) return { skip: "no C compiler found (cc/gcc/clang): libkqueue's table not checked" };
   return { lib, include, compiler };
-}
-
-function identifier(name) {
-  assert.match(name, IDENTIFIER, `${name} is not a C identifier: the generated C file would be wrong`);
-  return name;
 }
 
 function printValue(key, expression) {
@@ -123,51 +109,12 @@ function program(lib, list) {
   ].join("\n");
 }
 
-/** Compiles (against libkqueue's include directory) and runs; returns key → printed value. */
-function runInC(compiler, include, source) {
-  const dir = mkdtempSync(join(tmpdir(), "evloop-kqueue-layout-"));
-  try {
-    const file = join(dir, "kqueue-layout.c");
-    const exe = join(dir, "kqueue-layout");
-    writeFileSync(file, source);
-    const build = spawnSync(compiler, ["-I", include, file, "-o", exe, "-ldl"], { encoding: "utf8" });
-    assert.equal(build.status, 0, `${compiler} failed to compile the generated kqueue layout check:\n${build.stderr}`);
-    const run = spawnSync(exe, [], { encoding: "utf8" });
-    assert.equal(run.status, 0, `the compiled kqueue layout check failed:\n${run.stderr}`);
-    const values = new Map();
-    for (const line of run.stdout.split("\n")) {
-      if (line === "") continue;
-      const space = line.lastIndexOf(" ");
-      values.set(line.slice(0, space), line.slice(space + 1));
-    }
-    return values;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function mismatch(check, printed) {
-  if (printed === undefined) return `${check.label}: not printed by the C program`;
-  if (printed === "missing") return `${check.label}: not defined by libkqueue's header`;
-  if (String(check.js) !== printed) return `${check.label}: JS ${check.js}, C ${printed}`;
-  return undefined;
-}
-
 const where = locate();
 
 test("libkqueue.ts KQUEUE matches libkqueue's installed header", { skip: where.skip ?? false }, async (t) => {
   const list = checks(where.lib);
-  const values = runInC(where.compiler, where.include, program(where.lib, list));
-  assert.equal(values.size, list.length, "the C program printed one line per checked value");
-
-  const groups = new Map();
-  for (const c of list) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
-  for (const [group, members] of groups) {
-    await t.test(group, () => {
-      const wrong = members.map((c) => mismatch(c, values.get(c.key))).filter((m) => m !== undefined);
-      assert.deepEqual(wrong, [], `${group}: ${wrong.length} of ${members.length} values differ`);
-    });
-  }
+  const values = runInC(where.compiler, program(where.lib, list), { includes: [where.include], libs: ["-ldl"] });
+  const groups = await compareGroups(t, list, values, "libkqueue's header");
 
   await t.test("every table entry was checked", () => {
     const counted = (group) => groups.get(group)?.length ?? 0;

@@ -5,11 +5,9 @@
  * no C compiler is installed.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
+
+import { compareGroups, findCompiler, identifier, runInC } from "./c-check.mjs";
 
 import { C, CMSG_ALIGN, ERRNO, IORING, LAYOUT, cmsgLen, cmsgSpace } from "../../dist/sys/linux/constants.js";
 
@@ -25,21 +23,7 @@ const CMSG_SIZES = [4, 8, 12, 16, 28];
 /** Byte width of each scalar field kind on LP64; `bytes` is checked against `length` instead. */
 const KIND_SIZE = { u8: 1, u16: 2, u16be: 2, i16: 2, u32: 4, i32: 4, u64: 8, i64: 8, ptr: 8 };
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const C_TYPE = /^[A-Za-z_][A-Za-z0-9_ ]*(\[[0-9]+\])?$/;
-
-function findCompiler() {
-  for (const name of ["cc", "gcc", "clang"]) {
-    const probe = spawnSync(name, ["--version"], { encoding: "utf8" });
-    if (probe.error === undefined && probe.status === 0) return name;
-  }
-  return undefined;
-}
-
-function identifier(name) {
-  assert.match(name, IDENTIFIER, `${name} is not a C identifier: the generated C file would be wrong`);
-  return name;
-}
 
 /**
  * Lines printing `expression` (by default the macro itself) under `key`, or `key missing` when
@@ -128,36 +112,6 @@ function program(list) {
   ].join("\n");
 }
 
-/** Compiles and runs the program; returns its output as a Map from key to printed value. */
-function runInC(compiler, source) {
-  const dir = mkdtempSync(join(tmpdir(), "evloop-layout-"));
-  try {
-    const file = join(dir, "layout.c");
-    const exe = join(dir, "layout");
-    writeFileSync(file, source);
-    const build = spawnSync(compiler, [file, "-o", exe], { encoding: "utf8" });
-    assert.equal(build.status, 0, `${compiler} failed to compile the generated layout check:\n${build.stderr}`);
-    const run = spawnSync(exe, [], { encoding: "utf8" });
-    assert.equal(run.status, 0, `the compiled layout check failed:\n${run.stderr}`);
-    const values = new Map();
-    for (const line of run.stdout.split("\n")) {
-      if (line === "") continue;
-      const space = line.lastIndexOf(" ");
-      values.set(line.slice(0, space), line.slice(space + 1));
-    }
-    return values;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function mismatch(check, printed) {
-  if (printed === undefined) return `${check.label}: not printed by the C program`;
-  if (printed === "missing") return `${check.label}: not defined by the C headers`;
-  if (String(check.js) !== printed) return `${check.label}: JS ${check.js}, C ${printed}`;
-  return undefined;
-}
-
 test("constants.ts C, ERRNO, LAYOUT and CMSG_* match the C headers", async (t) => {
   if (process.platform !== "linux") {
     t.skip(`Linux constants are checked only on Linux (this is ${process.platform})`);
@@ -170,16 +124,7 @@ test("constants.ts C, ERRNO, LAYOUT and CMSG_* match the C headers", async (t) =
   }
   const list = checks();
   const values = runInC(compiler, program(list));
-  assert.equal(values.size, list.length, "the C program printed one line per checked value");
-
-  const groups = new Map();
-  for (const c of list) groups.set(c.group, [...(groups.get(c.group) ?? []), c]);
-  for (const [group, members] of groups) {
-    await t.test(group, () => {
-      const wrong = members.map((c) => mismatch(c, values.get(c.key))).filter((m) => m !== undefined);
-      assert.deepEqual(wrong, [], `${group}: ${wrong.length} of ${members.length} values differ`);
-    });
-  }
+  const groups = await compareGroups(t, list, values, "the C headers");
 
   await t.test("every table entry was checked", () => {
     const counted = (group) => groups.get(group)?.length ?? 0;
