@@ -7,6 +7,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { availableBackends, createLoop, Events, Interest, probeBackends, SystemError, TcpListener, TcpStream, Waker } from "evloop";
 import { KqueueSelector } from "../../dist/selector/kqueue.js";
 import { isLibkqueue } from "../../dist/sys/bsd/kqueue.js";
@@ -111,6 +112,25 @@ describe("kqueue selector", { skip: reason }, () => {
       selector.close();
     }
     assert.equal(openFdCount(), before);
+  });
+
+  test("processes that used kqueue exit cleanly, many at once (libkqueue's thread never outlives its code)", async () => {
+    // Node's exit unloads the libraries it loaded through koffi; libkqueue's close-detection
+    // thread, still winding down, then crashed about one exit in sixteen when six ran at once.
+    const source = `import { createLoop } from ${JSON.stringify(new URL("../../dist/index.js", import.meta.url).href)};
+      createLoop({ backend: "kqueue", guest: true }).dispose();`;
+    const exits = [];
+    for (let round = 0; round < 8; round++) {
+      const batch = Array.from({ length: 6 }, () => new Promise((resolve) => {
+        const child = spawn(process.execPath, ["--input-type=module", "-e", source], { stdio: ["ignore", "ignore", "pipe"], timeout: 20_000 });
+        let err = "";
+        child.stderr.on("data", (d) => (err += d));
+        child.on("exit", (code, signal) => resolve({ code, signal, err }));
+      }));
+      exits.push(...(await Promise.all(batch)));
+    }
+    const bad = exits.filter((e) => e.code !== 0);
+    assert.deepEqual(bad, [], `${bad.length} of ${exits.length} exits failed`);
   });
 
   describe("libkqueue: the host watches the registered fds", { skip: isLibkqueue() ? false : "a real kqueue's fd is polled by the host itself" }, () => {

@@ -13,7 +13,7 @@ import { C, CMSG_ALIGN, ERRNO, IORING, LAYOUT, cmsgLen, cmsgSpace } from "../../
 
 const HEADERS = [
   "sys/socket.h", "netinet/in.h", "netinet/tcp.h", "sys/un.h", "sys/epoll.h", "poll.h", "fcntl.h",
-  "sys/eventfd.h", "sys/uio.h", "sys/mman.h", "sys/syscall.h", "sys/utsname.h", "linux/io_uring.h", "linux/time_types.h",
+  "sys/eventfd.h", "dlfcn.h", "sys/uio.h", "sys/mman.h", "sys/syscall.h", "sys/utsname.h", "linux/io_uring.h", "linux/time_types.h",
   "errno.h", "stddef.h", "stdio.h", "stdint.h", "unistd.h",
 ];
 

@@ -22,6 +22,7 @@ import { dataView, getField, setField } from "../../ffi/layout.js";
 import type { BoundLibrary } from "../../ffi/types.js";
 import { call, waited } from "../errors.js";
 import { libcResolution } from "../libc.js";
+import { keepLoaded } from "../linux/dl.js";
 import { close, setCloseOnExec } from "../posix/fd.js";
 import { TARGET } from "../target.js";
 import type { KqueueTable } from "./kevent.js";
@@ -105,6 +106,8 @@ function load(): KqueueLibrary {
     throw failure;
   }
   try {
+    // libkqueue runs a thread of its own: it must stay mapped until the process is gone.
+    if (TARGET.os === "linux") keepLoaded(where.path);
     library = ffi.open(where.path, symbols(table()));
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);

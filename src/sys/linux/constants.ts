@@ -67,6 +67,9 @@ export const C = {
   O_CLOEXEC: 0o2000000,
   EFD_NONBLOCK: 0o4000,
   EFD_CLOEXEC: 0o2000000,
+  // dlopen(3): the same in glibc and musl
+  RTLD_NOW: 0x2,
+  RTLD_NODELETE: 0x1000,
   // epoll(7)
   EPOLL_CLOEXEC: 0o2000000,
   EPOLL_CTL_ADD: 1,
