@@ -35,6 +35,8 @@ interface Registration {
   interest: number;
   /** What the host loop watches (libkqueue only): `interest` minus directions that fired. */
   armed: number;
+  /** libkqueue only: the batch (`select` call) that last reported the fd (see `#recoverDropped`). */
+  reported: number;
 }
 
 /** Changes one call applies at most: enough for any one operation here, and under libkqueue's 512. */
@@ -78,6 +80,11 @@ export class KqueueSelector implements Selector {
    * and a reset connection like a clean EOF. A real kqueue reports `so_error` without clearing it.
    */
   readonly #errors: Map<number, number> | null = isLibkqueue() ? new Map() : null;
+  /** libkqueue only: the directions the current batch reported, by fd (see `#recoverDropped`). */
+  readonly #seen: Map<number, number> | null = isLibkqueue() ? new Map() : null;
+  #batch = 0;
+  /** libkqueue only: how many fds the current batch reported both directions of. */
+  #pairs = 0;
   #closed = false;
 
   constructor(capacity = 256) {
@@ -96,7 +103,7 @@ export class KqueueSelector implements Selector {
   register(fd: number, token: number, interest: number): void {
     if (this.#regs.has(fd)) throw new SystemError(ERRNO.EEXIST, "register", `fd ${fd} is already registered`);
     refusePriority(interest);
-    const reg: Registration = { fd, token, interest, armed: interest };
+    const reg: Registration = { fd, token, interest, armed: interest, reported: 0 };
     try {
       this.#add(reg);
     } catch (e) {
@@ -210,7 +217,33 @@ export class KqueueSelector implements Selector {
       this.#eventView = dataView(this.#events);
     }
     const n = kevent(this.#kq, null, 0, this.#events, room, timeout);
+    const seen = this.#seen;
+    seen?.clear();
+    this.#batch++;
+    this.#pairs = 0;
     for (let i = 0; i < n; i++) this.#report(getKevent(this.#eventView, i, this.#record), events);
+    if (seen !== null && n === room && this.#pairs > 0) this.#recoverDropped(seen);
+  }
+
+  /**
+   * libkqueue asks epoll for as many events as the list has room for, then turns each into one
+   * kevent per direction, and when the list fills it drops the rest of what epoll returned: an
+   * edge-triggered fd's edge is then lost for good. That can only have happened when the list
+   * came back full and some epoll event in it became two kevents (an fd both readable and
+   * writable): with one kevent each, everything epoll returned fits. Then every registration with
+   * a direction this batch did not report is added again, which has epoll report it again if it is ready (one still queued is reported once, as
+   * before). Re-adding puts an fd at the end of epoll's ready list, so the fds reported longest
+   * ago go first: otherwise fds reported a batch ago, still ready, would come back ahead of those
+   * never reported and starve them. A real kqueue keeps what does not fit for the next call.
+   */
+  #recoverDropped(seen: Map<number, number>): void {
+    const both = Interest.READABLE | Interest.WRITABLE;
+    const again = [...this.#regs.values()].filter((reg) => (reg.interest & ~(seen.get(reg.fd) ?? 0) & both) !== 0);
+    again.sort((a, b) => a.reported - b.reported);
+    for (const reg of again) {
+      this.#delete(reg.fd, reg.interest);
+      this.#add(reg);
+    }
   }
 
   close(): void {
@@ -244,6 +277,13 @@ export class KqueueSelector implements Selector {
       return;
     }
     events.push(ev.udata, readiness);
+    if (this.#seen !== null) {
+      const before = this.#seen.get(ev.ident) ?? 0;
+      if (before !== 0 && (before & fired) === 0) this.#pairs++;
+      this.#seen.set(ev.ident, before | fired);
+      const reported = this.#regs.get(ev.ident);
+      if (reported) reported.reported = this.#batch;
+    }
     if (readiness & Ready.ERROR && this.#errors !== null && this.#regs.has(ev.ident)) this.#errors.set(ev.ident, ev.fflags);
     const reg = this.#listener === null ? undefined : this.#regs.get(ev.ident);
     if (reg && reg.armed & fired) this.#setArmed(reg, reg.armed & ~fired);

@@ -103,6 +103,36 @@ describe("kqueue selector", { skip: reason }, () => {
     }
   });
 
+  test("more ready fds than the event list holds: every one is reported by the polls that follow", () => {
+    // 40 socket pairs, each end readable and writable: an event list of 16 fills at once
+    // (libkqueue drops what epoll returned beyond it; the selector has those fds reported again).
+    const selector = new KqueueSelector();
+    const pairs = Array.from({ length: 40 }, () => raw.socketPair());
+    try {
+      pairs.forEach(([a], i) => selector.register(a, i, Interest.READABLE | Interest.WRITABLE));
+      for (const [, b] of pairs) raw.write(b, new Uint8Array([1]));
+      const readable = new Set();
+      const writable = new Set();
+      const events = new Events(16);
+      for (let i = 0; i < 50; i++) {
+        selector.select(events, 0);
+        if (events.isEmpty) break;
+        for (const e of events) {
+          if (e.isReadable) readable.add(e.token);
+          if (e.isWritable) writable.add(e.token);
+        }
+      }
+      assert.equal(readable.size, 40, "every readable fd was reported");
+      assert.equal(writable.size, 40, "every writable fd was reported");
+    } finally {
+      selector.close();
+      for (const [a, b] of pairs) {
+        raw.close(a);
+        raw.close(b);
+      }
+    }
+  });
+
   test("closing selectors leaves no fd behind", () => {
     new KqueueSelector().close();
     const before = openFdCount();
