@@ -117,6 +117,10 @@ async function terminate(w) {
 }
 
 async function main(scenario, backend) {
+  // Probing the backends opens what a library keeps for the life of the process (libkqueue: its
+  // close-detection epoll fd and eventfd, made with its first kqueue, in whichever thread): let
+  // that happen here, before any fd count, as it would in an application that used evloop.
+  (await import("evloop")).probeBackends();
   if (scenario === "idle") {
     const out = {};
     for (const wait of ["sleep", "read"]) {
