@@ -1,6 +1,6 @@
 /**
  * One try of an operation's syscall on a non-blocking fd: the result, or {@link WOULD_BLOCK_RESULT}
- * when the kernel says it would block. The readiness backends (epoll, poll) and the blocking one
+ * when the kernel says it would block. The readiness backends (epoll, kqueue, poll) and the blocking one
  * all run operations through it; they differ only in how they wait between tries. The calls are
  * `sys/nonblocking.ts`'s: POSIX's, or Winsock's on Windows.
  */
