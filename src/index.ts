@@ -49,5 +49,12 @@ export { resolveHost, type InetAddress, type IPFamily, type ResolveOptions } fro
 export type { Datagram } from "./net/socket.js";
 export { FileDescriptor, type FileDescriptorOptions } from "./io/fd.js";
 export { Pipe } from "./io/pipe.js";
+export {
+  NamedPipe,
+  NamedPipeServer,
+  type NamedPipeServerOptions,
+  type NamedPipeConnectOptions,
+  type MessageReadOptions,
+} from "./io/named-pipe.js";
 export type { HandleOptions } from "./io/handle.js";
 export type { ChunkOptions } from "./io/stream.js";

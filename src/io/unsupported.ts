@@ -37,3 +37,20 @@ export function requireUnix(syscall: string, what: string, instead: string, why:
   if (UNIX_HANDLES) return;
   throw new SystemError(ERRNO.EOPNOTSUPP, syscall, `${what} is not supported on Windows: ${instead} (${why})`);
 }
+
+/**
+ * Off Windows, throws the SystemError (code EOPNOTSUPP, naming `syscall`) that says `what` exists
+ * only on Windows and what to use `instead`; on Windows does nothing. The named-pipe classes'
+ * counterpart of {@link requireUnix}.
+ *
+ * @example
+ * ```ts
+ * requireWindows("CreateNamedPipeW", "NamedPipeServer", "use a UnixListener on a socket path");
+ * // on Linux: "CreateNamedPipeW EOPNOTSUPP: NamedPipeServer is only on Windows: use a
+ * // UnixListener on a socket path"
+ * ```
+ */
+export function requireWindows(syscall: string, what: string, instead: string): void {
+  if (!UNIX_HANDLES) return;
+  throw new SystemError(ERRNO.EOPNOTSUPP, syscall, `${what} is only on Windows: ${instead}`);
+}

@@ -211,6 +211,34 @@ export const WIN = {
   AFD_POLL_LOCAL_CLOSE: 0x20,
   AFD_POLL_ACCEPT: 0x80,
   AFD_POLL_CONNECT_FAIL: 0x100,
+  // Named pipes (CreateNamedPipeW, CreateFileW, SetNamedPipeHandleState, GetNamedPipeInfo).
+  PIPE_ACCESS_DUPLEX: 0x3,
+  FILE_FLAG_OVERLAPPED: 0x40000000,
+  /** CreateNamedPipeW fails (ERROR_ACCESS_DENIED) when the name exists already. */
+  FILE_FLAG_FIRST_PIPE_INSTANCE: 0x00080000,
+  PIPE_TYPE_BYTE: 0x0,
+  PIPE_TYPE_MESSAGE: 0x4,
+  PIPE_READMODE_BYTE: 0x0,
+  PIPE_READMODE_MESSAGE: 0x2,
+  PIPE_REJECT_REMOTE_CLIENTS: 0x8,
+  /** GetNamedPipeInfo's flag: this handle is the server end. */
+  PIPE_SERVER_END: 0x1,
+  PIPE_UNLIMITED_INSTANCES: 255,
+  GENERIC_READ: 0x80000000,
+  GENERIC_WRITE: 0x40000000,
+  OPEN_EXISTING: 3,
+  /** CreateFileW on a pipe: the server may identify the client but not act as it. */
+  SECURITY_SQOS_PRESENT: 0x00100000,
+  SECURITY_IDENTIFICATION: 0x00010000,
+  ERROR_FILE_NOT_FOUND: 2,
+  ERROR_ACCESS_DENIED: 5,
+  ERROR_INVALID_NAME: 123,
+  ERROR_BAD_PIPE: 230,
+  ERROR_PIPE_BUSY: 231,
+  ERROR_NO_DATA: 232,
+  ERROR_PIPE_NOT_CONNECTED: 233,
+  ERROR_PIPE_CONNECTED: 535,
+  ERROR_PIPE_LISTENING: 536,
 } as const;
 
 /** Windows' own layouts (x64). */
