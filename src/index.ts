@@ -22,7 +22,7 @@ export { Interest, Event, Events } from "./selector/event.js";
 export { Poll, Registry, Waker, type SelectorName } from "./selector/registry.js";
 export type { WakerHandle } from "./sys/wakeup.js";
 
-export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult, BorrowOptions, BorrowedBytes } from "./loop/event-loop.js";
+export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult, BorrowOptions, BorrowedBytes, OverlappedOptions, OverlappedResult } from "./loop/event-loop.js";
 export { PollingEventLoop } from "./loop/polling.js";
 export { IoUringEventLoop, type IoUringOptions } from "./loop/io-uring/loop.js";
 export { probeIoUring, type IoUringProbe } from "./loop/io-uring/probe.js";
@@ -49,6 +49,7 @@ export { resolveHost, type InetAddress, type IPFamily, type ResolveOptions } fro
 export type { Datagram } from "./net/socket.js";
 export { FileDescriptor, type FileDescriptorOptions } from "./io/fd.js";
 export { Pipe } from "./io/pipe.js";
+export { OverlappedHandle, type OverlappedHandleOptions } from "./io/overlapped.js";
 export {
   NamedPipe,
   NamedPipeServer,

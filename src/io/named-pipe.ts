@@ -17,7 +17,7 @@
  * Off Windows both classes import fine and their factories throw a SystemError EOPNOTSUPP that
  * names the alternative (`io/unsupported.ts`).
  */
-import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
+import type { EventLoop, OperationOptions, OverlappedResult } from "../loop/event-loop.js";
 import { checkBuffer, checkOptions } from "../loop/checks.js";
 import { clock } from "../loop/timers.js";
 import { SystemError, TimeoutError } from "../sys/errors.js";
@@ -52,26 +52,10 @@ const MESSAGE_CHUNK = 64 * 1024;
 const BUSY_FIRST_MS = 1;
 const BUSY_MAX_MS = 50;
 
-/**
- * What `loop.overlapped` resolves with: bytes transferred and the completion's Win32 status
- * (0: success; ERROR_MORE_DATA 234: a message longer than the buffer).
- */
-interface OverlappedResult {
-  readonly bytes: number;
-  readonly status: number;
-}
-
-/** The IOCP loop's method for overlapped calls evloop has no operation for. */
-interface OverlappedLoop extends EventLoop {
-  overlapped(fd: number, start: (overlapped: bigint) => number, options?: OperationOptions): Promise<OverlappedResult>;
-}
-
-/** `loop`, when it can run overlapped calls (the iocp backend); EOPNOTSUPP otherwise. */
-function overlappedLoop(loop: EventLoop, syscall: string): OverlappedLoop {
-  if (typeof (loop as Partial<OverlappedLoop>).overlapped !== "function") {
-    throw new SystemError(ERRNO.EOPNOTSUPP, syscall, `named pipes need the iocp backend (this loop's is ${loop.backend})`);
-  }
-  return loop as OverlappedLoop;
+/** Named pipes need overlapped calls on handles: the iocp backend's. EOPNOTSUPP for another loop. */
+function checkIocp(loop: EventLoop, syscall: string): EventLoop {
+  if (loop.backend !== "iocp") throw new SystemError(ERRNO.EOPNOTSUPP, syscall, `named pipes need the iocp backend (this loop's is ${loop.backend})`);
+  return loop;
 }
 
 function checkObject(options: unknown): void {
@@ -155,7 +139,7 @@ export interface NamedPipeConnectOptions extends HandleOptions, OperationOptions
  */
 export type MessageReadOptions = OperationOptions;
 
-let makePipe: (fd: number, loop: OverlappedLoop, messageMode: boolean) => NamedPipe;
+let makePipe: (fd: number, loop: EventLoop, messageMode: boolean) => NamedPipe;
 
 /**
  * One end of a connected named pipe: what {@link NamedPipeServer.accept} returns on the server
@@ -185,21 +169,21 @@ export class NamedPipe extends Stream {
 
   /** Whether the pipe carries messages (see {@link readMessage}). */
   readonly messageMode: boolean;
-  readonly #loop: OverlappedLoop;
 
-  private constructor(fd: number, loop: OverlappedLoop, messageMode: boolean) {
+  private constructor(fd: number, loop: EventLoop, messageMode: boolean) {
     // Not `owned`: the exit hooks close sockets (closesocket), which cannot close a pipe.
     super(fd, loop, "pipe", false);
-    this.#loop = loop;
     this.messageMode = messageMode;
   }
 
   /**
    * Connects to the server named `name` (CreateFileW, overlapped). When every instance is in use
    * (ERROR_PIPE_BUSY) it waits as WaitNamedPipe would, without blocking the thread: it tries
-   * again after short sleeps on the loop (1 ms, doubling to 50 ms) until one is free, `timeout`
-   * passes (TimeoutError, code ETIMEDOUT; without a timeout it waits until `signal` aborts) or
-   * the server goes away. Rejects with a SystemError ENOENT when no server has the name; a name
+   * again after short sleeps on the loop (1 ms, doubling to 50 ms) until one is free or
+   * `timeout` passes (TimeoutError, code ETIMEDOUT; without a timeout it waits until `signal`
+   * aborts). While it waits, a moment with no instance at all counts as busy too (a full server
+   * creates its next instance only when it accepts again). Rejects with a SystemError ENOENT
+   * when no server has the name at the first try; a name
    * that is not `\\.\pipe\…` is a TypeError, one over 256 characters a RangeError, both thrown
    * before anything starts. A message-mode server's client reads in message mode too.
    *
@@ -213,16 +197,20 @@ export class NamedPipe extends Stream {
     checkObject(options);
     const name = checkPipeName(options.name);
     checkOptions(options);
-    const loop = overlappedLoop(loopOf(options.loop), "CreateFileW");
+    const loop = checkIocp(loopOf(options.loop), "CreateFileW");
     const { signal, timeout } = options;
     const deadline = timeout === undefined ? Infinity : clock() + timeout;
+    let busy = false;
     for (let delay = BUSY_FIRST_MS; ; delay = Math.min(2 * delay, BUSY_MAX_MS)) {
       if (signal?.aborted) throw signal.reason;
       let fd: number;
       try {
         fd = openPipe(name);
       } catch (e) {
-        if (!(e instanceof SystemError) || e.code !== "EBUSY") throw e;
+        // Once the server was seen busy, no instance at all (ENOENT) is a server between
+        // instances (a full one whose next instance is not created yet): still waiting.
+        if (!(e instanceof SystemError) || !(e.code === "EBUSY" || (busy && e.code === "ENOENT"))) throw e;
+        busy = true;
         const left = deadline - clock();
         if (left <= 0) throw new TimeoutError("connect", timeout!);
         await loop.sleep(Math.min(delay, left), { signal });
@@ -290,7 +278,7 @@ export class NamedPipe extends Stream {
     try {
       let result: OverlappedResult;
       try {
-        result = await this.#loop.overlapped(fd, (ov) => (started = readFile(fd, block.address, size, ov)), options);
+        result = await this.loop.overlapped(fd, (ov) => (started = readFile(fd, block.address, size, ov)), options);
       } catch (e) {
         // A message longer than `size` arrived between the peek and the call: ReadFile filled
         // the buffer and said ERROR_MORE_DATA within the call, which the loop reports as a
@@ -328,7 +316,7 @@ export class NamedPipe extends Stream {
     try {
       block.bytes.set(buf);
       const n = buf.byteLength;
-      const result = await this.#loop.overlapped(fd, (ov) => writeFile(fd, block.address, n, ov), options);
+      const result = await this.loop.overlapped(fd, (ov) => writeFile(fd, block.address, n, ov), options);
       if (result.status !== 0) throw winError(result.status, "WriteFile");
       if (result.bytes !== n) throw new SystemError(ERRNO.EIO, "WriteFile", `wrote ${result.bytes} of ${n} bytes`);
     } finally {
@@ -377,24 +365,20 @@ export class NamedPipeServer implements AsyncIterable<NamedPipe>, AsyncDisposabl
   readonly loop: EventLoop;
   /** Whether its pipes carry messages. */
   readonly messageMode: boolean;
-  readonly #loop: OverlappedLoop;
   readonly #name: Uint16Array;
   readonly #shape: PipeInstanceOptions;
   /** Instances listening and not in an accept (one, usually). */
   readonly #idle: number[] = [];
   /** Instances in an accept (a ConnectNamedPipe in flight). */
   readonly #accepting = new Set<number>();
-  /** Instances the loop has seen (associated): closed through it, the rest with CloseHandle. */
-  readonly #known = new Set<number>();
   #closing: Promise<void> | null = null;
   #release: (() => void) | null;
   #refed = true;
 
-  private constructor(name: string, name16: Uint16Array, loop: OverlappedLoop, shape: PipeInstanceOptions) {
+  private constructor(name: string, name16: Uint16Array, loop: EventLoop, shape: PipeInstanceOptions) {
     this.name = name;
     this.#name = name16;
     this.loop = loop;
-    this.#loop = loop;
     this.messageMode = shape.message;
     this.#shape = shape;
     this.#idle.push(createNamedPipe(name16, shape));
@@ -422,7 +406,7 @@ export class NamedPipeServer implements AsyncIterable<NamedPipe>, AsyncDisposabl
       outBufferSize: checkCount(options.outBufferSize, "outBufferSize", 0, 0x7fffffff, 65536),
       message: checkFlag(options.messageMode, "messageMode"),
     };
-    const loop = overlappedLoop(loopOf(options.loop), "CreateNamedPipeW");
+    const loop = checkIocp(loopOf(options.loop), "CreateNamedPipeW");
     return new NamedPipeServer(options.name, name16, loop, { ...shape, first: true });
   }
 
@@ -449,7 +433,6 @@ export class NamedPipeServer implements AsyncIterable<NamedPipe>, AsyncDisposabl
     checkOptions(options);
     const fd = this.#idle.pop() ?? createNamedPipe(this.#name, { ...this.#shape, first: false });
     this.#accepting.add(fd);
-    this.#known.add(fd);
     if (!this.#refed) this.loop.setRef(fd, false);
     try {
       await this.#connect(fd, options);
@@ -460,14 +443,13 @@ export class NamedPipeServer implements AsyncIterable<NamedPipe>, AsyncDisposabl
       throw e;
     }
     this.#accepting.delete(fd);
-    this.#known.delete(fd);
     this.loop.setRef(fd, true);
     if (this.closed) {
       await this.loop.close(fd).catch(() => {});
       throw closedError("accept", "pipe server");
     }
     this.#listen();
-    return makePipe(fd, this.#loop, this.messageMode);
+    return makePipe(fd, this.loop, this.messageMode);
   }
 
   /** ConnectNamedPipe until a client is connected to `fd`. */
@@ -475,7 +457,7 @@ export class NamedPipeServer implements AsyncIterable<NamedPipe>, AsyncDisposabl
     for (;;) {
       let started = -1;
       try {
-        await this.#loop.overlapped(fd, (ov) => (started = connectNamedPipe(fd, ov)), options);
+        await this.loop.overlapped(fd, (ov) => (started = connectNamedPipe(fd, ov)), options);
         return;
       } catch (e) {
         // Both are answers within the call, with no packet to come: a client is connected
@@ -570,11 +552,10 @@ export class NamedPipeServer implements AsyncIterable<NamedPipe>, AsyncDisposabl
     const fds = [...this.#idle, ...this.#accepting];
     this.#idle.length = 0;
     this.#closing = Promise.all(
-      fds.map(async (fd) => {
+      fds.map((fd) => {
         this.loop.setRef(fd, true);
-        if (this.#known.delete(fd)) return this.loop.close(fd);
-        // Never given to the loop: not associated with its port, nothing pending.
-        closePipe(fd);
+        // Closes a handle the loop never saw too (CloseHandle, once Winsock says it is no socket).
+        return this.loop.close(fd);
       }),
     ).then(() => undefined);
     return this.#closing;

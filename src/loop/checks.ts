@@ -19,6 +19,16 @@ export function checkMs(ms: unknown, what: string): number {
   return ms;
 }
 
+/** An overlapped operation's file offset: undefined (0), or an integer from 0 to 2^53 - 1. */
+export function checkOffset(offset: unknown): number {
+  if (offset === undefined) return 0;
+  const n = typeof offset === "bigint" && offset >= 0n && offset <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(offset) : offset;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(`offset must be an integer from 0 to 2^53 - 1, got ${String(offset)}`);
+  }
+  return n;
+}
+
 /** Validates `{ signal, timeout }`. */
 export function checkOptions(options: { signal?: unknown; timeout?: unknown } | undefined): void {
   if (options === undefined || options === null) return;

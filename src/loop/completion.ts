@@ -28,13 +28,14 @@
  * its waits), `ownFds` (its own kernel fds) and optionally `cancel`, `finish`,
  * `advance`, `detach` (an fd forgotten), `closeFd`, `release` (dispose).
  */
-import { ClosedError, TimeoutError } from "../sys/errors.js";
+import { ClosedError, SystemError, TimeoutError } from "../sys/errors.js";
+import { ERRNO } from "../sys/target.js";
 import { closeSocket as closeFd } from "../sys/socket.js";
 import type { SocketAddress } from "../sys/posix/sockaddr.js";
 import type { ReceivedMessage } from "../sys/posix/socket.js";
 import type { WakerHandle } from "../sys/wakeup.js";
-import type { BackendName, BorrowedBytes, BorrowOptions, EventLoop, OperationOptions, ReceiveFromResult } from "./event-loop.js";
-import { checkAddress, checkBorrow, checkBuffer, checkBuffers, checkFd, clampLength, clampTotal, checkMaxFds, checkMs, checkOptions, checkPassedFds } from "./checks.js";
+import type { BackendName, BorrowedBytes, BorrowOptions, EventLoop, OperationOptions, OverlappedOptions, OverlappedResult, ReceiveFromResult } from "./event-loop.js";
+import { checkAddress, checkBorrow, checkBuffer, checkBuffers, checkFd, clampLength, clampTotal, checkMaxFds, checkMs, checkOffset, checkOptions, checkPassedFds } from "./checks.js";
 import { FdState, Kind, Operation, Phase, type Queue, SYSCALL } from "./operation.js";
 import { clock, TimerHeap } from "./timers.js";
 
@@ -315,6 +316,23 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
     return this.submit(this.#op(Kind.WaitWritable, fd, options), options);
   }
 
+  overlapped(handle: number, start: (overlapped: bigint) => number, options?: OverlappedOptions): Promise<OverlappedResult> {
+    if (typeof start !== "function") throw new TypeError("start must be a function (overlapped: bigint) => number");
+    const offset = checkOffset(options?.offset);
+    const op = this.#op(Kind.Overlapped, handle, options);
+    if (!this.overlappedSupported) {
+      return Promise.reject(new SystemError(ERRNO.EOPNOTSUPP, "overlapped", `overlapped operations are Windows' (the iocp backend), not ${this.backend}'s`));
+    }
+    op.start = start;
+    op.offset = offset;
+    return this.submit(op, options);
+  }
+
+  /** Whether the backend runs `overlapped` operations (IOCP). */
+  protected get overlappedSupported(): boolean {
+    return false;
+  }
+
   close(fd: number): Promise<void> {
     checkFd(fd);
     // A disposed loop forgot every fd and holds nothing in the kernel any more: the fd is only
@@ -446,7 +464,7 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
     else this.#unrefedFds.add(fd);
     const state = this.fds.get(fd);
     if (state) {
-      for (const q of [state.readers, state.writers]) {
+      for (const q of [state.readers, state.writers, state.others]) {
         for (let op = q.head; op; op = op.next) {
           if (op.refed !== ref) this.refedPending += ref ? 1 : -1;
           op.refed = ref;
@@ -580,7 +598,7 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
     if (!state) return false;
     this.fds.delete(fd);
     state.removed = true;
-    for (const q of [state.readers, state.writers]) {
+    for (const q of [state.readers, state.writers, state.others]) {
       for (let op = q.head; op; ) {
         const next = op.next;
         this.cancel(op, new ClosedError(SYSCALL[op.kind], fd));

@@ -55,6 +55,37 @@ export interface BorrowOptions extends OperationOptions {
 }
 
 /**
+ * Options of `overlapped`: `{ signal, timeout }` and the file offset to start at.
+ *
+ * @example
+ * ```ts
+ * const options: OverlappedOptions = { offset: 4096, timeout: 5000 };
+ * ```
+ */
+export interface OverlappedOptions extends OperationOptions {
+  /**
+   * Written into the OVERLAPPED's Offset and OffsetHigh before `start` runs (files: where the
+   * read or write begins); default 0. A non-negative integer below 2^53.
+   */
+  offset?: number | bigint | undefined;
+}
+
+/**
+ * How an overlapped operation completed: the bytes it transferred and its status as a Win32
+ * error code (0 for success; non-zero for one that completed with an error or a warning, such as
+ * ERROR_MORE_DATA, 234, for part of a pipe message, or ERROR_BROKEN_PIPE, 109).
+ *
+ * @example
+ * ```ts
+ * const { bytes, status }: OverlappedResult = await loop.overlapped(handle, start);
+ * ```
+ */
+export interface OverlappedResult {
+  readonly bytes: number;
+  readonly status: number;
+}
+
+/**
  * Bytes a read lent out of the loop's own memory (see `readBorrowed`). `bytes` stays valid until
  * `release()`; after it the memory is reused for other reads, so copy what must outlive it.
  * `release()` is idempotent; a borrow never released is never reused (on io_uring the loop then
@@ -143,6 +174,22 @@ export interface EventLoop {
   waitReadable(fd: number, options?: OperationOptions): Promise<void>;
   /** Resolves when `fd` is writable (any pollable fd). */
   waitWritable(fd: number, options?: OperationOptions): Promise<void>;
+  /**
+   * Windows (the iocp backend): runs an overlapped operation of the caller's on `handle` (any
+   * handle opened for overlapped I/O: a file opened with FILE_FLAG_OVERLAPPED, a pipe, a device,
+   * a socket), associating it with the loop's completion port on first use. `start` receives the
+   * address of the operation's OVERLAPPED (native memory the loop owns, Offset fields already
+   * set from `offset`), starts the call with it, and returns the Win32 error code of the call: 0
+   * when it completed at once, 997 (ERROR_IO_PENDING) when it is in flight, anything else when it
+   * failed (the promise then rejects with that error). The promise resolves with `{ bytes,
+   * status }` when the completion arrives (or at once for a call that completed within it, in
+   * skip-on-success mode), whatever the status; abort and timeout cancel it with CancelIoEx and
+   * reject only once the kernel gave it back (one that completed first resolves). Any number may
+   * be in flight on one handle. Memory: whatever the call hands the kernel (its buffer) must be
+   * native memory or stay referenced until the promise settles, which is never before the kernel
+   * is done with it. Other backends reject with EOPNOTSUPP.
+   */
+  overlapped(handle: number, start: (overlapped: bigint) => number, options?: OverlappedOptions): Promise<OverlappedResult>;
   /**
    * Rejects pending operations on `fd` with a ClosedError, forgets it, and closes it. On a
    * disposed loop (which forgot every fd) it is close(2): an fd is never left open.

@@ -24,6 +24,9 @@ export const enum Kind {
   WaitWritable,
   // Neither queue (a close the kernel performs, io_uring's CLOSE).
   Close,
+  // An overlapped operation the caller starts on a handle (IOCP): the fd's third queue, where
+  // any number may be in the kernel at once.
+  Overlapped,
 }
 
 /**
@@ -50,6 +53,7 @@ export const SYSCALL: Record<Kind, string> = {
   [Kind.SendMessage]: "sendmsg",
   [Kind.WaitWritable]: "poll",
   [Kind.Close]: "close",
+  [Kind.Overlapped]: "overlapped",
 };
 
 /** Whether operations of `kind` wait in an fd's reader queue (else its writer queue). */
@@ -108,6 +112,10 @@ export class Operation {
   onAbort: (() => void) | null = null;
   /** Whether this operation keeps the process alive (its fd is not unref'd). */
   refed = true;
+  /** An overlapped operation's start: called with its OVERLAPPED's address, returns a Win32 error code. */
+  start: ((overlapped: bigint) => number) | null = null;
+  /** An overlapped operation's file offset (OVERLAPPED.Offset/OffsetHigh). */
+  offset = 0;
   queue: Queue<this> | null = null;
   prev: this | null = null;
   next: this | null = null;
@@ -140,6 +148,8 @@ export class Queue<T extends Operation> {
 export class FdState<Op extends Operation = Operation> {
   readonly readers = new Queue<Op>();
   readonly writers = new Queue<Op>();
+  /** Overlapped operations (IOCP), which do not wait for one another. */
+  readonly others = new Queue<Op>();
   /** Set by remove/close: the fd is forgotten; nothing new starts on this state. */
   removed = false;
   /**
@@ -152,6 +162,6 @@ export class FdState<Op extends Operation = Operation> {
 
   /** The queue operations of `kind` wait in. */
   queueOf(kind: Kind): Queue<Op> {
-    return kind <= Kind.WaitReadable ? this.readers : this.writers;
+    return kind <= Kind.WaitReadable ? this.readers : kind === Kind.Overlapped ? this.others : this.writers;
   }
 }

@@ -39,7 +39,7 @@ import { openAfd } from "../../sys/windows/afd.js";
 import { nativeBlock, heapAlloc, heapFree, type NativeBlock } from "../../sys/windows/memory.js";
 import { afdCancel, DONE, PENDING } from "../../sys/windows/overlapped.js";
 import { cancelIo, CompletionPort, entriesView, readEntries, type Completion } from "../../sys/windows/port.js";
-import { baseHandle, closeSocket } from "../../sys/windows/socket.js";
+import { baseHandle, closeSocket, isOpenSocket } from "../../sys/windows/socket.js";
 import { windows } from "../../sys/windows/api.js";
 import type { BackendName } from "../event-loop.js";
 import { checkFd, isDetached } from "../checks.js";
@@ -176,6 +176,10 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     debug("iocp: port created");
   }
 
+  protected override get overlappedSupported(): boolean {
+    return true;
+  }
+
   /** How operations completed so far (see {@link IocpStats}). */
   get stats(): IocpStats {
     return { inline: this.#inline, packets: this.#packets, stray: this.#stray };
@@ -252,7 +256,8 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
       this.armTimer(op);
       this.changed(); // the guest driver mirrors the earliest deadline with a host timer
     }
-    if (queue.head === op) this.#start(op);
+    // Overlapped operations do not wait for one another: each goes to the kernel at once.
+    if (queue.head === op || op.kind === Kind.Overlapped) this.#start(op);
     if (op.phase !== Phase.Done && (this.pending === 1 || (op.refed && this.refedPending === 1))) this.changed();
     return promise;
   }
@@ -261,7 +266,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     const deferred = this.#deferred;
     if (deferred.length > 0) {
       this.#deferred = [];
-      for (const op of deferred) if (op.phase === Phase.Waiting && op.queue?.head === op) this.#start(op);
+      for (const op of deferred) if (op.phase === Phase.Waiting && (op.queue?.head === op || op.kind === Kind.Overlapped)) this.#start(op);
       timeout = 0;
     }
     const got = this.#completions;
@@ -292,7 +297,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
 
   protected override advance(op: IocpOp, queue: Queue<IocpOp> | null, wasHead: boolean): void {
     const state = op.state;
-    if (state === null || queue === null || !wasHead || state.removed) return;
+    if (state === null || queue === null || !wasHead || state.removed || op.kind === Kind.Overlapped) return;
     const next = queue.head;
     if (next !== null && next.phase === Phase.Waiting) this.#start(next);
   }
@@ -345,6 +350,8 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
    * loop's back and reused by a new socket associates anew.
    */
   #associate(state: IocpFd, syscall: string): void {
+    state.socket = isOpenSocket(state.fd);
+    if (!state.socket) state.fileType = windows().kernel32.GetFileType(state.fd);
     let skip: boolean;
     try {
       skip = this.#port.associate(state.fd, KEY_IO, this.#skip);
@@ -357,7 +364,7 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
       if (e instanceof SystemError && e.errno === ERRNO.EINVAL) {
         throw new SystemError(ERRNO.EINVAL, syscall, `socket ${state.fd} belongs to another completion port (another loop's)`);
       }
-      throw e instanceof SystemError ? new SystemError(e.errno, syscall, e.errno === ERRNO.EBADF ? `${state.fd} is not an open socket` : undefined) : e;
+      throw e instanceof SystemError ? new SystemError(e.errno, syscall, e.errno === ERRNO.EBADF ? `${state.fd} is not an open socket or handle` : undefined) : e;
     }
     this.#associated.set(state.fd, skip);
     state.skip = skip;
@@ -434,8 +441,14 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     this.#inKernel--;
     this.#packets++;
     op.phase = Phase.Waiting;
-    const overflow = c.status === WIN.STATUS_BUFFER_OVERFLOW && (op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage);
-    if (c.status === 0 || overflow) {
+    if (op.kind === Kind.Overlapped) {
+      // The caller's call: its status is the caller's to read, unless it was cancelled.
+      if (op.cancelled && c.status !== 0) this.settle(op, false, op.cancelReason);
+      else this.settle(op, true, { bytes: c.bytes, status: c.status === 0 ? 0 : dosError(c.status) });
+    } else if (!state.socket && op.kind === Kind.Read && !op.cancelled && c.status !== 0 && this.#endOfPipe(op, dosError(c.status), c.bytes)) {
+      // Handled: the end of the pipe (or file), or part of a message.
+    } else if (c.status === 0 || (c.status === WIN.STATUS_BUFFER_OVERFLOW && (op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage))) {
+      const overflow = c.status !== 0;
       if ((op.kind === Kind.WaitReadable || op.kind === Kind.WaitWritable) && pollEvents(this.#records, op) === 0) {
         // The poll ended without an event (cancelled): nothing happened.
         this.settle(op, false, op.cancelled ? op.cancelReason : new SystemError(ERRNO.EIO, "poll", "the AFD poll ended without an event"));
@@ -459,8 +472,22 @@ export class IocpEventLoop extends CompletionLoop<IocpOp, IocpFd> {
     this.settle(op, true, value);
   }
 
+  /**
+   * A read of a pipe (or another handle that is not a socket) that ended with `code`: the other
+   * end closed (ERROR_BROKEN_PIPE) or the end of a file (ERROR_HANDLE_EOF) is the end of the
+   * stream, 0 bytes, like a socket's FIN; part of a message-mode pipe's message (ERROR_MORE_DATA)
+   * is `bytes` of it, the rest coming with the next read. Returns false for any other error.
+   */
+  #endOfPipe(op: IocpOp, code: number, bytes: number): boolean {
+    if (code === WIN.ERROR_BROKEN_PIPE || code === WIN.ERROR_HANDLE_EOF) this.#succeed(op, 0);
+    else if (code === WIN.ERROR_MORE_DATA) this.#succeed(op, bytes);
+    else return false;
+    return true;
+  }
+
   /** `op` failed with Winsock/Win32 error `code` (`now`: within its call, no packet). */
   #fail(op: IocpOp, code: number, now: boolean): void {
+    if (op.kind === Kind.Read && !op.state!.socket && this.#endOfPipe(op, code, immediateBytes(this.#records, op))) return;
     if ((op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage) && (code === ERRNO.EMSGSIZE || code === WIN.ERROR_MORE_DATA)) {
       // A datagram larger than the buffer: Windows fills the buffer and fails; POSIX (and so
       // evloop) delivers the truncated datagram.

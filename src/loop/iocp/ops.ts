@@ -7,13 +7,14 @@ import { dataView } from "../../ffi/layout.js";
 import { SystemError } from "../../sys/errors.js";
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_MAX } from "../../sys/posix/sockaddr.js";
 import { C, ERRNO, WIN, WIN_LAYOUT } from "../../sys/windows/constants.js";
-import { acceptEx, afdPoll, connectEx, recv, recvFrom, send, sendTo } from "../../sys/windows/overlapped.js";
+import { acceptEx, afdPoll, connectEx, DONE, PENDING, readFile, recv, recvFrom, send, sendTo, writeFile } from "../../sys/windows/overlapped.js";
 import { bind, setOption, socket, socketDomain, closeSocket } from "../../sys/windows/socket.js";
 import { isDetached } from "../checks.js";
 import { Kind, SYSCALL, written } from "../operation.js";
 import { ACCEPT_ADDRESS, type IocpFd, type IocpOp, type Records, SLOT, STAGE_MAX } from "./records.js";
 
 const P = WIN_LAYOUT.AFD_POLL_INFO.fields;
+const O = WIN_LAYOUT.OVERLAPPED.fields;
 
 /** AFD events that make a socket readable: data, a connection to accept, the end of it. */
 const READ_EVENTS =
@@ -84,6 +85,17 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
       else if (op.kind === Kind.SendMessage) gather(op.bufs!, stage.bytes, length);
       view.setUint32(at + SLOT.wsabuf, length, true);
       view.setBigUint64(at + SLOT.wsabuf + 8, stage.address, true);
+      if (!state.socket) {
+        // A pipe (or another handle): ReadFile/WriteFile from the same staging buffer. A file
+        // has a position a stream does not keep: its reads and writes go through `overlapped`,
+        // with an offset each.
+        if (state.fileType === WIN.FILE_TYPE_DISK) {
+          throw new SystemError(ERRNO.ESPIPE, SYSCALL[op.kind], `handle ${op.fd} is a file: use overlapped() with an offset`);
+        }
+        if (op.kind === Kind.Read) return readFile(op.fd, stage.address, length, bytes, overlapped);
+        if (op.kind === Kind.Write) return writeFile(op.fd, stage.address, length, bytes, overlapped);
+        throw new SystemError(ERRNO.ENOTSOCK, SYSCALL[op.kind], `handle ${op.fd} is not a socket`);
+      }
       if (op.kind === Kind.Read) return recv(op.fd, wsabuf, bytes, base + BigInt(SLOT.flags), overlapped);
       if (op.kind === Kind.Write || op.kind === Kind.SendMessage) return send(op.fd, wsabuf, bytes, overlapped);
       if (op.kind === Kind.ReceiveFrom || op.kind === Kind.ReceiveMessage) {
@@ -127,14 +139,31 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
       // the packet carries: the same record as every other operation's.
       return afdPoll(cx.afd(), overlapped, overlapped, base + BigInt(SLOT.poll), WIN_LAYOUT.AFD_POLL_INFO.size);
     }
+    case Kind.Overlapped: {
+      view.setUint32(at + SLOT.overlapped + O.offset.offset, op.offset % 0x1_0000_0000, true);
+      view.setUint32(at + SLOT.overlapped + O.offsetHigh.offset, Math.floor(op.offset / 0x1_0000_0000), true);
+      // SAFETY: the OVERLAPPED is the slot's (native), kept until this operation's packet is in;
+      // whatever else the caller's call hands the kernel is the caller's to keep alive.
+      const code = op.start!(overlapped);
+      if (code === 0) return DONE;
+      if (code === WIN.ERROR_IO_PENDING) return PENDING;
+      if (typeof code !== "number" || !Number.isInteger(code) || code < 0) {
+        throw new TypeError(`overlapped: start must return a Win32 error code (0, 997 or an error), got ${String(code)}`);
+      }
+      return code;
+    }
     default:
       throw new SystemError(ERRNO.EOPNOTSUPP, SYSCALL[op.kind], "not supported on Windows");
   }
 }
 
-/** The bytes a call that completed at once reported. */
+/**
+ * The bytes a call that completed at once reported: in the slot's counter, or for a caller's
+ * overlapped call in the OVERLAPPED's InternalHigh (the kernel fills it either way).
+ */
 export function immediateBytes(records: Records, op: IocpOp): number {
   const { view, at } = records.view(op.slot);
+  if (op.kind === Kind.Overlapped) return Number(view.getBigUint64(at + SLOT.overlapped + O.internalHigh.offset, true));
   return view.getUint32(at + SLOT.bytes, true);
 }
 
@@ -186,6 +215,8 @@ export function result(records: Records, op: IocpOp, bytes: number, truncated: b
     case Kind.WaitReadable:
     case Kind.WaitWritable:
       return undefined;
+    case Kind.Overlapped:
+      return { bytes, status: 0 };
     default:
       return undefined;
   }

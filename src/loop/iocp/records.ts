@@ -64,12 +64,19 @@ export class IocpOp extends Operation {
   staged = 0;
 }
 
-/** What the IOCP backend keeps per socket. */
+/** What the IOCP backend keeps per socket or handle. */
 export class IocpFd extends FdState<IocpOp> {
   /** Operations the kernel holds (their packets are due). */
   inflight = 0;
   /** Whether an immediate success posts no packet (skip-on-success mode is on). */
   skip = false;
+  /**
+   * Whether it is a socket (Winsock's calls) or another handle, a pipe or a file (ReadFile and
+   * WriteFile for reads and writes; `overlapped` works on either). Told at association.
+   */
+  socket = true;
+  /** For a handle that is not a socket: GetFileType's answer (FILE_TYPE_DISK, _PIPE, _CHAR). */
+  fileType = 0;
   /** The base provider's handle AFD polls (SIO_BASE_HANDLE), once asked. */
   base = -1n;
   /** The listener's address family, for its AcceptEx sockets (0 until asked). */

@@ -43,6 +43,12 @@ const KERNEL32 = {
   GetCurrentProcess: { result: "pointer", params: [] },
   // BOOL GetProcessHandleCount(HANDLE process, PDWORD count)
   GetProcessHandleCount: { result: "i32", params: ["pointer", "buffer"] },
+  // BOOL ReadFile(HANDLE file, LPVOID buf, DWORD n, LPDWORD read, LPOVERLAPPED ov)
+  ReadFile: { result: "i32", params: ["pointer", "pointer", "u32", "pointer", "pointer"] },
+  // BOOL WriteFile(HANDLE file, LPCVOID buf, DWORD n, LPDWORD written, LPOVERLAPPED ov)
+  WriteFile: { result: "i32", params: ["pointer", "pointer", "u32", "pointer", "pointer"] },
+  // DWORD GetFileType(HANDLE file)
+  GetFileType: { result: "u32", params: ["pointer"] },
 } as const satisfies SymbolTable;
 
 const WS2_32 = {

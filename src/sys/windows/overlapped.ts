@@ -1,5 +1,5 @@
 /**
- * Overlapped socket operations and AFD polls, started with pointers into native memory (the
+ * Overlapped socket and file operations and AFD polls, started with pointers into native memory (the
  * operation's record: OVERLAPPED, WSABUF, counters, address) that the caller keeps alive until
  * the operation's packet arrives. Each returns {@link DONE} (it completed within the call),
  * {@link PENDING} (a packet will report it) or the Winsock/Win32 error code it failed with at
@@ -18,6 +18,22 @@ export const PENDING = -1;
 function failed(): number {
   const code = windows().ws2.WSAGetLastError();
   return code === WIN.ERROR_IO_PENDING ? PENDING : code;
+}
+
+/** GetLastError after a Win32 call that returned FALSE: PENDING for ERROR_IO_PENDING. */
+function failedWin32(): number {
+  const code = windows().kernel32.GetLastError();
+  return code === WIN.ERROR_IO_PENDING ? PENDING : code;
+}
+
+/** Overlapped ReadFile of `length` bytes into `buf` (a handle that is not a socket: a pipe). */
+export function readFile(handle: number, buf: bigint, length: number, bytes: bigint, overlapped: bigint): number {
+  return windows().kernel32.ReadFile(handle, buf, length, bytes, overlapped) !== 0 ? DONE : failedWin32();
+}
+
+/** Overlapped WriteFile of `length` bytes from `buf`. */
+export function writeFile(handle: number, buf: bigint, length: number, bytes: bigint, overlapped: bigint): number {
+  return windows().kernel32.WriteFile(handle, buf, length, bytes, overlapped) !== 0 ? DONE : failedWin32();
 }
 
 /** WSARecv into one WSABUF. */

@@ -1,8 +1,9 @@
 /**
  * Named pipes: the kernel32 calls `io/named-pipe.ts` is built on (CreateNamedPipeW,
  * ConnectNamedPipe, CreateFileW, SetNamedPipeHandleState, GetNamedPipeInfo, PeekNamedPipe,
- * DisconnectNamedPipe, and ReadFile/WriteFile for whole messages), bound on first use so that
- * importing this module works on every OS.
+ * DisconnectNamedPipe, and ReadFile/WriteFile for whole messages, in the shape
+ * `loop.overlapped`'s `start` returns), bound on first use so that importing this module works
+ * on every OS.
  *
  * A pipe handle crosses the rest of evloop as a number (its value), the way a socket does: the
  * IOCP loop takes it as an "fd", associates it with its port and reads and writes it with
@@ -14,16 +15,13 @@
  */
 import { ffi } from "../../ffi/runtime/load.js";
 import type { BoundLibrary, SymbolTable } from "../../ffi/types.js";
-import { TARGET } from "../target.js";
 import { SystemError } from "../errors.js";
 import { ERRNO, WIN } from "./constants.js";
+import { windows } from "./api.js";
 import { lastError, winError } from "./errors.js";
 
+/** The pipe calls; GetLastError, CloseHandle, ReadFile and WriteFile are `api.ts`'s. */
 const PIPES = {
-  // DWORD GetLastError(void)
-  GetLastError: { result: "u32", params: [] },
-  // BOOL CloseHandle(HANDLE h)
-  CloseHandle: { result: "i32", params: ["pointer"] },
   // HANDLE CreateNamedPipeW(LPCWSTR name, DWORD openMode, DWORD pipeMode, DWORD maxInstances,
   //                         DWORD outBufferSize, DWORD inBufferSize, DWORD defaultTimeout,
   //                         LPSECURITY_ATTRIBUTES attributes)
@@ -37,25 +35,30 @@ const PIPES = {
   CreateFileW: { result: "pointer", params: ["buffer", "u32", "u32", "pointer", "u32", "u32", "pointer"] },
   // BOOL SetNamedPipeHandleState(HANDLE pipe, LPDWORD mode, LPDWORD maxCollection, LPDWORD timeout)
   SetNamedPipeHandleState: { result: "i32", params: ["pointer", "buffer", "pointer", "pointer"] },
+  // BOOL GetNamedPipeHandleStateW(HANDLE pipe, LPDWORD state, LPDWORD curInstances,
+  //                               LPDWORD maxCollection, LPDWORD timeout, LPWSTR user, DWORD userSize)
+  GetNamedPipeHandleStateW: { result: "i32", params: ["pointer", "pointer", "buffer", "pointer", "pointer", "pointer", "u32"] },
   // BOOL GetNamedPipeInfo(HANDLE pipe, LPDWORD flags, LPDWORD outBufferSize,
   //                       LPDWORD inBufferSize, LPDWORD maxInstances)
   GetNamedPipeInfo: { result: "i32", params: ["pointer", "buffer", "buffer", "buffer", "buffer"] },
   // BOOL PeekNamedPipe(HANDLE pipe, LPVOID buf, DWORD size, LPDWORD read, LPDWORD available,
   //                    LPDWORD leftThisMessage)
   PeekNamedPipe: { result: "i32", params: ["pointer", "pointer", "u32", "pointer", "buffer", "buffer"] },
-  // BOOL ReadFile(HANDLE file, LPVOID buf, DWORD size, LPDWORD read, LPOVERLAPPED ov)
-  ReadFile: { result: "i32", params: ["pointer", "pointer", "u32", "pointer", "pointer"] },
-  // BOOL WriteFile(HANDLE file, LPCVOID buf, DWORD size, LPDWORD written, LPOVERLAPPED ov)
-  WriteFile: { result: "i32", params: ["pointer", "pointer", "u32", "pointer", "pointer"] },
 } as const satisfies SymbolTable;
 
 let lib: BoundLibrary<typeof PIPES> | null = null;
 
-function kernel32(): BoundLibrary<typeof PIPES> {
+/** The pipe calls, bound on first use; throws off Windows (through `windows()`). */
+function pipes(): BoundLibrary<typeof PIPES> {
   if (lib !== null) return lib;
-  if (TARGET.os !== "win32") throw new Error(`named pipes are only on Windows (this is ${TARGET.os})`);
+  windows();
   lib = ffi.open("kernel32.dll", PIPES);
   return lib;
+}
+
+/** GetLastError, right after the call that set it. */
+function lastCode(): number {
+  return windows().kernel32.GetLastError();
 }
 
 /** `\\.\pipe\`: the local pipe namespace, the only one evloop opens. */
@@ -96,16 +99,21 @@ export interface PipeInstanceOptions {
  * {@link checkPipeName}), refusing remote clients. Returns the handle's value.
  */
 export function createNamedPipe(name: Uint16Array, o: PipeInstanceOptions): number {
-  const k = kernel32();
   const openMode = WIN.PIPE_ACCESS_DUPLEX | WIN.FILE_FLAG_OVERLAPPED | (o.first ? WIN.FILE_FLAG_FIRST_PIPE_INSTANCE : 0);
   const pipeMode = (o.message ? WIN.PIPE_TYPE_MESSAGE | WIN.PIPE_READMODE_MESSAGE : WIN.PIPE_TYPE_BYTE | WIN.PIPE_READMODE_BYTE) | WIN.PIPE_REJECT_REMOTE_CLIENTS;
   // The default timeout (0: 50 ms) is only WaitNamedPipe's, which evloop does not call.
-  const h = k.CreateNamedPipeW(name, openMode, pipeMode, o.maxInstances, o.outBufferSize, o.inBufferSize, 0, 0n);
+  const h = pipes().CreateNamedPipeW(name, openMode, pipeMode, o.maxInstances, o.outBufferSize, o.inBufferSize, 0, 0n);
   if (h === WIN.INVALID_HANDLE_VALUE) {
-    const code = k.GetLastError();
-    // FILE_FLAG_FIRST_PIPE_INSTANCE's refusal: another server has the name.
-    if (o.first && code === WIN.ERROR_ACCESS_DENIED) throw new SystemError(ERRNO.EADDRINUSE, "CreateNamedPipeW", `a pipe named ${decode(name)} exists already`);
+    const code = lastCode();
+    // FILE_FLAG_FIRST_PIPE_INSTANCE's refusal (Wine: a full pipe's), another server has the name.
+    if (o.first && (code === WIN.ERROR_ACCESS_DENIED || code === WIN.ERROR_PIPE_BUSY)) throw new SystemError(ERRNO.EADDRINUSE, "CreateNamedPipeW", `a pipe named ${decode(name)} exists already`);
     throw winError(code, "CreateNamedPipeW", code === WIN.ERROR_PIPE_BUSY ? `all ${o.maxInstances} instances of ${decode(name)} are in use` : undefined);
+  }
+  if (o.first && pipeInstances(Number(h)) > 1) {
+    // Wine ignores FILE_FLAG_FIRST_PIPE_INSTANCE: a first instance that is not alone joined
+    // another server's pipe.
+    closePipe(Number(h));
+    throw new SystemError(ERRNO.EADDRINUSE, "CreateNamedPipeW", `a pipe named ${decode(name)} exists already`);
   }
   return Number(h);
 }
@@ -116,14 +124,12 @@ export function createNamedPipe(name: Uint16Array, o: PipeInstanceOptions): numb
  * connected before the call; no packet comes), ERROR_NO_DATA (232, a client came and went).
  */
 export function connectNamedPipe(pipe: number, overlapped: bigint): number {
-  const k = kernel32();
-  return k.ConnectNamedPipe(pipe, overlapped) ? 0 : k.GetLastError();
+  return pipes().ConnectNamedPipe(pipe, overlapped) ? 0 : lastCode();
 }
 
 /** DisconnectNamedPipe: drops the instance's client (whose calls then fail), ready to connect again. */
 export function disconnectNamedPipe(pipe: number): void {
-  const k = kernel32();
-  if (!k.DisconnectNamedPipe(pipe)) throw lastError("DisconnectNamedPipe");
+  if (!pipes().DisconnectNamedPipe(pipe)) throw lastError("DisconnectNamedPipe");
 }
 
 /**
@@ -132,11 +138,10 @@ export function disconnectNamedPipe(pipe: number): void {
  * every instance is in use.
  */
 export function openPipe(name: Uint16Array): number {
-  const k = kernel32();
   const flags = WIN.FILE_FLAG_OVERLAPPED | WIN.SECURITY_SQOS_PRESENT | WIN.SECURITY_IDENTIFICATION;
-  const h = k.CreateFileW(name, WIN.GENERIC_READ | WIN.GENERIC_WRITE, 0, 0n, WIN.OPEN_EXISTING, flags, 0n);
+  const h = pipes().CreateFileW(name, WIN.GENERIC_READ | WIN.GENERIC_WRITE, 0, 0n, WIN.OPEN_EXISTING, flags, 0n);
   if (h === WIN.INVALID_HANDLE_VALUE) {
-    const code = k.GetLastError();
+    const code = lastCode();
     const detail = code === WIN.ERROR_FILE_NOT_FOUND ? `no pipe server is named ${decode(name)}` : undefined;
     throw winError(code, "CreateFileW", detail);
   }
@@ -145,8 +150,7 @@ export function openPipe(name: Uint16Array): number {
 
 /** SetNamedPipeHandleState: reads on this end return whole messages (PIPE_READMODE_MESSAGE). */
 export function setMessageReadMode(pipe: number): void {
-  const k = kernel32();
-  if (!k.SetNamedPipeHandleState(pipe, new Uint32Array([WIN.PIPE_READMODE_MESSAGE]), 0n, 0n)) throw lastError("SetNamedPipeHandleState");
+  if (!pipes().SetNamedPipeHandleState(pipe, new Uint32Array([WIN.PIPE_READMODE_MESSAGE]), 0n, 0n)) throw lastError("SetNamedPipeHandleState");
 }
 
 /** What GetNamedPipeInfo says of a pipe. */
@@ -164,7 +168,7 @@ export interface PipeInfo {
 /** GetNamedPipeInfo. */
 export function pipeInfo(pipe: number): PipeInfo {
   const out = new Uint32Array(4);
-  if (!kernel32().GetNamedPipeInfo(pipe, out.subarray(0, 1), out.subarray(1, 2), out.subarray(2, 3), out.subarray(3, 4))) {
+  if (!pipes().GetNamedPipeInfo(pipe, out.subarray(0, 1), out.subarray(1, 2), out.subarray(2, 3), out.subarray(3, 4))) {
     throw lastError("GetNamedPipeInfo");
   }
   return {
@@ -174,6 +178,13 @@ export function pipeInfo(pipe: number): PipeInfo {
     inBufferSize: out[2]!,
     maxInstances: out[3]!,
   };
+}
+
+/** How many instances of the pipe exist (GetNamedPipeHandleStateW), this one included. */
+export function pipeInstances(pipe: number): number {
+  const out = new Uint32Array(1);
+  if (!pipes().GetNamedPipeHandleStateW(pipe, 0n, out, 0n, 0n, 0n, 0)) throw lastError("GetNamedPipeHandleStateW");
+  return out[0]!;
 }
 
 /** What PeekNamedPipe says is waiting. */
@@ -190,7 +201,7 @@ export interface PipePeek {
  */
 export function peekPipe(pipe: number): PipePeek {
   const out = new Uint32Array(2);
-  if (!kernel32().PeekNamedPipe(pipe, 0n, 0, 0n, out.subarray(0, 1), out.subarray(1, 2))) throw lastError("PeekNamedPipe");
+  if (!pipes().PeekNamedPipe(pipe, 0n, 0, 0n, out.subarray(0, 1), out.subarray(1, 2))) throw lastError("PeekNamedPipe");
   return { available: out[0]!, leftThisMessage: out[1]! };
 }
 
@@ -201,20 +212,17 @@ export function peekPipe(pipe: number): PipePeek {
  * operation's packet (or, done within the call in skip mode, until it returns).
  */
 export function readFile(pipe: number, buffer: bigint, size: number, overlapped: bigint): number {
-  const k = kernel32();
-  return k.ReadFile(pipe, buffer, size, 0n, overlapped) ? 0 : k.GetLastError();
+  return windows().kernel32.ReadFile(pipe, buffer, size, 0n, overlapped) ? 0 : lastCode();
 }
 
 /** Overlapped WriteFile of `size` bytes from native memory at `buffer`; as {@link readFile}. */
 export function writeFile(pipe: number, buffer: bigint, size: number, overlapped: bigint): number {
-  const k = kernel32();
-  return k.WriteFile(pipe, buffer, size, 0n, overlapped) ? 0 : k.GetLastError();
+  return windows().kernel32.WriteFile(pipe, buffer, size, 0n, overlapped) ? 0 : lastCode();
 }
 
 /** CloseHandle on a pipe the loop never saw (a failed setup). */
 export function closePipe(pipe: number): void {
-  const k = kernel32();
-  if (!k.CloseHandle(pipe)) throw lastError("CloseHandle");
+  if (!windows().kernel32.CloseHandle(pipe)) throw lastError("CloseHandle");
 }
 
 /** A NUL-terminated UTF-16 name back to a string, for messages. */

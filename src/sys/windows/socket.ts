@@ -120,9 +120,16 @@ export function shutdown(fd: number, how: number): void {
   check(windows().ws2.shutdown(fd, how), "shutdown");
 }
 
-/** closesocket(). */
+/**
+ * closesocket(); for a handle that is not a socket (a pipe or file the loop was given, which
+ * Winsock refuses with WSAENOTSOCK), CloseHandle.
+ */
 export function closeSocket(fd: number): void {
-  check(windows().ws2.closesocket(fd), "close");
+  const { ws2, kernel32 } = windows();
+  if (ws2.closesocket(fd) === 0) return;
+  const code = ws2.WSAGetLastError();
+  if (code !== ERRNO.ENOTSOCK) throw winError(code, "close");
+  if (kernel32.CloseHandle(fd) === 0) throw winError(kernel32.GetLastError(), "close");
 }
 
 const keepAliveBuf = new Uint8Array(WIN_LAYOUT.tcp_keepalive.size);
