@@ -149,7 +149,7 @@ let makePipe: (fd: number, loop: EventLoop, messageMode: boolean) => NamedPipe;
  *
  * In message mode (the server's `messageMode`; a client follows its server) use
  * {@link writeMessage} and {@link readMessage}: `write` sends at most what one call of the loop
- * takes as one message, and `read` returns at most `buf.length` bytes of a message.
+ * takes as one message, and `read` reads bytes without telling where a message ends.
  *
  * Windows only: off Windows `connect` rejects with a SystemError EOPNOTSUPP.
  *

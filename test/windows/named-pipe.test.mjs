@@ -5,7 +5,8 @@
  * mode keeps message boundaries (messages larger than a read, empty messages); a full server
  * (maxInstances) makes clients wait, and a timeout ends the wait; bad names and missing servers
  * fail clearly; and no handle is left open afterwards. Skipped off Windows (`npm run
- * test:windows` runs it under Wine), where the factories' refusal is checked instead.
+ * test:windows` runs it under Wine); test/sys/named-pipe.test.mjs checks names and the
+ * factories' refusal there.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -52,13 +53,6 @@ const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 
 /** Whether `e` is a SystemError with `code`. */
 const hasCode = (code) => (e) => e instanceof SystemError && e.code === code;
-
-describe("named pipes off Windows", { skip: WINDOWS && "the Windows refusal is for other OSes" }, () => {
-  test("the factories refuse with EOPNOTSUPP naming the alternative", async () => {
-    assert.throws(() => NamedPipeServer.create({ name: "\\\\.\\pipe\\x" }), (e) => hasCode("EOPNOTSUPP")(e) && /only on Windows: use a UnixListener/.test(e.message));
-    await assert.rejects(NamedPipe.connect({ name: "\\\\.\\pipe\\x" }), (e) => hasCode("EOPNOTSUPP")(e) && /NamedPipe is only on Windows/.test(e.message));
-  });
-});
 
 describe("named pipes", { skip: !WINDOWS && "Windows only (npm run test:windows)" }, () => {
   let loop;
