@@ -61,6 +61,18 @@ export function testBackends() {
 }
 
 /**
+ * The readiness API's selectors to test (`new Poll(name)`): the tested backends that are
+ * selectors, and on Windows "afd" where "iocp" is tested (it needs the same completion port and
+ * AFD device).
+ */
+export function readinessSelectors() {
+  const backends = testBackends();
+  const names = backends.filter((b) => b === "epoll" || b === "kqueue" || b === "poll");
+  if (IS_WINDOWS && backends.includes("iocp")) names.push("afd");
+  return names;
+}
+
+/**
  * Resolves with `fn()`, or rejects when `ms` pass first. The timer lives on `loop`, so it also
  * bounds an owner-mode body, whose thread sits in epoll_wait/poll between iterations.
  */

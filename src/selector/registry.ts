@@ -2,9 +2,11 @@
  * The readiness API (mio-style): `Poll` owns a selector, `Registry` registers fds under tokens,
  * `Waker` wakes a blocked `poll()` from any thread.
  */
-import { TARGET } from "../sys/target.js";
+import { SystemError } from "../sys/errors.js";
+import { ERRNO, TARGET } from "../sys/target.js";
 import { openWakeup, isWakerHandle, wakeFromHandle, type WakerHandle, type WakeupFd } from "../sys/wakeup.js";
 import { Interest, type Events } from "./event.js";
+import { AfdSelector } from "./afd.js";
 import { EpollSelector } from "./epoll.js";
 import { KqueueSelector } from "./kqueue.js";
 import { PollSelector } from "./poll.js";
@@ -18,19 +20,36 @@ import { checkFd, checkInterest, checkToken, type Selector, type SelectorWaker }
  * const poll = new Poll("poll" satisfies SelectorName);
  * ```
  */
-export type SelectorName = "epoll" | "kqueue" | "poll";
+export type SelectorName = "afd" | "epoll" | "kqueue" | "poll";
+
+/** The selector `new Poll()` uses here: AFD on Windows, else epoll, kqueue or poll(2). */
+function defaultSelector(): SelectorName {
+  if (TARGET.has.iocp) return "afd";
+  return TARGET.has.epoll ? "epoll" : TARGET.has.kqueue ? "kqueue" : "poll";
+}
+
+/** Throws unless the selector `name` exists on this OS: on Windows only AFD does, and only there. */
+function checkSelectorOs(name: SelectorName): void {
+  const windows = TARGET.has.iocp;
+  if (name === "afd" && !windows) throw new SystemError(ERRNO.EOPNOTSUPP, "Poll", 'the "afd" selector exists on Windows only');
+  if (name !== "afd" && windows) {
+    throw new SystemError(ERRNO.EOPNOTSUPP, "Poll", `the ${JSON.stringify(name)} selector does not exist on Windows; its readiness API runs on "afd" (the default)`);
+  }
+}
 
 /** Creates a selector backend by name. */
 export function createSelector(name: SelectorName): Selector {
   switch (name) {
+    case "afd":
+      checkSelectorOs(name);
+      return new AfdSelector();
     case "epoll":
-      return new EpollSelector();
     case "kqueue":
-      return new KqueueSelector();
     case "poll":
-      return new PollSelector();
+      checkSelectorOs(name);
+      return name === "epoll" ? new EpollSelector() : name === "kqueue" ? new KqueueSelector() : new PollSelector();
     default:
-      throw new TypeError(`unknown selector backend ${JSON.stringify(name)} (expected "epoll", "kqueue" or "poll")`);
+      throw new TypeError(`unknown selector backend ${JSON.stringify(name)} (expected "afd", "epoll", "kqueue" or "poll")`);
   }
 }
 
@@ -79,8 +98,9 @@ const selectors = new WeakMap<Registry, Selector>();
 
 /**
  * Wakes a {@link Poll} (or an event loop) from any thread: `wake()` makes the next poll report an
- * event with its token. On kqueue it is an EVFILT_USER event; elsewhere a wake-up fd registered
- * like any other: an eventfd on Linux, a pipe on the BSDs without EVFILT_USER (`sys/wakeup.ts`).
+ * event with its token. On kqueue it is an EVFILT_USER event, on Windows (AFD) a packet posted to
+ * the poll's completion port; elsewhere a wake-up fd registered like any other: an eventfd on
+ * Linux, a pipe on the BSDs without EVFILT_USER (`sys/wakeup.ts`).
  *
  * @example
  * ```ts
@@ -94,7 +114,7 @@ const selectors = new WeakMap<Registry, Selector>();
 export class Waker {
   /** The waker fd this thread owns; null for a reference to another thread's waker or a selector's own. */
   readonly #wakeup: WakeupFd | null;
-  /** The selector's own waker (kqueue's EVFILT_USER), when it has one. */
+  /** The selector's own waker (kqueue's EVFILT_USER, AFD's completion packet), when it has one. */
   readonly #own: SelectorWaker | null;
   readonly #handle: WakerHandle;
   #registry: Registry | null;
@@ -186,7 +206,8 @@ export class Waker {
 let adopting: WakerHandle | null = null;
 
 /**
- * Waits for readiness events on registered fds (mio's `Poll`).
+ * Waits for readiness events on registered fds (mio's `Poll`). On Windows it polls sockets through
+ * the AFD driver (`"afd"`, the only selector there), with the same edge semantics.
  *
  * @example
  * ```ts
@@ -203,12 +224,12 @@ export class Poll {
   readonly #selector: Selector;
   readonly registry: Registry;
 
-  constructor(backend: SelectorName = TARGET.has.epoll ? "epoll" : TARGET.has.kqueue ? "kqueue" : "poll") {
+  constructor(backend: SelectorName = defaultSelector()) {
     this.#selector = createSelector(backend);
     this.registry = new Registry(this.#selector);
   }
 
-  /** The backend's name (`epoll`, `kqueue`, `poll`). */
+  /** The backend's name (`afd`, `epoll`, `kqueue`, `poll`). */
   get backend(): string {
     return this.#selector.name;
   }

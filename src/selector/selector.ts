@@ -1,10 +1,12 @@
 /**
- * The contract every selector backend meets (one file each: `epoll.ts`, `poll.ts`, `kqueue.ts`).
+ * The contract every selector backend meets (one file each: `epoll.ts`, `poll.ts`, `kqueue.ts`,
+ * `afd.ts`).
  *
  * Semantics are edge-triggered, as in mio: an event says the fd *became* ready; after it, do I/O
  * until the call reports it would block. epoll gives that natively (EPOLLET). poll(2) is
  * level-triggered, so its backend emulates edges: a direction that fired is disarmed until
- * `reregister` arms it again. Portable code therefore calls `reregister` after a would-block
+ * `reregister` arms it again; so does AFD's (Windows), whose polls are level-triggered when
+ * submitted. Portable code therefore calls `reregister` after a would-block
  * when it may run on the poll backend; on epoll that call is harmless.
  */
 import type { WakerHandle } from "../sys/wakeup.js";
@@ -14,7 +16,8 @@ import type { Events } from "./event.js";
 export const MAX_TOKEN = 2 ** 48;
 
 /**
- * A waker a selector provides itself, with no fd of its own (kqueue's EVFILT_USER): `wake()` from
+ * A waker a selector provides itself, with no fd of its own (kqueue's EVFILT_USER, a packet to
+ * AFD's completion port): `wake()` from
  * any thread makes the next `select` report an event with the token it was made for, once per
  * batch of wakes; nothing needs draining.
  */
@@ -28,7 +31,7 @@ export interface SelectorWaker {
 
 /** A selector backend. */
 export interface Selector {
-  /** `epoll`, `poll` or `kqueue`. */
+  /** `epoll`, `poll`, `kqueue` or `afd`. */
   readonly name: string;
   /**
    * An fd that is readable whenever `select` would report events (the epoll fd), for a host

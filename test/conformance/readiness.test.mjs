@@ -4,6 +4,10 @@
  *
  * Every poll here either has data already waiting or uses timeout 0, so nothing blocks for long.
  *
+ * On Windows the selector is AFD (when the IOCP backend is among the tested ones: it needs the
+ * same completion port and AFD device), and the fds are sockets: where a test says "pipe", a
+ * loopback TCP pair stands in for it ([one end, the other end]), since Windows has no pipe(2).
+ *
  * The blocking backend has no selector, so there is no Poll on it: its readiness is
  * `loop.waitReadable()`/`waitWritable()` (loop.test.mjs), and here it is checked that a Poll
  * cannot be asked for it.
@@ -11,9 +15,9 @@
 import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Events, Interest, Poll, SystemError, Waker } from "evloop";
-import { raw, testBackends } from "../helpers.mjs";
+import { IS_WINDOWS, raw, readinessSelectors, testBackends } from "../helpers.mjs";
 
-const SELECTORS = testBackends().filter((b) => b === "epoll" || b === "kqueue" || b === "poll");
+const SELECTORS = readinessSelectors();
 
 /** The events of the last poll as plain objects, for assertions and readable diffs. */
 function snapshot(events) {
@@ -46,8 +50,9 @@ for (const selector of SELECTORS) {
       for (const fd of fds) raw.close(fd);
     });
 
+    /** A pipe, or on Windows a loopback TCP pair: [read end, write end]. */
     function pipe() {
-      const [r, w] = raw.pipe();
+      const [r, w] = IS_WINDOWS ? raw.socketPair() : raw.pipe();
       fds.push(r, w);
       return [r, w];
     }
@@ -119,6 +124,9 @@ for (const selector of SELECTORS) {
     test("deregister() stops events", () => {
       const [r, w] = pipe();
       poll.registry.register(r, 9, Interest.READABLE);
+      // A poll that started (AFD: a poll in flight, which deregister cancels) and found nothing.
+      poll.poll(events, 0);
+      assert.deepEqual(tokensOf(events), []);
       poll.registry.deregister(r);
       raw.write(w, new Uint8Array([1]));
       poll.poll(events, 0);
@@ -161,6 +169,26 @@ for (const selector of SELECTORS) {
       assert.equal(seen.size, 10, "every ready fd is eventually reported");
     });
 
+    test("registry.reregister() while a poll for other directions is pending reports the new ones only", () => {
+      const [r, w] = raw.socketPair();
+      fds.push(r, w);
+      poll.registry.register(r, 1, Interest.WRITABLE);
+      poll.poll(events, 1000);
+      assert.deepEqual(snapshot(events), [{ token: 1, readable: false, writable: true, readClosed: false }]);
+      poll.registry.reregister(r, 2, Interest.READABLE);
+      poll.poll(events, 0);
+      assert.deepEqual(tokensOf(events), [], "nothing to read yet");
+      poll.registry.reregister(r, 3, Interest.READABLE | Interest.WRITABLE);
+      poll.poll(events, 1000);
+      assert.deepEqual(snapshot(events), [{ token: 3, readable: false, writable: true, readClosed: false }]);
+      raw.write(w, new Uint8Array([1]));
+      poll.poll(events, 1000);
+      // epoll reports the whole mask with a new edge (writable too), libkqueue a write event
+      // besides the read event; what matters is that the new readable direction is reported.
+      assert.ok(tokensOf(events).every((t) => t === 3), `tokens ${tokensOf(events)}`);
+      assert.ok([...events].some((e) => e.isReadable), "the readable direction is reported");
+    });
+
     test("Events.get() out of range throws RangeError", () => {
       poll.poll(events, 0);
       assert.throws(() => events.get(0), RangeError);
@@ -174,6 +202,27 @@ for (const selector of SELECTORS) {
       const [r2] = pipe();
       assert.throws(() => poll.registry.deregister(r2), (e) => e instanceof SystemError && e.code === "ENOENT");
     });
+
+    if (selector === "afd") {
+      test("afd: register() of a number that is not a socket fails with a SystemError", () => {
+        const [r, w] = pipe();
+        raw.close(w);
+        fds.splice(fds.indexOf(w), 1);
+        assert.throws(() => poll.registry.register(w, 1, Interest.READABLE), (e) => e instanceof SystemError && /not a socket/.test(e.message));
+        poll.registry.register(r, 2, Interest.READABLE);
+      });
+
+      test("afd: a socket closed while registered is forgotten (its poll ends with LOCAL_CLOSE)", () => {
+        const [r] = pipe();
+        poll.registry.register(r, 6, Interest.READABLE);
+        poll.poll(events, 0);
+        raw.close(r);
+        fds.splice(fds.indexOf(r), 1);
+        poll.poll(events, 200);
+        assert.deepEqual(tokensOf(events), [], "a closed socket reports nothing");
+        assert.throws(() => poll.registry.deregister(r), (e) => e instanceof SystemError && e.code === "ENOENT");
+      });
+    }
 
     test("register() rejects bad tokens and interests with TypeError", () => {
       const [r] = pipe();
@@ -245,4 +294,19 @@ if (testBackends().includes("blocking")) {
 
 test("new Poll() with an unknown backend throws TypeError", () => {
   assert.throws(() => new Poll("select"), TypeError);
+});
+
+test("new Poll() names a selector of this OS, and one of another OS fails with EOPNOTSUPP", () => {
+  const foreign = IS_WINDOWS ? ["epoll", "kqueue", "poll"] : ["afd"];
+  for (const name of foreign) {
+    assert.throws(() => new Poll(name), (e) => e instanceof SystemError && e.code === "EOPNOTSUPP" && e.message.includes(`"${name}"`));
+  }
+  if (IS_WINDOWS && !testBackends().includes("iocp")) return;
+  const poll = new Poll();
+  try {
+    if (IS_WINDOWS) assert.equal(poll.backend, "afd");
+    else assert.notEqual(poll.backend, "afd");
+  } finally {
+    poll.close();
+  }
 });

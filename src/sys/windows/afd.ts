@@ -2,13 +2,14 @@
  * The AFD device (`\Device\Afd`), the driver under Winsock: opening a handle to it lets a
  * program ask "tell me when this socket is readable/writable" with IOCTL_AFD_POLL, and get the
  * answer as a completion packet on a port. That is how readiness is bolted on completion, as in
- * mio and wepoll: `waitReadable`/`waitWritable` on IOCP.
+ * mio and wepoll: `waitReadable`/`waitWritable` on IOCP, and the readiness API's AFD selector
+ * (`selector/afd.ts`), which polls through the poll records below.
  */
 import { WIN, WIN_LAYOUT } from "./constants.js";
 import { windows } from "./api.js";
 import { ntError } from "./errors.js";
-import { nativeBlock } from "./memory.js";
-import { heapFree } from "./memory.js";
+import { heapFree, nativeBlock } from "./memory.js";
+import { afdPoll } from "./overlapped.js";
 
 /** Opens a handle to the AFD device (synchronous access only: its polls are overlapped). */
 export function openAfd(): bigint {
@@ -48,4 +49,48 @@ export function openAfd(): bigint {
   } finally {
     heapFree(block.address);
   }
+}
+
+/** Closes a handle from {@link openAfd}; every poll still in flight on it ends (cancelled). */
+export function closeAfd(afd: bigint): void {
+  windows().kernel32.CloseHandle(afd);
+}
+
+const IOSB = WIN_LAYOUT.IO_STATUS_BLOCK;
+const INFO = WIN_LAYOUT.AFD_POLL_INFO;
+
+/**
+ * Bytes of one poll record in native memory: the IO_STATUS_BLOCK the kernel writes the status
+ * into (its address is also the poll's context, the packet's lpOverlapped), then the
+ * AFD_POLL_INFO for one socket, read and rewritten by the kernel.
+ */
+export const AFD_POLL_RECORD_SIZE = IOSB.size + INFO.size;
+
+/**
+ * Starts an IOCTL_AFD_POLL for the socket whose base handle is `base` and the AFD events
+ * `events`, with the poll record at `record` (`view` seeing it at byte `at`). The caller keeps
+ * the record alive until the poll's packet is dequeued. Returns PENDING (a packet will come) or
+ * the Win32 error it failed with at once (none will).
+ */
+export function startAfdPoll(afd: bigint, record: bigint, view: DataView, at: number, base: bigint, events: number): number {
+  const info = at + IOSB.size;
+  view.setBigUint64(at + IOSB.fields.status.offset, 0n, true);
+  view.setBigUint64(at + IOSB.fields.information.offset, 0n, true);
+  view.setBigInt64(info + INFO.fields.timeout.offset, 0x7fffffffffffffffn, true); // INT64_MAX: no timeout
+  view.setUint32(info + INFO.fields.count.offset, 1, true);
+  view.setUint32(info + INFO.fields.exclusive.offset, 0, true);
+  view.setBigUint64(info + INFO.fields.handle.offset, base, true);
+  view.setUint32(info + INFO.fields.events.offset, events, true);
+  view.setUint32(info + INFO.fields.status.offset, 0, true);
+  return afdPoll(afd, record, record, record + BigInt(IOSB.size), INFO.size);
+}
+
+/**
+ * The AFD events a poll whose packet reported success found (0 if it reported no socket). Read
+ * it only after a successful packet: a cancelled poll does not rewrite its AFD_POLL_INFO.
+ */
+export function afdPollEvents(view: DataView, at: number): number {
+  const info = at + IOSB.size;
+  if (view.getUint32(info + INFO.fields.count.offset, true) < 1) return 0;
+  return view.getUint32(info + INFO.fields.events.offset, true);
 }

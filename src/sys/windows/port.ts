@@ -80,13 +80,14 @@ export class CompletionPort {
   }
 
   /**
-   * Dequeues up to `capacity` packets, waiting up to `timeout` ms (-1: forever, 0: not at all),
-   * into `into`. Returns how many.
+   * Dequeues up to `max` packets (at most `capacity`), waiting up to `timeout` ms (-1: forever,
+   * 0: not at all), into `into`. Returns how many.
    */
-  dequeue(timeout: number, into: Completion[]): number {
+  dequeue(timeout: number, into: Completion[], max = this.capacity): number {
     const { kernel32 } = windows();
     const ms = timeout < 0 ? WIN.INFINITE : Math.min(timeout, WIN.INFINITE - 1);
-    const ok = kernel32.GetQueuedCompletionStatusEx(this.handle, this.#entries, this.capacity, this.#removedAddress, ms, 0);
+    const count = Math.max(1, Math.min(max, this.capacity));
+    const ok = kernel32.GetQueuedCompletionStatusEx(this.handle, this.#entries, count, this.#removedAddress, ms, 0);
     if (!ok) {
       const code = kernel32.GetLastError();
       if (code === WIN.WAIT_TIMEOUT) return 0;
