@@ -158,12 +158,14 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
 }
 
 /**
- * The bytes a call that completed at once reported: in the slot's counter, or for a caller's
- * overlapped call in the OVERLAPPED's InternalHigh (the kernel fills it either way).
+ * The bytes a call that completed at once reported: in the slot's counter for Winsock's calls,
+ * in the OVERLAPPED's InternalHigh for ReadFile/WriteFile and a caller's own call (the kernel
+ * fills it however the call ended).
  */
 export function immediateBytes(records: Records, op: IocpOp): number {
   const { view, at } = records.view(op.slot);
-  if (op.kind === Kind.Overlapped) return Number(view.getBigUint64(at + SLOT.overlapped + O.internalHigh.offset, true));
+  // ReadFile leaves its counter unset when it ends with ERROR_MORE_DATA (part of a message).
+  if (op.kind === Kind.Overlapped || op.state?.socket === false) return Number(view.getBigUint64(at + SLOT.overlapped + O.internalHigh.offset, true));
   return view.getUint32(at + SLOT.bytes, true);
 }
 
