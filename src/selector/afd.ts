@@ -34,7 +34,7 @@ import { afdCancel, PENDING } from "../sys/windows/overlapped.js";
 import { CompletionPort, postTo, type Completion } from "../sys/windows/port.js";
 import { baseHandle, socketType } from "../sys/windows/socket.js";
 import { Interest, Ready, readinessFrom, type Events, type ReadinessBits } from "./event.js";
-import type { Selector, SelectorWaker } from "./selector.js";
+import { registrationOf, type Selector, type SelectorWaker } from "./selector.js";
 
 /** The key of the AFD handle's packets (the polls); wakers get keys above it. */
 const KEY_AFD = 1;
@@ -151,16 +151,14 @@ export class AfdSelector implements Selector {
   }
 
   reregister(fd: number, token: number, interest: number): void {
-    const reg = this.#fds.get(fd);
-    if (!reg) throw new SystemError(ERRNO.ENOENT, "reregister", `fd ${fd} is not registered`);
+    const reg = registrationOf(this.#fds, fd, "reregister");
     reg.token = token;
     reg.interest = interest;
     this.#arm(reg, interest);
   }
 
   deregister(fd: number): void {
-    const reg = this.#fds.get(fd);
-    if (!reg) throw new SystemError(ERRNO.ENOENT, "deregister", `fd ${fd} is not registered`);
+    const reg = registrationOf(this.#fds, fd, "deregister");
     this.#forget(reg);
   }
 

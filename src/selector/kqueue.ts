@@ -27,7 +27,7 @@ import { errnoText, SystemError } from "../sys/errors.js";
 import { getKevent, isLibkqueue, kevent, keventChanges, KQ, kqueueClose, kqueueCreate, keventSize, MAX_CHANGES, setKevent, triggerUser, type KeventRecord, type KqueueTable } from "../sys/bsd/kqueue.js";
 import { ERRNO } from "../sys/target.js";
 import { Interest, Ready, type Events } from "./event.js";
-import type { Selector, SelectorWaker } from "./selector.js";
+import { registrationOf, type Selector, type SelectorWaker } from "./selector.js";
 
 interface Registration {
   readonly fd: number;
@@ -123,8 +123,7 @@ export class KqueueSelector implements Selector {
   }
 
   reregister(fd: number, token: number, interest: number): void {
-    const reg = this.#regs.get(fd);
-    if (!reg) throw new SystemError(ERRNO.ENOENT, "reregister", `fd ${fd} is not registered`);
+    const reg = registrationOf(this.#regs, fd, "reregister");
     refusePriority(interest);
     this.#delete(fd, reg.interest);
     reg.token = token;
@@ -141,8 +140,7 @@ export class KqueueSelector implements Selector {
   }
 
   deregister(fd: number): void {
-    const reg = this.#regs.get(fd);
-    if (!reg) throw new SystemError(ERRNO.ENOENT, "deregister", `fd ${fd} is not registered`);
+    const reg = registrationOf(this.#regs, fd, "deregister");
     this.#regs.delete(fd);
     this.#errors?.delete(fd);
     this.#delete(fd, reg.interest);

@@ -14,7 +14,7 @@ import { poll, pollRevents, setPollFd, POLLFD_SIZE, POLL_READABLE, POLL_READ_CLO
 import { SystemError } from "../sys/errors.js";
 import { dataView } from "../ffi/layout.js";
 import { Interest, Ready, readinessFrom, type Events, type ReadinessBits } from "./event.js";
-import type { Selector } from "./selector.js";
+import { registrationOf, type Selector } from "./selector.js";
 
 interface Registration {
   fd: number;
@@ -81,16 +81,14 @@ export class PollSelector implements Selector {
   }
 
   reregister(fd: number, token: number, interest: number): void {
-    const reg = this.#fds.get(fd);
-    if (!reg) throw new SystemError(ERRNO.ENOENT, "reregister", `fd ${fd} is not registered`);
+    const reg = registrationOf(this.#fds, fd, "reregister");
     reg.token = token;
     reg.interest = interest;
     this.#arm(reg, interest);
   }
 
   deregister(fd: number): void {
-    const reg = this.#fds.get(fd);
-    if (!reg) throw new SystemError(ERRNO.ENOENT, "deregister", `fd ${fd} is not registered`);
+    const reg = registrationOf(this.#fds, fd, "deregister");
     this.#forget(reg);
     this.#listener?.(fd, 0);
   }

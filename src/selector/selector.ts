@@ -9,6 +9,8 @@
  * submitted. Portable code therefore calls `reregister` after a would-block
  * when it may run on the poll backend; on epoll that call is harmless.
  */
+import { SystemError } from "../sys/errors.js";
+import { ERRNO } from "../sys/target.js";
 import type { WakerHandle } from "../sys/wakeup.js";
 import type { Events } from "./event.js";
 
@@ -75,6 +77,13 @@ export interface Selector {
 }
 
 export { checkFd } from "../sys/args.js";
+
+/** The registration of `fd`; a SystemError ENOENT naming `syscall` when `fd` has none. */
+export function registrationOf<R>(registrations: ReadonlyMap<number, R>, fd: number, syscall: string): R {
+  const reg = registrations.get(fd);
+  if (reg === undefined) throw new SystemError(ERRNO.ENOENT, syscall, `fd ${fd} is not registered`);
+  return reg;
+}
 
 /** Throws unless `token` is a valid token. */
 export function checkToken(token: unknown): number {
