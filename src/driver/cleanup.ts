@@ -11,9 +11,11 @@
  * first argument, so the hook is exactly `close(fd)`. Node runs the hooks on the Worker's thread
  * after its loop has stopped, on `worker.terminate()` and on a normal exit alike.
  *
- * On Windows the fds are SOCKETs, and the function is ws2_32's `closesocket(SOCKET)`: x64 Windows
- * has one calling convention, and the hook's one pointer-sized argument is exactly a SOCKET, so
- * the hook is `closesocket(fd)`. node.exe exports the same hook functions under their MSVC names.
+ * On Windows the fds are SOCKETs or other HANDLEs (pipes, files), and the function is ws2_32's
+ * `closesocket(SOCKET)` for a socket and kernel32's `CloseHandle(HANDLE)` for anything else
+ * (asked once, when the hook is added): x64 Windows has one calling convention, and the hook's
+ * one pointer-sized argument is exactly a SOCKET or a HANDLE. node.exe exports the same hook
+ * functions under their MSVC names.
  *
  * Rules the callers keep: a hook is removed before its fd is closed by evloop or handed to the
  * user (`release()`), so a stale hook can never close a reused fd number; and since Node aborts
@@ -25,6 +27,7 @@ import { ffi } from "../ffi/runtime/load.js";
 import type { SymbolTable } from "../ffi/types.js";
 import { installExitHooks } from "../loop/exit-hooks.js";
 import { debug } from "../loop/debug.js";
+import { isOpenSocket } from "../sys/windows/socket.js";
 import { currentIsolate, msvcAbi } from "./libuv.js";
 
 /** The hook functions' names: Itanium-mangled, or MSVC-decorated in node.exe. */
@@ -50,11 +53,16 @@ interface Hooks {
   readonly isolate: bigint;
   /** The address of the function that closes an fd: libc's close(2), ws2_32's closesocket. */
   readonly close: bigint;
+  /** Windows: kernel32's CloseHandle, for handles that are not sockets (pipes, files); else 0n. */
+  readonly closeHandle: bigint;
 }
 
 let hooks: Hooks | null | undefined;
-/** The fds of this thread that have a hook: never add one twice, never leave one stale. */
-const hooked = new Set<number>();
+/**
+ * The fds of this thread that have a hook, with the function it calls: never add one twice,
+ * never leave one stale.
+ */
+const hooked = new Map<number, bigint>();
 
 /** The hook functions, or null where none are needed (main thread) or possible (not Node). */
 function load(): Hooks | null {
@@ -64,7 +72,8 @@ function load(): Hooks | null {
   try {
     const isolate = currentIsolate();
     const close = msvcAbi ? ffi.symbol("ws2_32.dll", "closesocket") : ffi.symbol(null, "close");
-    if (isolate !== 0n) hooks = { lib: ffi.open(null, HOOKS), isolate, close };
+    const closeHandle = msvcAbi ? ffi.symbol("kernel32.dll", "CloseHandle") : 0n;
+    if (isolate !== 0n) hooks = { lib: ffi.open(null, HOOKS), isolate, close, closeHandle };
     else debug("no cleanup hooks: this thread's V8 isolate is unknown; its fds live until the process exits");
   } catch (e) {
     // An embedder's node without these exports: fds then live until the process exits.
@@ -87,8 +96,10 @@ function load(): Hooks | null {
 export function closeAtExit(fd: number): void {
   const h = load();
   if (h === null || hooked.has(fd)) return;
-  hooked.add(fd);
-  h.lib.add(h.isolate, h.close, BigInt(fd));
+  // Windows: closesocket cannot close a pipe or a file; CloseHandle must not close a socket.
+  const close = h.closeHandle !== 0n && !isOpenSocket(fd) ? h.closeHandle : h.close;
+  hooked.set(fd, close);
+  h.lib.add(h.isolate, close, BigInt(fd));
 }
 
 /**
@@ -102,9 +113,11 @@ export function closeAtExit(fd: number): void {
  * ```
  */
 export function keepAtExit(fd: number): void {
-  if (!hooked.delete(fd)) return;
+  const close = hooked.get(fd);
+  if (close === undefined) return;
+  hooked.delete(fd);
   const h = hooks!;
-  h.lib.remove(h.isolate, h.close, BigInt(fd));
+  h.lib.remove(h.isolate, close, BigInt(fd));
 }
 
 /** How many fds of this thread will be closed at its exit (for tests and `evloop info`). */

@@ -171,8 +171,8 @@ export class NamedPipe extends Stream {
   readonly messageMode: boolean;
 
   private constructor(fd: number, loop: EventLoop, messageMode: boolean) {
-    // Not `owned`: the exit hooks close sockets (closesocket), which cannot close a pipe.
-    super(fd, loop, "pipe", false);
+    // Owned: a Worker that goes away closes its pipes (the exit hook calls CloseHandle for them).
+    super(fd, loop, "pipe", true);
     this.messageMode = messageMode;
   }
 
