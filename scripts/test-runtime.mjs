@@ -123,7 +123,13 @@ for (const file of files) {
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   const ended = killed ? `killed after ${perFile} ms` : signal ? `ended by ${signal}` : `exit ${code}`;
-  console.log(`\n== ${file} (${seconds} s, ${ended})`);
+  // The runner's own count, e.g. "67 pass, 0 skip, 6 fail": skipped tests have no (skip) line.
+  const summary = out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => /^\d+ (pass|skip|fail|todo)$/.test(l))
+    .join(", ");
+  console.log(`\n== ${file} (${seconds} s, ${ended}${summary ? `; ${runtime} says ${summary}` : ""})`);
   if (verbose || (unique.length === 0 && code !== 0)) console.log(out);
   else for (const f of unique) console.log(`  fail: ${f}`);
   if (code !== 0 || killed) failed++;
