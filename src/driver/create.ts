@@ -26,7 +26,8 @@ export interface CreateLoopOptions {
   backend?: BackendName;
   /**
    * Attach to the host's event loop (guest mode). Default: true on Node's main thread, where it
-   * is possible; elsewhere drive the loop with `runMain`.
+   * is possible; elsewhere (Workers, Bun) drive the loop with `runMain`. Guest mode needs Node's
+   * libuv: on Bun `guest: true` throws, saying so.
    */
   guest?: boolean;
   /** io_uring tuning (ignored by other backends): see {@link IoUringOptions}. */
@@ -65,6 +66,13 @@ export function createLoop(options: CreateLoopOptions = {}): Loop {
   const backend = chooseBackend(options.backend);
   const wantGuest = options.guest ?? hostLoopAvailable();
   if (wantGuest && !hostLoopAvailable()) {
+    if (ffi.name !== "node") {
+      // Guest mode attaches to Node's libuv loop (uv_poll handles on the loop's fds); other
+      // runtimes have no libuv to attach to.
+      throw new Error(
+        `guest mode is not available on ${ffi.name === "bun" ? "Bun" : ffi.name}: it attaches to Node's libuv loop, which ${ffi.name === "bun" ? "Bun" : ffi.name} does not have; evloop runs there in owner mode only (createLoop({ guest: false }) with runMain; defaultLoop() does so)`,
+      );
+    }
     throw new Error(`guest mode needs Node's main thread (runtime ${ffi.name}${ffi.isMainThread ? "" : ", worker thread"}); use runMain instead`);
   }
   debug(`creating ${backend.name} loop`);

@@ -140,7 +140,10 @@ function load(): Uv | null {
   return uv;
 }
 
-/** Whether Node's libuv loop can be used (guest mode). */
+/**
+ * Whether Node's libuv loop can be used (guest mode): only on Node's main thread. Bun has no
+ * libuv (its loop is its own), so there it is false and evloop runs in owner mode only.
+ */
 export function hostLoopAvailable(): boolean {
   return load() !== null;
 }

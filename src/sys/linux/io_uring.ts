@@ -157,6 +157,9 @@ const addresses = new WeakMap<ArrayBufferLike, number>();
  * never move, and a transferred buffer is a new ArrayBuffer with its own entry.
  */
 export function addressOf(view: ArrayBufferView): number {
+  // SAFETY: `view.buffer` is read before the address is asked. On JavaScriptCore (Bun) a small
+  // typed array keeps its bytes in its own GC cell until `.buffer` is first read, which moves
+  // them into the ArrayBuffer's backing store; from then on they stay there (ffi/runtime/bun.ts).
   const buffer = view.buffer;
   let base = addresses.get(buffer);
   if (base === undefined) {
