@@ -1,5 +1,5 @@
 /**
- * `OverlappedHandle`: any Windows HANDLE opened for overlapped I/O — a file opened with
+ * `OverlappedHandle` wraps a Windows HANDLE opened for overlapped I/O — a file opened with
  * FILE_FLAG_OVERLAPPED, a pipe, a device, a handle another library made — driven by the loop's
  * completion port. The caller starts each operation with its own call (ReadFile, WriteFile,
  * DeviceIoControl, ConnectNamedPipe …) on the OVERLAPPED the loop hands it, and the promise

@@ -5,7 +5,7 @@
  * Windows has no readiness call for sockets that keeps state in the kernel (WSAPoll is poll(2),
  * O(sockets) per call). What it has is the AFD driver under Winsock: IOCTL_AFD_POLL, sent to a
  * handle of `\Device\Afd` for a socket's base handle (SIO_BASE_HANDLE), asks "tell me when this
- * socket has any of these events", and the answer is a completion packet on the port that AFD
+ * socket reports one of these events", and the answer is a completion packet on the port that AFD
  * handle is associated with. A poll completes at once when one of its events holds already, so it
  * is level-triggered when submitted. The selector makes edges of it, as mio does: each registered
  * socket has at most one poll in flight, asking for the directions still *armed*; a direction that

@@ -10,7 +10,7 @@
  *   Deno's pointer objects; `usize` parameters accept a number or a bigint.
  * - Deno returns every 64-bit integer result (`i64`, `u64`, `isize`, `usize`) as a bigint: the
  *   64-bit integer results are converted to numbers, pointer results kept as bigints.
- * - `buffer` is Deno's `buffer` type: any ArrayBufferView or null, passed by the address of its
+ * - `buffer` is Deno's `buffer` type: an ArrayBufferView or null, passed by the address of its
  *   first byte, byteOffset included (checked here for Uint8Array, Int32Array and DataView).
  * - `cstring` has no Deno type: a parameter is encoded to a NUL-terminated Uint8Array passed as a
  *   `buffer`; a result is taken as a pointer and read with UnsafePointerView.getCString.
