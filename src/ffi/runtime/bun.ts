@@ -1,6 +1,6 @@
 /**
- * The FFI adapter for Bun, built on `bun:ffi`. This is the only file that imports it; `load.ts`
- * imports this file only when running on Bun, so koffi never loads there.
+ * The FFI adapter for Bun, built on `bun:ffi`. This is the only file that loads it, in
+ * `createBunRuntime`, which `load.ts` calls only when running on Bun (so koffi never loads there).
  *
  * How bun:ffi differs from the portable conventions (`../types.ts`), and what this file does:
  * - 64-bit integer results (`i64`, `u64`) arrive as bigints: bound as `i64_fast`/`u64_fast`
@@ -48,7 +48,9 @@
  *   regular file without RWF_NOWAIT, done later by a kernel worker) relies on the same two facts:
  *   the record keeps the buffer alive, and its backing store does not move.
  */
-import { CFunction, CString, dlopen, JSCallback, linkSymbols, ptr, toArrayBuffer, type FFIFunctionSpec, type FFITypeName } from "bun:ffi";
+import type * as BunFfi from "bun:ffi";
+import type { FFIFunctionSpec, FFITypeName } from "bun:ffi";
+import { createRequire } from "node:module";
 import type { BoundLibrary, FfiRuntime, FunctionSpec, NativeCallback, NativeType, SymbolTable } from "../types.js";
 
 interface BunGlobal {
@@ -56,7 +58,8 @@ interface BunGlobal {
   readonly isMainThread: boolean;
 }
 
-const bunGlobal = (globalThis as unknown as { Bun: BunGlobal }).Bun;
+/** bun:ffi, loaded by `createBunRuntime` (so that importing this file loads nothing, on any runtime). */
+let bun: typeof BunFfi;
 
 /** How each portable type is passed to a Bun function. */
 const ARG: Record<NativeType, FFITypeName> = {
@@ -126,7 +129,7 @@ function adapt(raw: Raw, spec: FunctionSpec): Raw {
       const inner = call;
       return (...args: unknown[]) => {
         const p = inner(...args) as number | null;
-        return p === null || p === 0 ? null : String(new CString(p));
+        return p === null || p === 0 ? null : String(new bun.CString(p));
       };
     }
     case "buffer":
@@ -185,7 +188,7 @@ function loadDl(): Dl {
   const tried: string[] = [];
   for (const path of libcCandidates()) {
     try {
-      const lib = dlopen(path, {
+      const lib = bun.dlopen(path, {
         dlopen: { args: ["ptr", "i32"], returns: "i64" },
         dlsym: { args: ["i64", "ptr"], returns: "i64" },
         dlerror: { args: [], returns: "ptr" },
@@ -201,7 +204,7 @@ function loadDl(): Dl {
 
 function dlerror(): string {
   const p = loadDl().dlerror() as number | null;
-  return p === null || p === 0 ? "unknown error" : String(new CString(p));
+  return p === null || p === 0 ? "unknown error" : String(new bun.CString(p));
 }
 
 /** Handles of the libraries opened so far, by path; never closed. */
@@ -242,7 +245,7 @@ function open<T extends SymbolTable>(path: string | null, table: T): BoundLibrar
     specs[name] = ffiSpec(spec, address);
   }
   if (Object.keys(specs).length > 0) {
-    const lib = linkSymbols(specs);
+    const lib = bun.linkSymbols(specs);
     for (const name of Object.keys(specs)) out[name] = adapt(lib.symbols[name]!, table[name]!);
   }
   return out as BoundLibrary<T>;
@@ -256,7 +259,7 @@ function symbol(path: string | null, name: string): bigint {
 
 function functionAt(pointer: bigint, spec: FunctionSpec): Raw {
   if (spec.variadic) throw new TypeError("a function pointer cannot be variadic here");
-  return adapt(CFunction(ffiSpec(spec, pointer)), spec);
+  return adapt(bun.CFunction(ffiSpec(spec, pointer)), spec);
 }
 
 // --- errno ---------------------------------------------------------------------------------
@@ -269,9 +272,9 @@ function errnoView(): Int32Array {
   for (const name of ["__errno_location", "__error", "__errno"]) {
     const address = lookup(null, name);
     if (address === 0n) continue;
-    const location = CFunction({ args: [], returns: "ptr", ptr: address })() as number;
+    const location = bun.CFunction({ args: [], returns: "ptr", ptr: address })() as number;
     // SAFETY: errno lives in this thread's TLS block for the life of the thread.
-    errnoCell = new Int32Array(toArrayBuffer(location, 0, 4));
+    errnoCell = new Int32Array(bun.toArrayBuffer(location, 0, 4));
     return errnoCell;
   }
   throw new Error("bun:ffi: the C library exports no errno accessor (__errno_location, __error, __errno)");
@@ -282,7 +285,7 @@ function errnoView(): Int32Array {
 function view(pointer: bigint, length: number): ArrayBuffer {
   // bun:ffi refuses a zero-length view; nothing can be read through one anyway.
   if (length === 0) return new ArrayBuffer(0);
-  return toArrayBuffer(Number(pointer), 0, length);
+  return bun.toArrayBuffer(Number(pointer), 0, length);
 }
 
 function address(v: ArrayBufferView): bigint {
@@ -291,7 +294,7 @@ function address(v: ArrayBufferView): bigint {
   // SAFETY: reading `.buffer` moves a "fast" typed array's bytes into an ArrayBuffer once, and
   // from then on its address is that backing store's, which does not move (see the header).
   void v.buffer;
-  return BigInt(ptr(v));
+  return BigInt(bun.ptr(v));
 }
 
 function callback(result: NativeType, params: readonly NativeType[], fn: (...args: never[]) => unknown): NativeCallback {
@@ -306,7 +309,7 @@ function callback(result: NativeType, params: readonly NativeType[], fn: (...arg
           for (const i of numbers) args[i] = Number(args[i] as number | bigint);
           return target(...args);
         };
-  const cb = new JSCallback(call as (...args: never[]) => unknown, {
+  const cb = new bun.JSCallback(call as (...args: never[]) => unknown, {
     args: params.map((p) => CALLBACK_ARG[p]),
     returns: result === "pointer" ? "i64" : ARG[result],
   });
@@ -314,22 +317,27 @@ function callback(result: NativeType, params: readonly NativeType[], fn: (...arg
   return { pointer: BigInt(cb.ptr), close: () => cb.close() };
 }
 
-export const bunRuntime: FfiRuntime = {
-  name: "bun",
-  description: `bun:ffi (Bun ${bunGlobal.version})`,
-  platform: process.platform,
-  arch: process.arch,
-  version: bunGlobal.version,
-  isMainThread: bunGlobal.isMainThread,
-  env: (name) => process.env[name],
-  open,
-  symbol,
-  functionAt: functionAt as FfiRuntime["functionAt"],
-  errno: () => errnoView()[0]!,
-  setErrno: (value) => {
-    errnoView()[0] = value;
-  },
-  view,
-  address,
-  callback,
-};
+/** Bun's adapter; loads bun:ffi. */
+export function createBunRuntime(): FfiRuntime {
+  bun = createRequire(import.meta.url)("bun:ffi") as typeof BunFfi;
+  const bunGlobal = (globalThis as unknown as { Bun: BunGlobal }).Bun;
+  return {
+    name: "bun",
+    description: `bun:ffi (Bun ${bunGlobal.version})`,
+    platform: process.platform,
+    arch: process.arch,
+    version: bunGlobal.version,
+    isMainThread: bunGlobal.isMainThread,
+    env: (name) => process.env[name],
+    open,
+    symbol,
+    functionAt: functionAt as FfiRuntime["functionAt"],
+    errno: () => errnoView()[0]!,
+    setErrno: (value) => {
+      errnoView()[0] = value;
+    },
+    view,
+    address,
+    callback,
+  };
+}

@@ -64,7 +64,8 @@ interface DenoNamespace {
   readonly UnsafeCallback: new (definition: DenoForeignFunction, fn: (...args: unknown[]) => unknown) => DenoUnsafeCallback;
 }
 
-const Deno = (globalThis as unknown as { Deno: DenoNamespace }).Deno;
+/** Deno's namespace, set by `createDenoRuntime` (importing this file touches nothing). */
+let Deno: DenoNamespace;
 
 const DENO_TYPES: Record<NativeType, DenoNative> = {
   void: "void",
@@ -82,8 +83,8 @@ const DENO_TYPES: Record<NativeType, DenoNative> = {
 /** Node's names for Deno.build's. */
 const PLATFORMS: Record<string, string> = { windows: "win32" };
 const ARCHS: Record<string, string> = { x86_64: "x64", aarch64: "arm64" };
-const platform = PLATFORMS[Deno.build.os] ?? Deno.build.os;
-const arch = ARCHS[Deno.build.arch] ?? Deno.build.arch;
+let platform: string;
+let arch: string;
 
 const encoder = new TextEncoder();
 
@@ -280,22 +281,28 @@ function mainThread(): boolean {
   return isMainThread && !(scope !== undefined && globalThis instanceof scope);
 }
 
-export const denoRuntime: FfiRuntime = {
-  name: "deno",
-  description: `Deno.dlopen (Deno ${Deno.version.deno}, V8 ${Deno.version.v8})`,
-  platform,
-  arch,
-  version: Deno.version.deno,
-  isMainThread: mainThread(),
-  env,
-  open,
-  symbol,
-  functionAt: functionAt as FfiRuntime["functionAt"],
-  errno: () => errnoCell()[0] ?? 0,
-  setErrno: (value) => {
-    errnoCell()[0] = value;
-  },
-  view,
-  address,
-  callback,
-};
+/** Deno's adapter. */
+export function createDenoRuntime(): FfiRuntime {
+  Deno = (globalThis as unknown as { Deno: DenoNamespace }).Deno;
+  platform = PLATFORMS[Deno.build.os] ?? Deno.build.os;
+  arch = ARCHS[Deno.build.arch] ?? Deno.build.arch;
+  return {
+    name: "deno",
+    description: `Deno.dlopen (Deno ${Deno.version.deno}, V8 ${Deno.version.v8})`,
+    platform,
+    arch,
+    version: Deno.version.deno,
+    isMainThread: mainThread(),
+    env,
+    open,
+    symbol,
+    functionAt: functionAt as FfiRuntime["functionAt"],
+    errno: () => errnoCell()[0] ?? 0,
+    setErrno: (value) => {
+      errnoCell()[0] = value;
+    },
+    view,
+    address,
+    callback,
+  };
+}

@@ -5,11 +5,19 @@
  * included) and keeps it alive for the call; `void *` results arrive as bigints. Neither matters
  * above this file: the portable conventions are in `../types.ts`.
  */
-import koffi, { type LibraryHandle } from "koffi";
+import type koffiModule from "koffi";
+import type { LibraryHandle } from "koffi";
+import { createRequire } from "node:module";
 import { isMainThread } from "node:worker_threads";
 
 type KoffiFunction = ReturnType<LibraryHandle["func"]>;
 import type { BoundLibrary, FfiRuntime, FunctionSpec, NativeCallback, NativeType, SymbolTable } from "../types.js";
+
+/**
+ * koffi, loaded by `createNodeRuntime` (a `require`, so that importing this file loads nothing:
+ * `load.ts` imports every adapter and builds only the one for the runtime it finds).
+ */
+let koffi: typeof koffiModule;
 
 const C_TYPES: Record<NativeType, string> = {
   void: "void",
@@ -88,7 +96,13 @@ function symbol(path: string | null, name: string): bigint {
   return BigInt(address as bigint | number);
 }
 
-export const nodeRuntime: FfiRuntime = {
+/** Node's adapter; loads koffi. */
+export function createNodeRuntime(): FfiRuntime {
+  koffi = createRequire(import.meta.url)("koffi") as typeof koffiModule;
+  return nodeRuntime();
+}
+
+const nodeRuntime = (): FfiRuntime => ({
   name: "node",
   description: `koffi ${koffi.version}`,
   platform: process.platform,
@@ -119,4 +133,4 @@ export const nodeRuntime: FfiRuntime = {
       close: () => koffi.unregister(handle),
     };
   },
-};
+});
