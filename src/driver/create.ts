@@ -11,6 +11,7 @@ import { debug } from "../loop/debug.js";
 import { GuestDriver } from "./guest.js";
 import { ownLoop } from "./owner.js";
 import { hostLoopAvailable } from "./libuv.js";
+import { threadPollAvailable } from "./thread-poll.js";
 import { closeAtExit, keepAtExit } from "./cleanup.js";
 
 /**
@@ -25,9 +26,10 @@ export interface CreateLoopOptions {
   /** Backend to use; default: EVLOOP_BACKEND, else the best available. */
   backend?: BackendName;
   /**
-   * Attach to the host's event loop (guest mode). Default: true on Node's main thread, where it
-   * is possible; elsewhere (Workers, Bun) drive the loop with `runMain`. Guest mode needs Node's
-   * libuv: on Bun `guest: true` throws, saying so.
+   * Attach to the host's event loop (guest mode). Default: true on the main thread of Node, Bun
+   * and Deno; elsewhere (Workers) drive the loop with `runMain`. On Node guest mode uses the main
+   * thread's libuv, so `guest: true` in a Node Worker throws; on Bun and Deno a helper thread
+   * polls the loop's fds, so it works in their Workers too.
    */
   guest?: boolean;
   /** io_uring tuning (ignored by other backends): see {@link IoUringOptions}. */
@@ -64,14 +66,12 @@ export function createLoop(options: CreateLoopOptions = {}): Loop {
   if (options.ioUring !== undefined && (options.ioUring === null || typeof options.ioUring !== "object")) throw new TypeError("ioUring must be an object");
   if (options.iocp !== undefined && (options.iocp === null || typeof options.iocp !== "object")) throw new TypeError("iocp must be an object");
   const backend = chooseBackend(options.backend);
-  const wantGuest = options.guest ?? hostLoopAvailable();
-  if (wantGuest && !hostLoopAvailable()) {
+  // Node's main thread: libuv's poll handles. Bun and Deno, any thread: a helper thread in poll(2).
+  const canGuest = hostLoopAvailable() || (ffi.name !== "node" && threadPollAvailable());
+  const wantGuest = options.guest ?? (canGuest && ffi.isMainThread);
+  if (wantGuest && !canGuest) {
     if (ffi.name !== "node") {
-      // Guest mode attaches to Node's libuv loop (uv_poll handles on the loop's fds); other
-      // runtimes have no libuv to attach to.
-      throw new Error(
-        `guest mode is not available on ${ffi.name === "bun" ? "Bun" : ffi.name}: it attaches to Node's libuv loop, which ${ffi.name === "bun" ? "Bun" : ffi.name} does not have; evloop runs there in owner mode only (createLoop({ guest: false }) with runMain; defaultLoop() does so)`,
-      );
+      throw new Error(`guest mode is not available on ${ffi.name} for ${ffi.platform}: its helper thread waits in poll(2), which ${ffi.platform} lacks; use runMain instead`);
     }
     throw new Error(`guest mode needs Node's main thread (runtime ${ffi.name}${ffi.isMainThread ? "" : ", worker thread"}); use runMain instead`);
   }

@@ -1,9 +1,10 @@
 /**
- * Guest mode: evloop runs inside Node's own event loop and never blocks the thread.
+ * Guest mode: evloop runs inside the runtime's own event loop and never blocks the thread.
  *
  * The fds the loop names through `watch` — the backend's own fd (the epoll fd, the io_uring ring
- * fd), or each armed fd where there is none (poll(2)) — are watched by libuv poll handles; when
- * one turns ready, the loop runs one non-blocking iteration. A loop with nothing a host can poll
+ * fd), or each armed fd where there is none (poll(2)) — are watched by libuv poll handles on
+ * Node, and by a helper thread blocked in poll(2) where there is no libuv (Bun, Deno:
+ * `thread-poll.ts`); when one turns ready, the loop runs one non-blocking iteration. A loop with nothing a host can poll
  * (IOCP: libuv's loop on Windows is a completion port, which cannot watch another) hands out a
  * `RemoteWait` instead, and a helper thread waits on its port and wakes this thread through a
  * uv_async_t (`remote-wait.ts`). Loop timers are mirrored by one host timer set for the earliest
@@ -15,15 +16,54 @@
 import type { Drivable } from "../loop/completion.js";
 import { clock } from "../loop/timers.js";
 import { debug } from "../loop/debug.js";
-import { UvPoll } from "./libuv.js";
+import { hostLoopAvailable, UvPoll } from "./libuv.js";
 import { RemoteWaiter } from "./remote-wait.js";
+import { ThreadPoll } from "./thread-poll.js";
 
 const KEEPALIVE_MS = 0x7fffffff;
 
-/** Attaches a loop to Node's event loop. */
+/** What watches the loop's fds for the host: libuv's poll handles, or a helper thread. */
+interface FdWatch {
+  /** Watches `fd` for `interest` (Interest flags); 0 stops watching it. */
+  set(fd: number, interest: number): void;
+  close(): void;
+}
+
+/** One uv_poll_t per fd on Node's loop. */
+class UvPolls implements FdWatch {
+  readonly #polls = new Map<number, UvPoll>();
+  readonly #onReady: () => void;
+
+  constructor(onReady: () => void) {
+    this.#onReady = onReady;
+  }
+
+  set(fd: number, interest: number): void {
+    let p = this.#polls.get(fd);
+    if (interest === 0) {
+      if (p) {
+        p.close();
+        this.#polls.delete(fd);
+      }
+      return;
+    }
+    if (!p) {
+      p = new UvPoll(fd, this.#onReady);
+      this.#polls.set(fd, p);
+    }
+    p.set(interest);
+  }
+
+  close(): void {
+    for (const p of this.#polls.values()) p.close();
+    this.#polls.clear();
+  }
+}
+
+/** Attaches a loop to the runtime's event loop. */
 export class GuestDriver {
   readonly #loop: Drivable;
-  readonly #polls = new Map<number, UvPoll>();
+  readonly #fds: FdWatch;
   readonly #keepAlive: ReturnType<typeof setInterval>;
   /** The helper thread waiting on the loop's completion port, for a loop no host can poll. */
   readonly #remote: RemoteWaiter | null = null;
@@ -47,8 +87,9 @@ export class GuestDriver {
     this.#loop = loop;
     this.#keepAlive = setInterval(() => {}, KEEPALIVE_MS);
     this.#keepAlive.unref();
+    this.#fds = hostLoopAvailable() ? new UvPolls(this.#tick) : ThreadPoll.watch(this.#tick);
     loop.guest = true;
-    loop.watch((fd, interest) => this.#watch(fd, interest));
+    loop.watch((fd, interest) => this.#fds.set(fd, interest));
     const wait = loop.remoteWait();
     if (wait !== null) {
       try {
@@ -65,22 +106,6 @@ export class GuestDriver {
       queueMicrotask(this.#sync);
     });
     debug(`guest driver attached to ${loop.backend}`);
-  }
-
-  #watch(fd: number, interest: number): void {
-    let p = this.#polls.get(fd);
-    if (interest === 0) {
-      if (p) {
-        p.close();
-        this.#polls.delete(fd);
-      }
-      return;
-    }
-    if (!p) {
-      p = new UvPoll(fd, this.#tick);
-      this.#polls.set(fd, p);
-    }
-    p.set(interest);
   }
 
   /** One non-blocking iteration, then re-sync keep-alive and the host timer. */
@@ -140,8 +165,7 @@ export class GuestDriver {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const p of this.#polls.values()) p.close();
-    this.#polls.clear();
+    this.#fds.close();
     this.#remote?.close();
     if (this.#timer) clearTimeout(this.#timer);
     clearInterval(this.#keepAlive);

@@ -110,6 +110,12 @@ export interface FfiRuntime {
   view(pointer: bigint, length: number): ArrayBuffer;
   /** The address of the first byte of a view's memory (stable while the view is alive). */
   address(view: ArrayBufferView): bigint;
+  /**
+   * A `void (void)` C function that any thread may call: each call from another thread queues
+   * `fn` on this thread's event loop (Bun's JSCallback with `threadsafe`, Deno's
+   * UnsafeCallback.threadSafe, unref'd so it does not keep the process alive). Absent on Node.
+   */
+  threadSafeCallback?(fn: () => void): NativeCallback;
   /** Registers `fn` as a C function with the given signature. */
   callback(result: NativeType, params: readonly NativeType[], fn: (...args: never[]) => unknown): NativeCallback;
 }

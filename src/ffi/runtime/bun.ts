@@ -318,6 +318,12 @@ function callback(result: NativeType, params: readonly NativeType[], fn: (...arg
 }
 
 /** Bun's adapter; loads bun:ffi. */
+function threadSafeCallback(fn: () => void): NativeCallback {
+  const cb = new bun.JSCallback(fn, { args: [], returns: "void", threadsafe: true });
+  if (cb.ptr === null) throw new Error("bun:ffi: JSCallback has no address");
+  return { pointer: BigInt(cb.ptr), close: () => cb.close() };
+}
+
 export function createBunRuntime(): FfiRuntime {
   bun = createRequire(import.meta.url)("bun:ffi") as typeof BunFfi;
   const bunGlobal = (globalThis as unknown as { Bun: BunGlobal }).Bun;
@@ -339,5 +345,6 @@ export function createBunRuntime(): FfiRuntime {
     view,
     address,
     callback,
+    threadSafeCallback,
   };
 }

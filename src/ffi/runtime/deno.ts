@@ -45,6 +45,7 @@ interface DenoDynamicLibrary {
 interface DenoUnsafeCallback {
   readonly pointer: DenoPointer;
   close(): void;
+  unref(): void;
 }
 interface DenoNamespace {
   readonly version: { readonly deno: string; readonly v8: string };
@@ -61,7 +62,10 @@ interface DenoNamespace {
     getCString(pointer: DenoPointer): string;
   };
   readonly UnsafeFnPointer: new (pointer: DenoPointer, definition: DenoForeignFunction) => { call(...args: unknown[]): unknown };
-  readonly UnsafeCallback: new (definition: DenoForeignFunction, fn: (...args: unknown[]) => unknown) => DenoUnsafeCallback;
+  readonly UnsafeCallback: {
+    new (definition: DenoForeignFunction, fn: (...args: unknown[]) => unknown): DenoUnsafeCallback;
+    threadSafe(definition: DenoForeignFunction, fn: (...args: unknown[]) => unknown): DenoUnsafeCallback;
+  };
 }
 
 /** Deno's namespace, set by `createDenoRuntime` (importing this file touches nothing). */
@@ -262,6 +266,13 @@ function callback(result: NativeType, params: readonly NativeType[], fn: (...arg
   };
 }
 
+function threadSafeCallback(fn: () => void): NativeCallback {
+  const cb = Deno.UnsafeCallback.threadSafe({ parameters: [], result: "void" }, fn);
+  // A thread-safe callback keeps Deno's event loop alive until unref'd.
+  cb.unref();
+  return { pointer: BigInt(Deno.UnsafePointer.value(cb.pointer)), close: () => cb.close() };
+}
+
 function env(name: string): string | undefined {
   try {
     return Deno.env.get(name);
@@ -304,5 +315,6 @@ export function createDenoRuntime(): FfiRuntime {
     view,
     address,
     callback,
+    threadSafeCallback,
   };
 }
