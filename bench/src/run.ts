@@ -44,6 +44,7 @@ import { emulationNote } from "./emulation.js";
 import { runInternals } from "./internals.js";
 import { openIdle, startLoad } from "./loadgen.js";
 import type { Progress } from "./progress.js";
+import { listedBackends } from "./runtimes.js";
 import { serverSpecs, startServer, type CServers } from "./servers.js";
 import { SyscallCounter } from "./syscalls.js";
 import {
@@ -129,18 +130,17 @@ function plan(options: BenchOptions): Plan {
 /**
  * Every server of the suite: evloop on every backend of this OS (the unavailable ones too, so
  * the report says why they were skipped, except an emulated one, which is there only when it is
- * available: see emulation.ts; `blocking` is no server backend) and, with a `baseline`, the
- * baseline's evloop servers, the runtimes, C.
+ * available: see emulation.ts; `blocking` is no server backend) on Node and, with a `baseline`,
+ * the baseline's evloop servers; evloop on Bun and on Deno (the backends evloop lists there, by
+ * the same rule); the runtimes' own sockets; C.
  *
  * @example
  * ```ts
- * const labels = suiteServers().map((s) => s.label); // evloop-io_uring-guest, …, c-io_uring
+ * const labels = suiteServers().map((s) => s.label); // evloop-io_uring-guest, …, evloop-poll-owner@deno, deno, c-epoll, c-io_uring
  * ```
  */
 export function suiteServers(options: { readonly c?: CServers; readonly baseline?: Baseline } = {}): ServerSpec[] {
-  const backends = probeBackends()
-    .filter((b) => b.name !== "blocking" && (b.available || emulationNote(b.name) === undefined))
-    .map((b) => b.name);
+  const backends = listedBackends(probeBackends(), (b) => emulationNote(b) !== undefined);
   return serverSpecs({ ...options, backends });
 }
 
