@@ -63,7 +63,7 @@ import {
 
 /** What to run; the CLI has validated the names. */
 export interface BenchOptions {
-  /** Short runs, one round, 1,000 connections instead of 10,000: a check, under a minute. */
+  /** Short runs, one round, 1,000 connections instead of 10,000: a check, a few minutes. */
   readonly quick: boolean;
   /** Measured seconds per run (default: 2, quick 0.3). */
   readonly seconds?: number;
@@ -92,7 +92,10 @@ interface Plan {
 }
 
 const FULL = { rounds: 3, seconds: 2, warmup: 0.5, idleConnections: 10_000 } as const;
-/** Quick: about 45 runs of 0.4 s plus start-up must fit in a minute with the rest. */
+/**
+ * Quick: a run of 0.4 s plus start-up per server and configuration (85 with evloop on Bun and
+ * Deno in owner mode), then the memory check: about 2½ minutes on a 2-core machine.
+ */
 const QUICK = { rounds: 1, seconds: 0.3, warmup: 0.1, idleConnections: 1_000, maxConnections: 1_000 } as const;
 
 /** CPU-time sampling period during a run. */
