@@ -1,7 +1,8 @@
 /**
  * `evloop bench`: the benchmark suite of BENCHMARKS.md: echo servers (evloop on every backend
- * and mode, node:net, Bun, Deno, C) under a C load generator, their memory per connection, and
- * the event loop's internals. Progress goes to stderr, the Markdown report to stdout.
+ * and mode on Node, Bun and Deno; node:net, Bun.listen, Deno.listen; C) under a C load
+ * generator, their memory per connection, and the event loop's internals. Progress goes to
+ * stderr, the Markdown report to stdout.
  */
 import { writeFileSync } from "node:fs";
 import { BASELINE_SUFFIX, BaselineError, checkBaseline, type Baseline } from "../bench/src/baseline.js";
@@ -18,12 +19,14 @@ export const usage = `usage: evloop bench [--quick] [--seconds N] [--servers a,b
 
 Builds the C load generator and C echo servers (needs cc, gcc or clang), then measures every
 available echo server in every configuration, alternating servers, and prints a Markdown report
-with each server's ratio to node:net and to the C epoll server. Takes several minutes; --quick
-takes under one.
+with each server's ratio to node:net and to the C epoll server (and evloop's on Bun and Deno to
+bun and deno). Takes several minutes; --quick takes a few.
 
   --quick            one short round, 1,000 connections at most: checks that everything works
   --seconds N        measured seconds per run (default 2; quick 0.3)
-  --servers a,b      only these servers (labels as in the report: node:net, evloop-epoll-guest, …)
+  --servers a,b      only these servers (labels as in the report: node:net, evloop-epoll-guest,
+                     evloop-io_uring-owner@bun, bun, evloop-epoll-owner@deno, deno, c-epoll, …);
+                     * matches any characters: --servers '*@bun,bun' is evloop on Bun and Bun.listen
   --configs a,b      only these configurations: ${ECHO_CONFIGS.map((c) => c.name).join(", ")}
   --no-internals     skip the event-loop internals (timers, wake-ups, cost per ready event)
   --baseline DIR     also run the evloop servers of DIR, another evloop checkout (built: dist/
@@ -38,11 +41,12 @@ takes under one.
 /** Grace after Ctrl-C for servers to stop; in-process work (the internals) cannot be aborted. */
 const FORCED_EXIT_MS = 10_000;
 
-/** A comma-separated list, each item checked against `known`. */
-function listOption(value: string | undefined, name: string, known: readonly string[]): string[] | undefined {
+/** A comma-separated list, each item checked against `known` (unless undefined: the caller checks). */
+function listOption(value: string | undefined, name: string, known: readonly string[] | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (items.length === 0) throw new UsageError(`--${name} needs at least one name`);
+  if (known === undefined) return items;
   const unknown = items.filter((s) => !known.includes(s));
   if (unknown.length > 0) throw new UsageError(`--${name}: unknown ${unknown.map((s) => JSON.stringify(s)).join(", ")}; known: ${known.join(", ")}`);
   return items;
@@ -51,6 +55,26 @@ function listOption(value: string | undefined, name: string, known: readonly str
 /** An argument as a POSIX shell would need it quoted, so the printed command can be pasted. */
 function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_\-.,:/=@]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A `--servers` item as a whole-label pattern in which `*` matches any characters. */
+function labelPattern(item: string): RegExp {
+  return new RegExp(`^${item.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+}
+
+/**
+ * `--servers`: labels, each item naming a known server or, with `*`, matching at least one;
+ * the servers selected, in the suite's order.
+ */
+function serversOption(value: string | undefined, known: readonly string[]): string[] | undefined {
+  const items = listOption(value, "servers", undefined);
+  if (items === undefined) return undefined;
+  const patterns = items.map(labelPattern);
+  const unmatched = items.filter((_, i) => !known.some((label) => patterns[i]!.test(label)));
+  if (unmatched.length > 0) {
+    throw new UsageError(`--servers: unknown ${unmatched.map((s) => JSON.stringify(s)).join(", ")}; known: ${known.join(", ")}`);
+  }
+  return known.filter((label) => patterns.some((p) => p.test(label)));
 }
 
 /**
@@ -92,7 +116,7 @@ export async function runBenchCommand(argv: readonly string[]): Promise<number> 
   }
   // Probing the servers runs bun and deno --version: only worth it when there is a list to check.
   const known = values.servers === undefined ? [] : suiteServers({ baseline }).map((s) => s.label);
-  const servers = withBaselines(listOption(values.servers, "servers", known), known);
+  const servers = withBaselines(serversOption(values.servers, known), known);
 
   const progress = new Progress();
   const controller = new AbortController();

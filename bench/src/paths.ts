@@ -11,3 +11,6 @@ import path from "node:path";
  * installed. `evloop/package.json` is in the exports map, so the self-reference resolves.
  */
 export const PACKAGE_ROOT: string = path.dirname(createRequire(import.meta.url).resolve("evloop/package.json"));
+
+/** The echo servers (and the runtime probe) the suite runs: `bench/servers/`. */
+export const SERVERS_DIR: string = path.join(PACKAGE_ROOT, "bench", "servers");

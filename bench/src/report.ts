@@ -1,11 +1,14 @@
 /**
  * The benchmark report as Markdown: what was measured, on what, with which command, and per
- * configuration each server's figures beside its ratio to `node:net` and to the C epoll server.
+ * configuration each server's figures beside its ratio to `node:net` and to the C epoll server,
+ * and, when evloop also ran on Bun or Deno, each evloop server's ratio to its own runtime's
+ * sockets (`× runtime`).
  *
  * Tables are padded to their widest cell so the report reads as well in a terminal as rendered.
  */
 import { formatInteger, formatNumber } from "./format.js";
 import { BASELINE_SUFFIX } from "./baseline.js";
+import { describeEvloop, ownSocketsFor } from "./labels.js";
 import { SYSCALL_EVENT } from "./syscalls.js";
 import { ECHO_CONFIGS, SYSCALL_CONFIGS, type BenchReport, type EchoConfig, type EchoMeasurement, type InternalsResult } from "./types.js";
 
@@ -16,8 +19,8 @@ export const REFERENCES = ["node:net", "c-epoll"] as const;
 export type Family = "evloop" | "runtime" | "c";
 
 /**
- * `evloop-epoll-guest` (and `evloop-epoll-guest@base`) → evloop, `c-io_uring` → c,
- * `node:net`/`bun`/`deno` → runtime.
+ * `evloop-epoll-guest` (and `evloop-epoll-guest@base`, `evloop-epoll-owner@bun`) → evloop,
+ * `c-io_uring` → c, `node:net`/`bun`/`deno` → runtime.
  */
 export function familyOf(server: string): Family {
   if (server.startsWith("evloop")) return "evloop";
@@ -112,11 +115,33 @@ function header(r: BenchReport): string {
 The machine is shared and small: absolute figures mean little, the ratios (measured side by side in one run) are the result.${r.notes.map((n) => `\n\n**Note**: ${n}.`).join("")}`;
 }
 
+/** The column comparing each evloop server with its own runtime's sockets. */
+const RUNTIME_COLUMN = "× runtime";
+const RUNTIME_COLUMN_NOTE = ` ${RUNTIME_COLUMN} is each evloop server's messages/s relative to its own runtime's sockets in the same run: \`node:net\` for evloop on Node, \`bun\` (Bun.listen) for \`…@bun\`, \`deno\` (Deno.listen) for \`…@deno\`.`;
+
+/**
+ * Whether `rows` hold an evloop server run by Bun or Deno: only then does {@link RUNTIME_COLUMN}
+ * say more than × node:net.
+ */
+function runtimeColumn(rows: readonly EchoMeasurement[]): boolean {
+  return rows.some((m) => (describeEvloop(m.server)?.runtime ?? "node") !== "node");
+}
+
+/**
+ * `m` against its own runtime's sockets (see {@link ownSocketsFor}); – for servers that are not
+ * evloop's and where that server has no row.
+ */
+function runtimeRatio(m: EchoMeasurement, rows: readonly EchoMeasurement[]): string {
+  const own = ownSocketsFor(m.server);
+  const ref = own === undefined ? undefined : rows.find((o) => o.server === own);
+  return ref === undefined ? "–" : formatRatio(m.messagesPerSec, ref.messagesPerSec);
+}
+
 function echoSection(r: BenchReport): string {
   const parts = [
     `## Echo
 
-Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoes bytes back. msgs/s and MB/s count echoed messages; p50/p99 are round trips as the client saw them; CPU µs/msg is the server process's utime+stime (from /proc) during the measured window divided by the messages echoed in it — the steadiest figure; the window opens once every connection is up and warmed up and is closed by the bench itself, so neither connecting nor closing is counted. syscalls/msg (${SYSCALL_CONFIGS.join(", ")} only) is the number of system calls the server process made, all its threads, counted by \`perf stat -e ${SYSCALL_EVENT} -p <pid>\` through the measured window of an extra round run only for counting (the tracepoint slows every system call, so the other figures come from rounds without it), divided by the messages echoed in it${r.syscallsUnavailable === null ? "" : ` (– where perf could not count: ${r.syscallsUnavailable})`}. × node:net and × c-epoll are messages/s relative to those servers in the same run.`,
+Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoes bytes back. msgs/s and MB/s count echoed messages; p50/p99 are round trips as the client saw them; CPU µs/msg is the server process's utime+stime (from /proc) during the measured window divided by the messages echoed in it — the steadiest figure; the window opens once every connection is up and warmed up and is closed by the bench itself, so neither connecting nor closing is counted. syscalls/msg (${SYSCALL_CONFIGS.join(", ")} only) is the number of system calls the server process made, all its threads, counted by \`perf stat -e ${SYSCALL_EVENT} -p <pid>\` through the measured window of an extra round run only for counting (the tracepoint slows every system call, so the other figures come from rounds without it), divided by the messages echoed in it${r.syscallsUnavailable === null ? "" : ` (– where perf could not count: ${r.syscallsUnavailable})`}. × node:net and × c-epoll are messages/s relative to those servers in the same run.${runtimeColumn(r.echo) ? RUNTIME_COLUMN_NOTE : ""}`,
   ];
   for (const config of r.configs) {
     const rows = measurementsOf(r, config.name);
@@ -129,6 +154,7 @@ Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoe
       (ref): ref is { name: (typeof REFERENCES)[number]; m: EchoMeasurement } => ref.m !== undefined,
     );
     const syscalls = SYSCALL_CONFIGS.includes(config.name);
+    const runtime = runtimeColumn(rows);
     const base = r.baseline !== null;
     /** `m` against its `@base` twin; – for the twin itself and for servers that have none. */
     const baseRatio = (m: EchoMeasurement): string => {
@@ -146,6 +172,7 @@ Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoe
           "CPU µs/msg",
           ...(syscalls ? ["syscalls/msg"] : []),
           ...refs.map((ref) => `× ${ref.name}`),
+          ...(runtime ? [RUNTIME_COLUMN] : []),
           ...(base ? [`× ${BASELINE_SUFFIX}`] : []),
         ],
         [
@@ -157,6 +184,7 @@ Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoe
           "right",
           ...(syscalls ? ["right" as const] : []),
           ...refs.map((): Align => "right"),
+          ...(runtime ? ["right" as const] : []),
           ...(base ? ["right" as const] : []),
         ],
         rows.map((m) => [
@@ -168,6 +196,7 @@ Load from the C client (\`bench/c/loadgen.c\`) over loopback; every server echoe
           formatNumber(m.cpuUsPerMessage, 2),
           ...(syscalls ? [formatSignificant(m.syscallsPerMessage)] : []),
           ...refs.map((ref) => formatRatio(m.messagesPerSec, ref.m.messagesPerSec)),
+          ...(runtime ? [runtimeRatio(m, rows)] : []),
           ...(base ? [baseRatio(m)] : []),
         ]),
       ),

@@ -44,6 +44,7 @@ import { emulationNote } from "./emulation.js";
 import { runInternals } from "./internals.js";
 import { openIdle, startLoad } from "./loadgen.js";
 import type { Progress } from "./progress.js";
+import { listedBackends } from "./runtimes.js";
 import { serverSpecs, startServer, type CServers } from "./servers.js";
 import { SyscallCounter } from "./syscalls.js";
 import {
@@ -62,7 +63,7 @@ import {
 
 /** What to run; the CLI has validated the names. */
 export interface BenchOptions {
-  /** Short runs, one round, 1,000 connections instead of 10,000: a check, under a minute. */
+  /** Short runs, one round, 1,000 connections instead of 10,000: a check, a few minutes. */
   readonly quick: boolean;
   /** Measured seconds per run (default: 2, quick 0.3). */
   readonly seconds?: number;
@@ -91,7 +92,10 @@ interface Plan {
 }
 
 const FULL = { rounds: 3, seconds: 2, warmup: 0.5, idleConnections: 10_000 } as const;
-/** Quick: about 45 runs of 0.4 s plus start-up must fit in a minute with the rest. */
+/**
+ * Quick: a run of 0.4 s plus start-up per server and configuration (85 with evloop on Bun and
+ * Deno in owner mode), then the memory check: about 2½ minutes on a 2-core machine.
+ */
 const QUICK = { rounds: 1, seconds: 0.3, warmup: 0.1, idleConnections: 1_000, maxConnections: 1_000 } as const;
 
 /** CPU-time sampling period during a run. */
@@ -129,18 +133,17 @@ function plan(options: BenchOptions): Plan {
 /**
  * Every server of the suite: evloop on every backend of this OS (the unavailable ones too, so
  * the report says why they were skipped, except an emulated one, which is there only when it is
- * available: see emulation.ts; `blocking` is no server backend) and, with a `baseline`, the
- * baseline's evloop servers, the runtimes, C.
+ * available: see emulation.ts; `blocking` is no server backend) on Node and, with a `baseline`,
+ * the baseline's evloop servers; evloop on Bun and on Deno (the backends evloop lists there, by
+ * the same rule); the runtimes' own sockets; C.
  *
  * @example
  * ```ts
- * const labels = suiteServers().map((s) => s.label); // evloop-io_uring-guest, …, c-io_uring
+ * const labels = suiteServers().map((s) => s.label); // evloop-io_uring-guest, …, evloop-poll-owner@deno, deno, c-epoll, c-io_uring
  * ```
  */
 export function suiteServers(options: { readonly c?: CServers; readonly baseline?: Baseline } = {}): ServerSpec[] {
-  const backends = probeBackends()
-    .filter((b) => b.name !== "blocking" && (b.available || emulationNote(b.name) === undefined))
-    .map((b) => b.name);
+  const backends = listedBackends(probeBackends(), (b) => emulationNote(b) !== undefined);
   return serverSpecs({ ...options, backends });
 }
 

@@ -8,17 +8,24 @@
  * server itself: Bun and Deno are therefore always started from their real binary, never through
  * a wrapper script in `node_modules/.bin`, and startServer checks `/proc/<pid>/exe`.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readlinkSync, readSync, realpathSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { availableBackends, probeBackends } from "evloop";
 import { BASELINE_SUFFIX, type Baseline } from "./baseline.js";
-import { PACKAGE_ROOT as ROOT } from "./paths.js";
+import { emulationNote } from "./emulation.js";
+import { evloopLabel, RUNTIMES, type Runtime } from "./labels.js";
+import { PACKAGE_ROOT as ROOT, SERVERS_DIR } from "./paths.js";
+import { evloopRuntimeSpecs, locateRuntime, ownSocketsSpec, probeRuntime } from "./runtimes.js";
 import type { RunningServer, ServerSpec, ServerStats } from "./types.js";
 
-const SERVERS_DIR = path.join(ROOT, "bench", "servers");
 const VERSION_TIMEOUT_MS = 5000;
-const STATS_TIMEOUT_MS = 2000;
+/**
+ * How long a JS server may take to answer SIGUSR2. Deno in owner mode takes about a second when
+ * idle: Deno's setImmediate, with which owner mode yields between its 50 ms waits, does not poll
+ * Deno's own I/O (where its signals arrive) every time.
+ */
+const STATS_TIMEOUT_MS = 5000;
 const STOP_GRACE_MS = 3000;
 const STDERR_TAIL = 4096;
 
@@ -28,10 +35,15 @@ export type CServers = { readonly echoEpoll: string; readonly echoUring: string 
 /** Options for {@link serverSpecs}. */
 export interface ServerSpecOptions {
   /**
-   * evloop backends to run; default: every available one except `blocking`. A backend named
-   * here that is unavailable (or `blocking`) is listed as unavailable, with the reason.
+   * evloop backends to run on Node; default: every available one except `blocking`. A backend
+   * named here that is unavailable (or `blocking`) is listed as unavailable, with the reason.
    */
   readonly backends?: readonly string[];
+  /**
+   * Runtimes besides Node whose servers to list (default: Bun and Deno): each runtime's own
+   * sockets, and evloop's echo server on every backend evloop finds there (see runtimes.ts).
+   */
+  readonly runtimes?: readonly Runtime[];
   /** The C servers' binaries (see build.ts); without it both are unavailable. */
   readonly c?: CServers;
   /** A checkout whose evloop servers run too, each right after this package's, labelled `…@base`. */
@@ -39,10 +51,13 @@ export interface ServerSpecOptions {
 }
 
 /**
- * Every server the suite knows, in report order: evloop per backend × guest, owner (each followed
- * by its `@base` twin when there is a baseline); `node:net`; `bun`; `deno`; `c-epoll`;
- * `c-io_uring`. Servers that cannot run here have `available: false` and a `reason`. Probing Bun
- * and Deno runs `--version` on each (at most 5 s).
+ * Every server the suite knows, in report order: evloop on Node per backend × guest, owner (each
+ * followed by its `@base` twin when there is a baseline), then `node:net`; evloop on Bun per
+ * backend × mode (`…@bun`), then `bun`; the same on Deno (`…@deno`), then `deno`; `c-epoll`;
+ * `c-io_uring`. So each runtime's evloop servers sit right above its own sockets' server. Servers
+ * that cannot run here have `available: false` and a `reason`. Bun and Deno are asked, once per
+ * process, for `--version` (at most 5 s each) and what evloop can do under them (the probe, at
+ * most 30 s).
  *
  * @example
  * ```ts
@@ -54,22 +69,23 @@ export interface ServerSpecOptions {
 export function serverSpecs(options: ServerSpecOptions = {}): ServerSpec[] {
   const node = process.execPath;
   const specs: ServerSpec[] = [];
-  for (const backend of options.backends ?? availableBackends().filter((b) => b !== "blocking")) {
+  const backends = options.backends ?? availableBackends().filter((b) => b !== "blocking");
+  for (const backend of backends) {
     const reason = backendUnavailable(backend);
-    for (const mode of ["guest", "owner"]) {
-      const label = `evloop-${backend}-${mode}`;
+    for (const mode of ["guest", "owner"] as const) {
+      const label = evloopLabel(backend, mode);
       const args = ["--backend", backend, "--mode", mode];
       specs.push({ ...script(label, node, path.join(SERVERS_DIR, "evloop.mjs"), args, reason), backend });
       if (options.baseline !== undefined) specs.push({ ...script(`${label}${BASELINE_SUFFIX}`, node, options.baseline.server, args, reason), backend });
     }
   }
   specs.push(script("node:net", node, path.join(SERVERS_DIR, "node.mjs"), [], undefined));
-  specs.push(runtimeSpec("bun", (bin) => [bin, [path.join(SERVERS_DIR, "bun.mjs")]]));
-  specs.push(
-    runtimeSpec("deno", (bin) => [bin, ["run", "--allow-net=127.0.0.1", "--no-prompt", path.join(SERVERS_DIR, "deno.mjs")]], {
-      DENO_NO_UPDATE_CHECK: "1",
-    }),
-  );
+  for (const runtime of RUNTIMES.filter((r) => options.runtimes === undefined || options.runtimes.includes(r))) {
+    const found = locateRuntime(runtime);
+    const probe = "binary" in found ? probeRuntime(runtime, found.binary) : { error: found.reason };
+    specs.push(...evloopRuntimeSpecs(runtime, found, probe, backends, (b) => emulationNote(b) !== undefined));
+    specs.push(ownSocketsSpec(runtime, found));
+  }
   specs.push(...cSpecs(options.c ?? { error: "the C servers were not built" }));
   return specs;
 }
@@ -97,75 +113,6 @@ function cSpecs(c: CServers): ServerSpec[] {
     const base = { label, command: binary ?? "", args: [], js: false };
     return reason === undefined ? { ...base, available: true } : { ...base, available: false, reason };
   });
-}
-
-// ---- Bun and Deno ------------------------------------------------------------------------
-
-type Runtime = "bun" | "deno";
-
-/**
- * Where the npm packages put the real binary. `node_modules/.bin/<name>` is a symlink to it once
- * the package's postinstall has run; without that (`npm install --ignore-scripts`) it is a
- * JavaScript launcher, and the binary is only in the platform package.
- */
-function candidates(name: Runtime): string[] {
-  const nm = path.join(ROOT, "node_modules");
-  const bunArch = process.arch === "arm64" ? "aarch64" : process.arch;
-  const inPackages =
-    name === "bun"
-      ? [
-          path.join(nm, "bun", "bin", "bun.exe"),
-          ...["", "-baseline", "-musl", "-musl-baseline"].map((v) => path.join(nm, "@oven", `bun-linux-${bunArch}${v}`, "bin", "bun")),
-        ]
-      : [path.join(nm, "deno", "deno"), path.join(nm, "@deno", `linux-${process.arch}-glibc`, "deno")];
-  const onPath = (process.env.PATH ?? "").split(path.delimiter).filter((dir) => dir !== "").map((dir) => path.join(dir, name));
-  return [path.join(nm, ".bin", name), ...inPackages, ...onPath];
-}
-
-/** Whether `file` starts with the ELF magic (so exec runs it, not an interpreter). */
-function isElf(file: string): boolean {
-  const magic = Buffer.alloc(4);
-  let fd = -1;
-  try {
-    fd = openSync(file, "r");
-    return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString("latin1") === "\x7fELF";
-  } catch {
-    return false;
-  } finally {
-    if (fd >= 0) closeSync(fd);
-  }
-}
-
-/** The first working native binary of `name`, or why there is none. */
-function locate(name: Runtime): { binary: string } | { reason: string } {
-  const failures: string[] = [];
-  const seen = new Set<string>();
-  for (const candidate of candidates(name)) {
-    let real: string;
-    try {
-      real = realpathSync(candidate);
-    } catch {
-      continue;
-    }
-    if (seen.has(real)) continue;
-    seen.add(real);
-    if (!isElf(real)) continue;
-    const run = spawnSync(real, ["--version"], { timeout: VERSION_TIMEOUT_MS, stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
-    if (run.status === 0) return { binary: real };
-    const why = run.error ? run.error.message : run.signal ? `killed by ${run.signal}` : `exit code ${run.status}: ${tail(run.stderr, 200)}`;
-    failures.push(`${real} --version failed (${why})`);
-  }
-  if (failures.length > 0) return { reason: failures.join("; ") };
-  return { reason: `${name} is not installed (npm install --save-dev ${name})` };
-}
-
-function runtimeSpec(name: Runtime, command: (binary: string) => [string, string[]], env?: Record<string, string>): ServerSpec {
-  const file = path.join(SERVERS_DIR, `${name}.mjs`);
-  if (!existsSync(file)) return { label: name, available: false, reason: `${file} is missing`, command: "", args: [], js: true };
-  const found = locate(name);
-  if ("reason" in found) return { label: name, available: false, reason: found.reason, command: "", args: [], js: true };
-  const [bin, args] = command(found.binary);
-  return { label: name, available: true, command: bin, args, js: true, ...(env ? { env } : {}) };
 }
 
 // ---- running a server --------------------------------------------------------------------

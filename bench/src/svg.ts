@@ -4,12 +4,14 @@
  *
  * Reading aids: bars are coloured by family (evloop, the runtimes' own sockets, C); `node:net`
  * and `c-epoll` are drawn as dashed reference lines across their panel, so every other bar is
- * read against them; each bar carries its value and its ratio to `node:net`. Servers keep the
- * same row in every panel, so the eye can follow one down the page. A `--baseline` server's bar
- * sits right under its counterpart's, in the same colour, paler.
+ * read against them; each bar carries its value and its ratio to `node:net` (evloop on Bun or
+ * Deno, `…@bun`/`…@deno`, also its ratio to its runtime's own sockets, `bun` or `deno`). Servers
+ * keep the same row in every panel, so the eye can follow one down the page. A `--baseline`
+ * server's bar sits right under its counterpart's, in the same colour, paler.
  */
 import { formatInteger } from "./format.js";
 import { BASELINE_SUFFIX } from "./baseline.js";
+import { describeEvloop, ownSocketsFor } from "./labels.js";
 import { describeConfig, describeMachineLine, familyOf, formatBytes, formatDate, REFERENCES, type Family } from "./report.js";
 import type { BenchReport } from "./types.js";
 
@@ -18,9 +20,13 @@ const MARGIN = 20;
 /** Right edge of the server labels; bars start a little after it. */
 const LABEL_RIGHT = 190;
 const BAR_LEFT = 200;
-/** Room right of the longest bar for its value and ratio. */
+/** Least room right of the longest bar for its value and ratio. */
 const VALUE_ROOM = 195;
-const BAR_RIGHT = WIDTH - MARGIN - VALUE_ROOM;
+/**
+ * A generous width of one character of a bar's value text (11.5 px DejaVu Sans): a panel whose
+ * texts are longer (evloop on Bun or Deno has a second ratio) makes more room than VALUE_ROOM.
+ */
+const VALUE_CHAR_WIDTH = 6.6;
 const ROW = 20;
 const BAR = 14;
 const FONT = "DejaVu Sans, Verdana, Helvetica, Arial, sans-serif";
@@ -89,7 +95,9 @@ function panel(
   const max = Math.max(0, ...bars.map((b) => (Number.isFinite(b.value) ? b.value : 0)));
   const ticks = axis.ticks(max);
   const scaleMax = ticks[ticks.length - 1]!;
-  const xOf = (v: number): number => BAR_LEFT + (v / scaleMax) * (BAR_RIGHT - BAR_LEFT);
+  const room = Math.max(VALUE_ROOM, ...bars.map((b) => 12 + (b.label.length + b.note.length) * VALUE_CHAR_WIDTH));
+  const barRight = WIDTH - MARGIN - room;
+  const xOf = (v: number): number => BAR_LEFT + (v / scaleMax) * (barRight - BAR_LEFT);
 
   for (const t of ticks) {
     const x = xOf(t);
@@ -113,7 +121,7 @@ function panel(
     const width = Math.max(1, xOf(bar.value) - BAR_LEFT);
     const { fill, dark } = COLOURS[family];
     const baseline = bar.server.endsWith(BASELINE_SUFFIX);
-    const owner = (baseline ? bar.server.slice(0, -BASELINE_SUFFIX.length) : bar.server).endsWith("-owner");
+    const owner = describeEvloop(bar.server)?.mode === "owner";
     const pale = baseline ? ` fill-opacity="${BASELINE_OPACITY}"` : "";
     out.push(
       `<rect x="${BAR_LEFT}" y="${rowTop + (ROW - BAR) / 2 - 2}" width="${width.toFixed(1)}" height="${BAR}" rx="2" fill="${owner ? dark : fill}"${pale}` +
@@ -196,12 +204,17 @@ export function renderSvg(report: BenchReport): string {
   for (const config of report.configs) {
     const rows = report.echo.filter((m) => m.config === config.name);
     if (rows.length === 0) continue;
-    const node = rows.find((m) => m.server === "node:net")?.messagesPerSec;
+    const rate = (server: string | undefined): number | undefined => rows.find((m) => m.server === server)?.messagesPerSec;
+    const ratio = (value: number, server: string | undefined): string => {
+      const of = rate(server);
+      return of !== undefined && of > 0 ? `${(value / of).toFixed(2)}× ${server}` : "";
+    };
     const bars = servers.map((server): Bar => {
-      const m = rows.find((r) => r.server === server);
-      const value = m?.messagesPerSec ?? Number.NaN;
-      const ratio = node !== undefined && node > 0 && server !== "node:net" ? `${(value / node).toFixed(2)}× node:net` : "";
-      return { server, value, label: `${formatInteger(value)}/s`, note: ratio };
+      const value = rate(server) ?? Number.NaN;
+      // evloop on Bun or Deno is also read against its own runtime's sockets.
+      const own = ownSocketsFor(server);
+      const notes = [server === "node:net" ? "" : ratio(value, "node:net"), own === "node:net" ? "" : ratio(value, own)];
+      return { server, value, label: `${formatInteger(value)}/s`, note: notes.filter((n) => n !== "").join(" · ") };
     });
     const p = panel(y, config.name, describeConfig(config), bars, { ticks: (max) => niceTicks(max), format: compact });
     body.push(p.svg);

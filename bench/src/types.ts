@@ -42,7 +42,10 @@ export interface LoadResult {
 
 /** A server the suite can run. */
 export interface ServerSpec {
-  /** `evloop-<backend>-<guest|owner>`, `node:net`, `bun`, `deno`, `c-epoll`, `c-io_uring`. */
+  /**
+   * `evloop-<backend>-<guest|owner>` (on Node; `…@bun` and `…@deno` on Bun and Deno), `node:net`,
+   * `bun`, `deno`, `c-epoll`, `c-io_uring`: see labels.ts.
+   */
   readonly label: string;
   readonly available: boolean;
   /** Why it is unavailable. */
@@ -50,7 +53,7 @@ export interface ServerSpec {
   readonly command: string;
   readonly args: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
-  /** The evloop backend it runs (evloop servers only). */
+  /** The evloop backend it runs (evloop servers only, on any runtime). */
   readonly backend?: string;
   /** Whether it is a JavaScript server that answers SIGUSR2 with a `STATS {json}` line. */
   readonly js: boolean;
