@@ -2,12 +2,13 @@
 //
 //   node bench/servers/evloop.mjs --backend io_uring|epoll|kqueue|poll --mode guest|owner [--port P]
 //   bun bench/servers/evloop.mjs …
-//   deno run --no-prompt --allow-ffi --allow-env=EVLOOP_* bench/servers/evloop.mjs …
+//   deno run --no-prompt --allow-ffi --allow-env=EVLOOP_* --allow-read=dist bench/servers/evloop.mjs …
 //
 // The same file runs on all three (labelled evloop-<backend>-<mode>, …@bun and …@deno in the
 // report): it uses only evloop's API and the `process` global Bun and Deno provide too. Deno needs
-// --allow-ffi for evloop and --allow-env=EVLOOP_* for the variables read here and in evloop; no
-// --allow-net, since evloop's sockets are made through FFI (see bench/src/runtimes.ts).
+// --allow-ffi for evloop, --allow-env=EVLOOP_* for the variables read here and in evloop, and
+// --allow-read of evloop's dist/ for guest mode's helper thread; no --allow-net, since evloop's
+// sockets are made through FFI (see bench/src/runtimes.ts).
 //
 // Prints `PORT <n>` once listening on 127.0.0.1, echoes every byte on every connection, answers
 // SIGUSR2 with `STATS {"heapUsed":N,"rss":N}`, and exits 0 on SIGTERM or SIGINT. With

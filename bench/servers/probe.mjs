@@ -2,7 +2,7 @@
 // suite, asked of evloop itself under that runtime, with the same permissions as the server:
 //
 //   bun bench/servers/probe.mjs
-//   deno run --no-prompt --allow-ffi --allow-env=EVLOOP_* bench/servers/probe.mjs
+//   deno run --no-prompt --allow-ffi --allow-env=EVLOOP_* --allow-read=dist bench/servers/probe.mjs
 //
 // Prints one line, `PROBE {json}`, and exits 0:
 //

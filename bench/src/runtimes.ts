@@ -10,7 +10,9 @@
  * is unavailable with evloop's own words for why (guest mode on Bun and Deno today), and becomes
  * available as soon as evloop can do it there, with no change to the bench.
  *
- * Deno runs evloop with `--allow-ffi --allow-env=EVLOOP_*` and nothing else. `--allow-ffi` is
+ * Deno runs evloop with `--allow-ffi --allow-env=EVLOOP_* --allow-read=<evloop's dist/>` and
+ * nothing else. `--allow-read` of evloop's own files is guest mode's: Deno checks read access to
+ * a Worker's module, and guest mode starts its helper thread from `dist/driver/`. `--allow-ffi` is
  * evloop itself (Deno.dlopen of the C library); it cannot be narrowed to a path, since evloop opens
  * the C library by its soname and the executable itself, which a path list cannot name (and a
  * process with FFI can do anything, so a narrower list would restrict nothing). No `--allow-net`:
@@ -34,7 +36,7 @@ const PROBE_TIMEOUT_MS = 30_000;
 export const RUNTIME_NAMES: Readonly<Record<Runtime, string>> = { bun: "Bun", deno: "Deno" };
 
 /** What Deno is allowed when it runs evloop (the echo server and the probe); see the module comment. */
-export const DENO_EVLOOP_PERMISSIONS: readonly string[] = ["--allow-ffi", "--allow-env=EVLOOP_*"];
+export const DENO_EVLOOP_PERMISSIONS: readonly string[] = ["--allow-ffi", "--allow-env=EVLOOP_*", `--allow-read=${path.join(PACKAGE_ROOT, "dist")}`];
 /** What Deno is allowed when it runs its own sockets' echo server. */
 export const DENO_NET_PERMISSIONS: readonly string[] = ["--allow-net=127.0.0.1"];
 /** Deno's environment: no update check on the network; no colour codes in a failure's stderr. */
@@ -57,7 +59,7 @@ export interface Command {
  * @example
  * ```ts
  * runtimeCommand("deno", "/usr/bin/deno", "bench/servers/evloop.mjs", ["--backend", "epoll"]);
- * // { command: "/usr/bin/deno", args: ["run", "--no-prompt", "--allow-ffi", "--allow-env=EVLOOP_*", "bench/servers/evloop.mjs", "--backend", "epoll"], env: {…} }
+ * // { command: "/usr/bin/deno", args: ["run", "--no-prompt", "--allow-ffi", "--allow-env=EVLOOP_*", "--allow-read=…/dist", "bench/servers/evloop.mjs", "--backend", "epoll"], env: {…} }
  * ```
  */
 export function runtimeCommand(

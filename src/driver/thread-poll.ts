@@ -26,6 +26,7 @@
  * (the guest driver's keep-alive timer does that, exactly while a loop has work); the
  * process's `exit` stops it (flag, notify, wake-up fd).
  */
+import { fileURLToPath } from "node:url";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { ffi } from "../ffi/runtime/load.js";
 import type { NativeCallback } from "../ffi/types.js";
@@ -122,8 +123,17 @@ export class ThreadPoll {
         wake,
         callback: this.#callback?.pointer ?? 0n,
       };
-      // execArgv: [] — the helper needs none of the process's flags, and some refuse a Worker.
-      this.#worker = new Worker(new URL("./thread-poll-worker.js", import.meta.url), { workerData: data, transferList: [this.#channel.port2], execArgv: [] });
+      const url = new URL("./thread-poll-worker.js", import.meta.url);
+      try {
+        // execArgv: [] — the helper needs none of the process's flags, and some refuse a Worker.
+        this.#worker = new Worker(url, { workerData: data, transferList: [this.#channel.port2], execArgv: [] });
+      } catch (e) {
+        // Deno checks read access to a Worker's module (NotCapable in Deno 2, PermissionDenied before).
+        const name = e instanceof Error ? e.name : "";
+        if (name !== "NotCapable" && name !== "PermissionDenied") throw e;
+        const dir = fileURLToPath(new URL(".", new URL("..", url)));
+        throw new Error(`guest mode on Deno starts a helper thread from ${fileURLToPath(url)}: run with --allow-read=${dir} (or drive the loop with runMain)`, { cause: e });
+      }
     } catch (e) {
       this.#callback?.close();
       this.#wakeup.close();

@@ -97,10 +97,11 @@ describe("evloopRuntimeSpecs()", () => {
     );
   });
 
-  test("Deno runs the server with --allow-ffi and --allow-env=EVLOOP_* only, and no update check", () => {
+  test("Deno runs the server with --allow-ffi, --allow-env=EVLOOP_* and read access to evloop's dist/ only, and no update check", () => {
     const [guest] = evloopRuntimeSpecs("deno", { binary: "/opt/deno" }, probeOf(["epoll"], null), [], notEmulated);
-    assert.deepEqual(DENO_EVLOOP_PERMISSIONS, ["--allow-ffi", "--allow-env=EVLOOP_*"]);
-    assert.deepEqual(guest.args, ["run", "--no-prompt", "--allow-ffi", "--allow-env=EVLOOP_*", server, "--backend", "epoll", "--mode", "guest"]);
+    const dist = fileURLToPath(new URL("../../dist", import.meta.url));
+    assert.deepEqual(DENO_EVLOOP_PERMISSIONS, ["--allow-ffi", "--allow-env=EVLOOP_*", `--allow-read=${dist}`]);
+    assert.deepEqual(guest.args, ["run", "--no-prompt", "--allow-ffi", "--allow-env=EVLOOP_*", `--allow-read=${dist}`, server, "--backend", "epoll", "--mode", "guest"]);
     assert.equal(guest.env.DENO_NO_UPDATE_CHECK, "1");
   });
 
