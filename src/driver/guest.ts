@@ -26,6 +26,8 @@ const KEEPALIVE_MS = 0x7fffffff;
 interface FdWatch {
   /** Watches `fd` for `interest` (Interest flags); 0 stops watching it. */
   set(fd: number, interest: number): void;
+  /** Where present, how deferred operations get their next iteration (instead of setImmediate). */
+  kick?(): void;
   close(): void;
 }
 
@@ -111,6 +113,7 @@ export class GuestDriver {
   /** One non-blocking iteration, then re-sync keep-alive and the host timer. */
   tick(): void {
     if (this.#closed) return;
+    this.#immediate = false;
     try {
       this.#loop.run(false);
     } finally {
@@ -134,10 +137,8 @@ export class GuestDriver {
     if (this.#loop.hasDeferred && !this.#immediate) {
       // Operations held back by the fast-path budget: run them after the host's pending work.
       this.#immediate = true;
-      setImmediate(() => {
-        this.#immediate = false;
-        this.tick();
-      });
+      if (this.#fds.kick) this.#fds.kick();
+      else setImmediate(this.#tick);
     }
     if (this.#loop.hasRefedWork) this.#keepAlive.ref();
     else this.#keepAlive.unref();

@@ -18,6 +18,8 @@ export const CTL = {
   SIGNAL: 4,
   /** Set to 1 and notified by the helper once it has loaded and is about to poll. */
   ONLINE: 5,
+  /** Set to 1 by the loop's thread (then the wake-up fd written): report a wake-up even if no fd is ready. */
+  KICK: 6,
 } as const;
 
 /** Int32s in the control buffer. */

@@ -4,7 +4,7 @@
  *
  * It repeats: wait for its turn (`ctl[TURN]` = 0); take the watch set if it changed; poll the
  * wake-up fd and the set with no timeout; drain the wake-up fd if it fired; if a watched fd is
- * ready, give the turn to the loop's thread (`ctl[TURN]` = 1) and wake it (`thread-poll.ts` says
+ * ready (or the loop's thread asked for a wake-up, `CTL.KICK`), give the turn to the loop's thread (`ctl[TURN]` = 1) and wake it (`thread-poll.ts` says
  * how). The loop's thread runs one iteration and gives the turn back, so the helper never polls
  * a set the loop is changing under it without being woken, and never reports readiness the loop
  * has not yet had a chance to take (poll is level-triggered: polling again at once would spin).
@@ -92,8 +92,12 @@ for (;;) {
     break;
   }
   if (ready <= 0) continue; // EINTR
-  if (pollRevents(view, 0) !== 0) drainWake();
   let watched = false;
+  if (pollRevents(view, 0) !== 0) {
+    drainWake();
+    // The loop's thread has work to run after the host's turn: report as if an fd were ready.
+    if (Atomics.exchange(ctl, CTL.KICK, 0) === 1) watched = true;
+  }
   for (let i = 1; i < count; i++) {
     const revents = pollRevents(view, i);
     if (revents === 0) continue;
