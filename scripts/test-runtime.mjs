@@ -55,8 +55,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
  * every other permission anyway), the environment (EVLOOP_*), files (Unix socket paths,
  * temporary directories), subprocesses (emfile's server, unix-security's `nobody` client),
  * node:net to loopback (emfile's clients), os.networkInterfaces() (whether ::1 exists), and
- * /proc/self/fd and /proc/self/task (open fd counts; the blocking backend's peer watching the
- * test's thread), which Deno grants only with --allow-all.
+ * /proc/self/fd, /proc/self/task and /proc/thread-self (open fd counts; the blocking backend's
+ * peer watching the test's thread), which Deno grants only with --allow-all.
  */
 const DENO_PERMISSIONS = ["--allow-all"];
 
