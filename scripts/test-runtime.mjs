@@ -198,6 +198,11 @@ function runOne(spec, run, logDir) {
     delete env.FORCE_COLOR;
     // Its own process group, so that a kill reaches what the run started too.
     const child = spawn(spec.binary, spec.testArgs(run.file, perTest), { cwd: root, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    if (child.pid === undefined) {
+      // It did not start ('error' says why); no 'exit' or 'close' follows.
+      child.on("error", (e) => resolve({ ...run, out: e.message, exit: e.code ?? "error", killed: false, log: "(none)", results: [], errors: e.message, seconds: 0 }));
+      return;
+    }
     running.add(child.pid);
     let out = "";
     child.stdout.on("data", (d) => (out += d));
