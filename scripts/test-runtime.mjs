@@ -104,9 +104,16 @@ if (badMode !== undefined || modes.length === 0) {
   console.error(`EVLOOP_TEST_MODES=${process.env.EVLOOP_TEST_MODES}: name guest and/or owner, comma-separated`);
   process.exit(2);
 }
-const perTest = Number(process.env.EVLOOP_TEST_TIMEOUT ?? 60_000);
+/** A positive integer from the environment, or `fallback` when unset; anything else is a usage error. */
+function positive(name, fallback) {
+  const value = Number(process.env[name] ?? fallback);
+  if (Number.isInteger(value) && value > 0) return value;
+  console.error(`${name}=${process.env[name]}: expected a positive integer`);
+  process.exit(2);
+}
+const perTest = positive("EVLOOP_TEST_TIMEOUT", 60_000);
 const perRun = perTest * 3;
-const jobs = Math.max(1, Number(process.env.EVLOOP_TEST_JOBS ?? 2));
+const jobs = positive("EVLOOP_TEST_JOBS", 2);
 const verbose = process.env.EVLOOP_TEST_VERBOSE === "1";
 const distIndex = join(root, "dist", "index.js");
 
