@@ -16,11 +16,11 @@
  * `finally` blocks, which ends the body's wait on them); and last, the per-test timeout with which
  * scripts/test.mjs kills the file's process from outside.
  */
-import { after, before, describe } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomFillSync } from "node:crypto";
 import { networkInterfaces, tmpdir } from "node:os";
-import { readdirSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads";
 import * as evloop from "evloop";
@@ -121,11 +121,17 @@ export function loopVariants(backends = testBackends()) {
  * mode a body must only wait for evloop (loop.sleep, evloop sockets, a peer): Node's timers and
  * I/O do not run while the loop blocks.
  *
- * `options.modes` restricts the modes (guest-only features).
+ * `options.modes` restricts the modes (guest-only features), within those EVLOOP_TEST_MODES
+ * selects: where that leaves none, one skipped test says so.
  */
 export function forEachLoop(title, fn, options = {}) {
-  const modes = options.modes ?? MODES;
+  const modes = (options.modes ?? MODES).filter((m) => MODES.includes(m));
   describe(title, () => {
+    if (modes.length === 0) {
+      const why = `only ${options.modes.join(" and ")} mode, which EVLOOP_TEST_MODES=${process.env.EVLOOP_TEST_MODES} leaves out`;
+      test(`skipped: ${why}`, { skip: why }, () => {});
+      return;
+    }
     const backends = testBackends();
     if (backends.length === 0) {
       describe("no backend", { skip: "no backend selected by EVLOOP_TEST_BACKENDS is available" }, () => {});
@@ -287,6 +293,20 @@ function peerBackend() {
 }
 
 /**
+ * The kernel's id of the calling thread, from /proc/thread-self ("<pid>/task/<tid>"), for a peer
+ * Worker to watch this thread in /proc; the process id where /proc does not say (not Linux, or a
+ * kernel before 3.17), which is the main thread's. Not always the main thread's: `deno test`
+ * runs JavaScript on a thread of its own.
+ */
+function threadId() {
+  try {
+    return Number(readlinkSync("/proc/thread-self").split("/").pop());
+  } catch {
+    return process.pid;
+  }
+}
+
+/**
  * One peer Worker. Messages go through a MessageChannel; `ctl` counts them ([0] to the worker,
  * [1] to the body) so that either side can wait for the next one with Atomics.wait and take it
  * with receiveMessageOnPort, without an event loop.
@@ -297,7 +317,7 @@ class PeerThread {
     this.port = port1;
     this.ctl = new Int32Array(new SharedArrayBuffer(8));
     this.worker = new Worker(new URL("./peer-worker.mjs", import.meta.url), {
-      workerData: { port: port2, ctl: this.ctl.buffer, backend: peerBackend() },
+      workerData: { port: port2, ctl: this.ctl.buffer, backend: peerBackend(), bodyThread: threadId() },
       transferList: [port2],
     });
     this.failure = null;
@@ -597,6 +617,21 @@ export async function streamPair(loop) {
 export function fillStream(stream) {
   if (IS_WINDOWS) win.setNonBlocking(stream.fd, true);
   return raw.fill(stream.fd);
+}
+
+/** The JavaScript runtime running the tests: "node", "bun" or "deno". */
+export const RUNTIME = globalThis.Deno !== undefined ? "deno" : globalThis.Bun !== undefined ? "bun" : "node";
+
+/**
+ * How to run ES module `source` (static imports by absolute URL, top-level await) in a child
+ * process of the runtime running the tests: `[program, args]` for `spawn`. Node needs
+ * `--input-type=module -e`, Bun takes `-e`, Deno `eval` (which has every permission). The child
+ * gets no arguments of its own (each runtime puts them at another index of `process.argv`):
+ * write what it needs into `source`.
+ */
+export function evalCommand(source) {
+  const args = { node: ["--input-type=module", "-e", source], bun: ["-e", source], deno: ["eval", source] }[RUNTIME];
+  return [process.execPath, args];
 }
 
 /** The URL of the compiled package entry, for Workers that import it by absolute URL. */

@@ -7,9 +7,10 @@
  * receiveMessageOnPort), as the test body does for its answers: neither side needs the other's
  * event loop, which on the body's side may be blocked in poll(2) for as long as the peer works.
  *
- * `whenWaiting()` resolves once the body's thread (the main thread, whose thread id is the
- * process id) sits in poll(2) on one fd, which is where the blocking backend waits. It reads
- * /proc/self/task/<pid>/syscall for the system call the thread is in, and the thread's count of
+ * `whenWaiting()` resolves once the body's thread (its kernel thread id is `workerData.bodyThread`:
+ * the process id on Node's and Bun's main thread, another under `deno test`) sits in poll(2) on
+ * one fd, which is where the blocking backend waits. It reads
+ * /proc/self/task/<tid>/syscall for the system call the thread is in, and the thread's count of
  * voluntary context switches, so that a second `whenWaiting()` only passes once the thread has
  * gone to sleep again since the first — not while it is still leaving the poll the peer's last
  * action ended.
@@ -19,7 +20,7 @@ import { readFileSync } from "node:fs";
 import * as evloop from "evloop";
 import * as helpers from "./helpers.mjs";
 
-const { port, backend } = workerData;
+const { port, backend, bodyThread: bodyTid } = workerData;
 const ctl = new Int32Array(workerData.ctl);
 
 /** How long `whenWaiting()` waits for the body's thread to block, in ms. */
@@ -57,7 +58,7 @@ function next(ms) {
 function bodyThread() {
   if (!POLL_SYSCALLS) return null;
   try {
-    const task = `/proc/self/task/${process.pid}`;
+    const task = `/proc/self/task/${bodyTid}`;
     const switches = Number(/^voluntary_ctxt_switches:\s*(\d+)$/m.exec(readFileSync(`${task}/status`, "utf8"))?.[1]);
     const [nr, , nfds] = readFileSync(`${task}/syscall`, "utf8").trim().split(" ");
     // One fd: the operation's; two: and the host loop's, which owner mode adds (`wakeOn`).

@@ -3,17 +3,19 @@
  * permission bits set without a race), removing the socket file a bind created, and fd passing
  * (SCM_RIGHTS) helpers.
  *
- * The file operations here (stat, unlink, and for `mode` fchmod, chmod, mkdtemp, link, rmdir) go through
- * node:fs's synchronous calls, not the sys layer: they run once per bind or close, never per
- * operation, so a synchronous call costs nothing that matters; every runtime evloop supports
+ * The file operations on paths here (stat, unlink, and for `mode` chmod, mkdtemp, link, rmdir) go
+ * through node:fs's synchronous calls, not the sys layer: they run once per bind or close, never
+ * per operation, so a synchronous call costs nothing that matters; every runtime evloop supports
  * (Node, Bun, Deno) provides node:fs; and its errors carry the errno name, which
- * {@link fsError} turns into evloop's SystemError.
+ * {@link fsError} turns into evloop's SystemError. The one call on the socket's fd, fchmod, is
+ * the sys layer's: node:fs's fchmodSync takes a Deno resource id on Deno, not an fd.
  */
-import { chmodSync, fchmodSync, linkSync, mkdtempSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, linkSync, mkdtempSync, rmdirSync, statSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkAddress } from "../loop/checks.js";
 import { SystemError } from "../sys/errors.js";
+import { fchmod } from "../sys/posix/fd.js";
 import { bind } from "../sys/socket.js";
 import type { UnixAddress } from "../sys/posix/sockaddr.js";
 import { ERRNO, TARGET } from "../sys/target.js";
@@ -186,9 +188,9 @@ export function bindPath(fd: number, address: UnixAddress, mode?: number): boole
   if (mode === undefined || MODE_AT_BIND) {
     if (mode !== undefined) {
       try {
-        fchmodSync(fd, mode);
+        fchmod(fd, mode);
       } catch (e) {
-        throw fsError(e, "fchmod", address);
+        throw annotate(e, formatAddress(address));
       }
     }
     try {

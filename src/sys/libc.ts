@@ -30,6 +30,9 @@ const LIBC = {
   writev: { result: "isize", params: ["i32", "buffer", "i32"] },
   // int close(int fd)
   close: { result: "i32", params: ["i32"] },
+  // int fchmod(int fd, mode_t mode) — mode_t is unsigned int on Linux and the BSDs; macOS's
+  // uint16_t is passed widened to 32 bits by its ABIs, so u32 carries it too
+  fchmod: { result: "i32", params: ["i32", "u32"] },
   // int fcntl(int fd, int cmd, ... /* int arg */)
   fcntl: { result: "i32", params: ["i32", "i32", "i32"], variadic: 1 },
   // int pipe(int pipefd[2])

@@ -4,15 +4,16 @@
  * an earlier one (io_uring's multishot ACCEPT used to keep the EMFILE it met ahead of the caller
  * and hand it to a later accept(), with a third of the fds free).
  *
- * The server runs in a child process whose fd limit is 128 (`ulimit -n`), on each backend and in
- * each mode; the clients are here, where fds are plentiful. (Not lower: Node's ESM loader opens
+ * The server runs in a child process of the runtime running the tests (Node, Bun or Deno) whose fd
+ * limit is 128 (`ulimit -n`), on each backend and in each mode; the clients are here, where fds
+ * are plentiful. (Not lower: Node's ESM loader opens
  * the files of evloop's module graph concurrently, and at 64 it met EMFILE before main() ran.)
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
-import { loopVariants, MODES, distIndexUrl } from "../helpers.mjs";
+import { distIndexUrl, evalCommand, loopVariants, MODES } from "../helpers.mjs";
 
 const FD_LIMIT = 128;
 const CLIENTS = 200;
@@ -74,7 +75,8 @@ process.stdin.destroy();
 
 function runServer(backend, mode, options) {
   return new Promise((resolve, reject) => {
-    const child = spawn("sh", ["-c", `ulimit -n ${FD_LIMIT} && exec "$0" --input-type=module -e "$1"`, process.execPath, SERVER], {
+    const [program, args] = evalCommand(SERVER);
+    const child = spawn("sh", ["-c", `ulimit -n ${FD_LIMIT} && exec "$@"`, "sh", program, ...args], {
       env: { ...process.env, EVLOOP_T_BACKEND: backend, EVLOOP_T_MODE: mode, EVLOOP_T_OPTIONS: JSON.stringify(options) },
       timeout: CHILD_TIMEOUT_MS,
       stdio: ["pipe", "pipe", "pipe"],
@@ -91,7 +93,9 @@ function runServer(backend, mode, options) {
         let connected = 0;
         for (let i = 0; i < CLIENTS; i++) {
           const c = connect({ host: "127.0.0.1", port }, () => {
-            if (++connected === CLIENTS) child.stdin.write("go\n");
+            // Ended, not just written: Deno's stdin keeps a read pending that destroy() does not
+            // cancel, and the child would never exit while the pipe stays open.
+            if (++connected === CLIENTS) child.stdin.end("go\n");
           });
           c.on("error", () => {});
           clients.push(c);

@@ -16,7 +16,7 @@ import { get, createServer } from "node:http";
 import { once } from "node:events";
 import { spawn } from "node:child_process";
 import { TcpListener, TcpStream } from "evloop";
-import { distIndexUrl, forEachLoop, IS_WINDOWS, randomBytes, raw, sha256, text, track } from "../helpers.mjs";
+import { distIndexUrl, evalCommand, forEachLoop, IS_WINDOWS, randomBytes, raw, sha256, text, track } from "../helpers.mjs";
 
 const CHILD_TIMEOUT_MS = 10_000;
 
@@ -35,12 +35,14 @@ const STREAM_PAIR = IS_WINDOWS
   : "evloop.UnixStream.pair({ loop })";
 
 /**
- * Runs an ES module in a child node with `evloop` (imported by URL) and `backend` in scope;
- * resolves with { code, signal, stdout, stderr } once it exits (or is killed at the timeout).
+ * Runs an ES module in a child process of this runtime with `evloop` (imported by URL) and
+ * `backend` in scope; resolves with { code, signal, stdout, stderr } once it exits (or is killed
+ * at the timeout).
  */
 async function runChild(backend, body) {
   const source = `import * as evloop from ${JSON.stringify(distIndexUrl)};\nconst backend = ${JSON.stringify(backend)};\n${body}`;
-  const child = spawn(process.execPath, ["--input-type=module", "-e", source], { timeout: CHILD_TIMEOUT_MS, stdio: ["ignore", "pipe", "pipe"] });
+  const [program, args] = evalCommand(source);
+  const child = spawn(program, args, { timeout: CHILD_TIMEOUT_MS, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (c) => (stdout += c));

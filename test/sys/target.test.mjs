@@ -137,11 +137,11 @@ describe("TARGET (this process)", () => {
  * Returns what `body` returns, through JSON.
  */
 function simulate(platform, body) {
-  // koffi finds its native module by process.platform, so it loads first, for real: through
-  // require, from where evloop's Node adapter requires it, so the adapter finds it cached.
+  // koffi finds its native module by process.platform, so it loads first, for real, as Node's
+  // adapter loads it: required from dist/ (its CommonJS build; import() would load its ES module
+  // build, another instance, and the adapter's require would then load koffi under the fake OS).
   const source = `
-    const { createRequire } = await import("node:module");
-    createRequire(${JSON.stringify(distUrl("ffi/runtime/node.js"))})("koffi");
+    (await import("node:module")).createRequire(${JSON.stringify(distUrl("index.js"))})("koffi");
     Object.defineProperty(process, "platform", { value: ${JSON.stringify(platform)} });
     const evloop = await import(${JSON.stringify(distUrl("index.js"))});
     const target = await import(${JSON.stringify(distUrl("sys/target.js"))});

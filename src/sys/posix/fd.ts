@@ -1,5 +1,6 @@
 /**
- * File-descriptor system calls: read/write (plain and vectored), close, fcntl flags, pipes.
+ * File-descriptor system calls: read/write (plain and vectored), close, fcntl flags, fchmod,
+ * pipes.
  *
  * read/write return {@link WOULD_BLOCK} instead of throwing when a non-blocking fd is not ready,
  * so the event loops' fast path never pays for an exception.
@@ -85,6 +86,14 @@ export function isNonBlocking(fd: number): boolean {
 export function setCloseOnExec(fd: number): void {
   const flags = call("fcntl", false, libc.fcntl, fd, C.F_GETFD, 0);
   call("fcntl", false, libc.fcntl, fd, C.F_SETFD, flags | C.FD_CLOEXEC);
+}
+
+/**
+ * fchmod(2): sets the permission bits of the file `fd` refers to (a Unix socket's own mode, before
+ * bind). Not node:fs's fchmodSync: on Deno that takes Deno's resource ids, not fds.
+ */
+export function fchmod(fd: number, mode: number): void {
+  call("fchmod", false, libc.fchmod, fd, mode);
 }
 
 /** Whether `fd` is an open file descriptor of this process. */
