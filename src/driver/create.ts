@@ -71,7 +71,8 @@ export function createLoop(options: CreateLoopOptions = {}): Loop {
   const wantGuest = options.guest ?? (canGuest && ffi.isMainThread);
   if (wantGuest && !canGuest) {
     if (ffi.name !== "node") {
-      throw new Error(`guest mode is not available on ${ffi.name} for ${ffi.platform}: its helper thread waits in poll(2), which ${ffi.platform} lacks; use runMain instead`);
+      const runtime = ffi.name === "bun" ? "Bun" : ffi.name === "deno" ? "Deno" : ffi.name;
+      throw new Error(`guest mode is not available on ${runtime} for ${ffi.platform}: its helper thread waits in poll(2), which ${ffi.platform} lacks; use runMain instead`);
     }
     throw new Error(`guest mode needs Node's main thread (runtime ${ffi.name}${ffi.isMainThread ? "" : ", worker thread"}); use runMain instead`);
   }
