@@ -9,7 +9,8 @@
 // (src/driver/thread-poll.ts): `message` (postMessage on a MessagePort), `atomics`
 // (Atomics.notify to an Atomics.waitAsync) or `callback` (a thread-safe FFI callback). A peer
 // Worker writes one byte when told (Atomics.notify), the main thread's `read` resolves, and the
-// round trip is timed on the main thread; ROUNDS of them after WARMUP. The peer's own wake-up
+// round trip is timed on the main thread; ROUNDS of them after WARMUP, in each of REPEATS runs
+// per configuration (EVLOOP_BENCH_REPEATS, default 3; EVLOOP_BENCH_BACKENDS, default epoll,io_uring). The peer's own wake-up
 // (Atomics.wait) and its write are in every figure alike, so the differences are the drivers'.
 // Benchmarks are not tests: nothing here asserts a time.
 import { spawnSync } from "node:child_process";
@@ -77,22 +78,37 @@ if (!isMainThread) {
     if (existsSync(deno)) runs.push({ label: `deno, ${wake}`, cmd: deno, args: ["run", "--allow-ffi", "--allow-read", "--allow-env", script, "--one"], env: { EVLOOP_GUEST_WAKE: wake } });
   }
   const backends = (process.env.EVLOOP_BENCH_BACKENDS ?? "epoll,io_uring").split(",");
-  console.log(`guest-mode wake-up: pipe write on another thread → read resolved on the main thread, ${ROUNDS} rounds (µs)\n`);
-  console.log("| runtime, wake-up | backend | p50 | p90 | p99 |");
-  console.log("|---|---|---:|---:|---:|");
-  for (const backend of backends) {
-    for (const run of runs) {
-      const child = spawnSync(run.cmd, run.args, { env: { ...process.env, ...run.env, EVLOOP_BACKEND: backend }, encoding: "utf8", timeout: 120_000 });
-      const line = child.stdout?.trim().split("\n").at(-1) ?? "";
-      let got;
-      try {
-        got = JSON.parse(line);
-      } catch {
-        console.log(`| ${run.label} | ${backend} | failed: ${(child.stderr || child.error?.message || "").trim().split("\n")[0]} | | |`);
-        continue;
+  const REPEATS = Number(process.env.EVLOOP_BENCH_REPEATS ?? 3);
+  // Each configuration runs REPEATS times, the configurations alternating, and the medians of
+  // its runs' percentiles are printed (the spread of its p50s beside them).
+  const results = new Map();
+  for (let rep = 0; rep < REPEATS; rep++) {
+    for (const backend of backends) {
+      for (const run of runs) {
+        const key = `${run.label}|${backend}`;
+        const child = spawnSync(run.cmd, run.args, { env: { ...process.env, ...run.env, EVLOOP_BACKEND: backend }, encoding: "utf8", timeout: 120_000 });
+        const line = child.stdout?.trim().split("\n").at(-1) ?? "";
+        let got;
+        try {
+          got = JSON.parse(line);
+        } catch {
+          results.set(key, { failed: (child.stderr || child.error?.message || "").trim().split("\n")[0] });
+          continue;
+        }
+        if (got.mode !== "guest") throw new Error(`${run.label}: the loop ran in ${got.mode} mode`);
+        const r = results.get(key) ?? { p50: [], p90: [], p99: [] };
+        if (r.failed === undefined) for (const q of ["p50", "p90", "p99"]) r[q].push(got[q]);
+        results.set(key, r);
       }
-      if (got.mode !== "guest") throw new Error(`${run.label}: the loop ran in ${got.mode} mode`);
-      console.log(`| ${run.label} | ${got.backend} | ${got.p50} | ${got.p90} | ${got.p99} |`);
     }
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  console.log(`guest-mode wake-up: pipe write on another thread → read resolved on the main thread; ${ROUNDS} rounds per run, median of ${REPEATS} runs (µs)\n`);
+  console.log("| runtime, wake-up | backend | p50 | p90 | p99 | p50 of each run |");
+  console.log("|---|---|---:|---:|---:|---|");
+  for (const [key, r] of results) {
+    const [label, backend] = key.split("|");
+    if (r.failed !== undefined) console.log(`| ${label} | ${backend} | failed: ${r.failed} | | | |`);
+    else console.log(`| ${label} | ${backend} | ${median(r.p50)} | ${median(r.p90)} | ${median(r.p99)} | ${r.p50.join(", ")} |`);
   }
 }
