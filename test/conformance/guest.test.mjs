@@ -1,8 +1,11 @@
 /**
- * Guest mode: evloop runs inside Node's event loop and never blocks it, so Node's timers and
- * its own sockets (node:http here) keep working while evloop sockets are busy; and it keeps the
- * process alive exactly like Node's own handles do (checked in child processes, each killed
- * after CHILD_TIMEOUT_MS so a process that never exits fails the test instead of hanging it).
+ * Guest mode: evloop runs inside the runtime's event loop and never blocks it, so the runtime's
+ * timers and its own sockets (node:http here) keep working while evloop sockets are busy; and it
+ * keeps the process alive exactly like the runtime's own handles do (checked in child processes
+ * of the same runtime, each killed after CHILD_TIMEOUT_MS so a process that never exits fails the
+ * test instead of hanging it). On Node guest mode watches the loop's fds with libuv's poll
+ * handles; on Bun and Deno a helper thread blocked in poll(2) does (src/driver/thread-poll.ts),
+ * whose own tests are at the end.
  *
  * The blocking backend has a guest mode too: its timers run on Node's event loop, but each
  * operation holds the thread until it completes, so nothing is ever pending. Its "blocking:"
@@ -16,7 +19,7 @@ import { get, createServer } from "node:http";
 import { once } from "node:events";
 import { spawn } from "node:child_process";
 import { TcpListener, TcpStream } from "evloop";
-import { distIndexUrl, evalCommand, forEachLoop, IS_WINDOWS, randomBytes, raw, sha256, text, track } from "../helpers.mjs";
+import { distIndexUrl, evalCommand, forEachLoop, IS_WINDOWS, randomBytes, raw, RUNTIME, sha256, text, track } from "../helpers.mjs";
 
 const CHILD_TIMEOUT_MS = 10_000;
 
@@ -39,10 +42,10 @@ const STREAM_PAIR = IS_WINDOWS
  * `backend` in scope; resolves with { code, signal, stdout, stderr } once it exits (or is killed
  * at the timeout).
  */
-async function runChild(backend, body) {
+async function runChild(backend, body, env = {}) {
   const source = `import * as evloop from ${JSON.stringify(distIndexUrl)};\nconst backend = ${JSON.stringify(backend)};\n${body}`;
   const [program, args] = evalCommand(source);
-  const child = spawn(program, args, { timeout: CHILD_TIMEOUT_MS, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(program, args, { timeout: CHILD_TIMEOUT_MS, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (c) => (stdout += c));
@@ -175,7 +178,10 @@ forEachLoop(
     pendingTest("a setTimeout and an http request complete while an evloop TCP transfer is running", () =>
       ctx.run(async () => {
         assert.equal(ctx.loop.mode, "guest");
-        const server = createServer((req, res) => res.end(`hello ${req.url}`));
+        // The answer waits 10 ms on a host timer, so the request is in flight for at least that
+        // long: Bun's in-process http round trip was otherwise quicker than the gap between two
+        // evloop iterations, and "evloop kept moving data meanwhile" failed for no fault.
+        const server = createServer((req, res) => setTimeout(() => res.end(`hello ${req.url}`), 10));
         server.listen(0, "127.0.0.1");
         await once(server, "listening");
         const l = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: ctx.loop });
@@ -297,3 +303,66 @@ forEachLoop(
   },
   { modes: ["guest"] },
 );
+
+// ---- guest mode's helper thread (Bun, Deno) ------------------------------------------------
+
+const HELPER = RUNTIME !== "node" && !IS_WINDOWS;
+const NOT_HELPER = HELPER ? false : `guest mode on ${RUNTIME === "node" ? "Node watches fds with libuv's uv_poll: the poll(2) helper thread is Bun's and Deno's" : "Windows has no poll(2) helper thread"}`;
+
+test("Bun and Deno: createLoop() is in guest mode on the main thread, and a round trip works and the process exits by itself with each EVLOOP_GUEST_WAKE", { skip: NOT_HELPER }, async () => {
+  for (const wake of ["message", "atomics", "callback"]) {
+    const r = await runChild(null, `
+      const loop = evloop.createLoop();
+      const [a, b] = evloop.UnixStream.pair({ loop });
+      const got = new Uint8Array(8);
+      const reading = b.read(got);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await a.write(new TextEncoder().encode("hi"));
+      const n = await reading;
+      await a.close();
+      await b.close();
+      console.log(loop.mode, new TextDecoder().decode(got.subarray(0, n)));
+    `, { EVLOOP_GUEST_WAKE: wake });
+    exitedCleanly(r);
+    assert.equal(r.stdout, "guest hi", `EVLOOP_GUEST_WAKE=${wake}`);
+  }
+});
+
+test("Bun and Deno: an unknown EVLOOP_GUEST_WAKE makes createLoop() throw, naming the choices", { skip: NOT_HELPER }, async () => {
+  const r = await runChild(null, `
+    try {
+      evloop.createLoop();
+      console.log("no error");
+    } catch (e) {
+      console.log(e.message);
+    }
+  `, { EVLOOP_GUEST_WAKE: "carrier-pigeon" });
+  exitedCleanly(r);
+  assert.match(r.stdout, /EVLOOP_GUEST_WAKE=carrier-pigeon is not a wake-up \(expected message, atomics, callback\)/);
+});
+
+test("Bun and Deno: every guest loop of a thread shares one helper: 20 loops made and disposed leave no fd behind", { skip: NOT_HELPER }, async () => {
+  const r = await runChild(null, `
+    const { readdirSync } = await import("node:fs");
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const first = evloop.createLoop();
+    await first.sleep(1);
+    const before = fds();
+    for (let i = 0; i < 20; i++) {
+      const loop = evloop.createLoop();
+      const [a, b] = evloop.UnixStream.pair({ loop });
+      const reading = b.read(new Uint8Array(4));
+      await a.write(new Uint8Array([1]));
+      await reading;
+      await a.close();
+      await b.close();
+      loop.dispose();
+    }
+    console.log(JSON.stringify({ before, after: fds(), mode: first.mode }));
+    first.dispose();
+  `);
+  exitedCleanly(r);
+  const { before, after, mode } = JSON.parse(r.stdout);
+  assert.equal(mode, "guest");
+  assert.equal(after, before, "fds after 20 guest loops were made and disposed");
+});
