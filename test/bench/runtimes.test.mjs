@@ -7,12 +7,13 @@
  * fast anything was (BENCHMARKS.md).
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, test } from "node:test";
+import { runCli } from "../run-cli.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const tools = (file) => import(new URL(`../../dist-tools/bench/src/${file}`, import.meta.url).href);
@@ -22,7 +23,6 @@ const { serverSpecs } = await tools("servers.js");
 const { renderMarkdown } = await tools("report.js");
 const { renderSvg } = await tools("svg.js");
 
-const cli = join(root, JSON.parse(readFileSync(join(root, "package.json"), "utf8")).bin.evloop);
 const server = join(root, "bench", "servers", "evloop.mjs");
 const GUEST_ERROR = "guest mode is not available on Bun: it attaches to Node's libuv loop, which Bun does not have";
 const notEmulated = () => false;
@@ -255,32 +255,13 @@ function findCompiler() {
   return undefined;
 }
 
-/** Runs the CLI; resolves with its exit code and output. */
-function runCli(args, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s) => (stderr += s));
-    const timer = setTimeout(() => {
-      child.kill("SIGINT");
-      reject(new Error(`evloop bench did not finish within ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const dir = mkdtempSync(join(tmpdir(), "evloop-bench-runtimes-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("evloop bench", () => {
   test("--servers refuses a pattern that matches no server, listing the @bun and @deno ones", { timeout: 60_000 }, async () => {
-    const { code, stderr } = await runCli(["bench", "--servers", "evloop-*@node"], 55_000);
+    const { code, stderr } = await runCli(["bench", "--servers", "evloop-*@node"], { timeoutMs: 55_000 });
     assert.equal(code, 2, stderr);
     assert.match(stderr, /--servers: unknown "evloop-\*@node"; known: .*evloop-epoll-owner@bun.*, bun, .*evloop-epoll-owner@deno.*, deno/);
   });
@@ -292,7 +273,7 @@ describe("evloop bench", () => {
     const json = join(dir, "runtimes.json");
     // The pattern selects evloop-epoll-owner@bun and @deno.
     const args = ["bench", "--quick", "--seconds", "0.2", "--no-internals", "--servers", "evloop-epoll-owner@*,bun,deno", "--configs", "pipelined", "--json", json];
-    const { code, stdout, stderr } = await runCli(args, 175_000);
+    const { code, stdout, stderr } = await runCli(args, { timeoutMs: 175_000 });
     assert.equal(code, 0, `exit code 0; stderr:\n${stderr}`);
     const report = JSON.parse(readFileSync(json, "utf8"));
     assert.deepEqual(report.failures, [], "no run failed");

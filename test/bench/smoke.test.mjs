@@ -7,20 +7,22 @@
  * when no C compiler is installed, since the load generator is C.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { after, test } from "node:test";
+import { runCli } from "../run-cli.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 /** The `evloop` command, where package.json's `bin` puts it. */
-const cli = join(root, JSON.parse(readFileSync(join(root, "package.json"), "utf8")).bin.evloop);
 const SERVERS = ["node:net", "evloop-epoll-guest", "c-epoll"];
 const CONFIGS = ["latency", "pipelined"];
 /** Generous: the build alone can take this long on a slow machine the first time. */
 const TIMEOUT_MS = 180_000;
+/** The CLI is stopped (SIGINT, so the bench stops its servers) 5 s before the test's own timeout. */
+const CLI = { timeoutMs: TIMEOUT_MS - 5000 };
 
 function findCompiler() {
   for (const name of ["cc", "gcc", "clang"]) {
@@ -30,29 +32,6 @@ function findCompiler() {
   return undefined;
 }
 
-/** Runs the CLI; resolves with its exit code and output, killing it if it overruns. */
-function runCli(args, env = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s) => (stderr += s));
-    const timer = setTimeout(() => {
-      child.kill("SIGINT");
-      reject(new Error(`evloop bench did not finish within ${TIMEOUT_MS} ms\n${stderr}`));
-    }, TIMEOUT_MS - 5000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function assertNumber(value, what, { min = 0, nullable = false } = {}) {
   if (nullable && value === null) return;
@@ -78,7 +57,7 @@ test("evloop bench --quick writes a Markdown report, a JSON report and an SVG ch
     "--servers", SERVERS.join(","), "--configs", CONFIGS.join(","),
     "--json", json, "--svg", svg, "--markdown", markdownFile,
   ];
-  const { code, stdout, stderr } = await runCli(args);
+  const { code, stdout, stderr } = await runCli(args, CLI);
   assert.equal(code, 0, `exit code 0; stderr:\n${stderr}`);
 
   // Markdown: one table per configuration with a row per server, then the memory table.
@@ -177,7 +156,7 @@ test("evloop bench runs the internals and reports them", { timeout: TIMEOUT_MS }
   const json = join(dir, "internals.json");
   const { code, stdout, stderr } = await runCli([
     "bench", "--quick", "--seconds", "0.1", "--servers", "c-epoll", "--configs", "latency", "--json", json,
-  ]);
+  ], CLI);
   assert.equal(code, 0, `exit code 0; stderr:\n${stderr}`);
   assert.match(stdout, /^## Event-loop internals/m);
   const { internals } = JSON.parse(readFileSync(json, "utf8"));
@@ -235,7 +214,7 @@ test("evloop bench --baseline runs the baseline's servers on the baseline's libr
   // --servers names only ours: naming an evloop server brings its @base twin along.
   const { code, stdout, stderr } = await runCli(
     ["bench", "--quick", "--seconds", "0.2", "--no-internals", "--servers", ours, "--configs", "pipelined", "--baseline", base, "--json", json],
-    { EVLOOP_TEST_BASELINE_MARKER: marker },
+    { ...CLI, env: { EVLOOP_TEST_BASELINE_MARKER: marker } },
   );
   assert.equal(code, 0, `exit code 0; stderr:\n${stderr}`);
 
@@ -262,7 +241,7 @@ test("evloop bench --baseline runs the baseline's servers on the baseline's libr
 });
 
 test("evloop bench --baseline names what is wrong with a directory that is no built evloop checkout", { timeout: 30_000 }, async () => {
-  const missing = await runCli(["bench", "--baseline", join(dir, "no-such-dir")]);
+  const missing = await runCli(["bench", "--baseline", join(dir, "no-such-dir")], CLI);
   assert.equal(missing.code, 2, "a usage error");
   assert.match(missing.stderr, /--baseline \S*no-such-dir: no such directory/);
 
@@ -270,14 +249,14 @@ test("evloop bench --baseline names what is wrong with a directory that is no bu
   mkdirSync(join(unbuilt, "bench", "servers"), { recursive: true });
   writeFileSync(join(unbuilt, "package.json"), JSON.stringify({ name: "evloop", exports: { ".": "./dist/index.js" } }));
   writeFileSync(join(unbuilt, "bench", "servers", "evloop.mjs"), "");
-  const notBuilt = await runCli(["bench", "--baseline", unbuilt]);
+  const notBuilt = await runCli(["bench", "--baseline", unbuilt], CLI);
   assert.equal(notBuilt.code, 2);
   assert.match(notBuilt.stderr, /has no dist\/index\.js: build it first/);
 
   const other = join(dir, "other");
   mkdirSync(other, { recursive: true });
   writeFileSync(join(other, "package.json"), JSON.stringify({ name: "something-else" }));
-  const notEvloop = await runCli(["bench", "--baseline", other]);
+  const notEvloop = await runCli(["bench", "--baseline", other], CLI);
   assert.equal(notEvloop.code, 2);
   assert.match(notEvloop.stderr, /names "something-else", not evloop/);
 });

@@ -8,16 +8,13 @@
  * asserted.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
 import { testBackends } from "../helpers.mjs";
+import { runCli } from "../run-cli.mjs";
 
-const root = fileURLToPath(new URL("../..", import.meta.url));
-const cli = join(root, JSON.parse(readFileSync(join(root, "package.json"), "utf8")).bin.evloop);
 /**
  * A bound for a hang only, above the soak's own bound on its children (it kills one that
  * overruns and reports it), so that the soak's report is what a failure shows.
@@ -27,30 +24,12 @@ const TIMEOUT_MS = 170_000;
 const dir = mkdtempSync(join(tmpdir(), "evloop-soak-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function runCli(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s) => (stderr += s));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`evloop soak did not finish within ${TIMEOUT_MS} ms\n${stdout}\n${stderr}`));
-    }, TIMEOUT_MS);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 test("evloop soak --seconds 4 passes on every backend, with work done in guest and owner mode", { timeout: TIMEOUT_MS + 10_000 }, async (t) => {
   const backends = testBackends();
   if (backends.length === 0) return t.skip("no backend selected by EVLOOP_TEST_BACKENDS is available");
   const json = join(dir, "soak.json");
-  const { code, stdout, stderr } = await runCli(["soak", "--seconds", "4", "--backends", backends.join(","), "--json", json]);
+  const { code, stdout, stderr } = await runCli(["soak", "--seconds", "4", "--backends", backends.join(","), "--json", json], { timeoutMs: TIMEOUT_MS, killSignal: "SIGKILL" });
   const output = `${stdout}\n${stderr}`;
   assert.equal(code, 0, `evloop soak failed:\n${output}`);
   assert.match(stdout, /seed \d+/, "the seed is printed");
@@ -74,7 +53,7 @@ test("evloop soak --seconds 4 passes on every backend, with work done in guest a
 test("evloop soak rejects a backend that is not available, before running anything", async () => {
   // iocp exists only on Windows; on Windows kqueue does not.
   const missing = process.platform === "win32" ? "kqueue" : "iocp";
-  const { code, stderr } = await runCli(["soak", "--seconds", "1", "--backends", missing]);
+  const { code, stderr } = await runCli(["soak", "--seconds", "1", "--backends", missing], { timeoutMs: TIMEOUT_MS, killSignal: "SIGKILL" });
   assert.equal(code, 2, stderr);
   assert.match(stderr, new RegExp(`${missing}.*not available`));
 });
