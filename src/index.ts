@@ -21,6 +21,16 @@ export type { ReceivedMessage } from "./sys/posix/socket.js";
 export { Interest, Event, Events } from "./selector/event.js";
 export { Poll, Registry, Waker, type SelectorName } from "./selector/registry.js";
 export type { WakerHandle } from "./sys/wakeup.js";
+export {
+  IoQueue,
+  PrematureCloseError,
+  WaitAbortedError,
+  type IoEvent,
+  type IoReport,
+  type IoQueueOptions,
+  type IoQueueRunOptions,
+  type IoQueueStats,
+} from "./threads/io-queue.js";
 
 export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult, BorrowOptions, BorrowedBytes, OverlappedOptions, OverlappedResult } from "./loop/event-loop.js";
 export { PollingEventLoop } from "./loop/polling.js";

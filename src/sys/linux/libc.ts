@@ -1,6 +1,6 @@
 /**
- * The C library's Linux-only functions: epoll, eventfd, the io_uring system calls and uname
- * (whose `struct utsname` layout here is Linux's). They are bound from the same library as
+ * The C library's Linux-only functions: epoll, eventfd, the io_uring system calls, uname
+ * (whose `struct utsname` layout here is Linux's) and fstat (`stat.ts`, same reason). They are bound from the same library as
  * `../libc.ts`, on first use, so importing evloop on another OS binds none of them, and a call
  * there fails with a message naming the OS.
  */
@@ -26,6 +26,9 @@ const LINUX = {
   io_uring_register: { symbol: "syscall", result: "isize", params: ["isize", "i32", "u32", "buffer", "u32"], variadic: 4 },
   // int uname(struct utsname *buf)
   uname: { result: "i32", params: ["buffer"] },
+  // int fstat(int fd, struct stat *buf) — a symbol of its own since glibc 2.33 (and in musl);
+  // older glibc has only __fxstat, so it is optional
+  fstat: { result: "i32", params: ["i32", "buffer"], optional: true },
 } as const satisfies SymbolTable;
 
 /** The Linux-only functions, once bound. */
