@@ -8,7 +8,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { availableBackends, defaultLoop, LoopThreadError, spawnLoops, TcpListener } from "evloop";
+import { availableBackends, createLoop, defaultLoop, LoopThreadError, spawnLoops, TcpListener, TcpStream } from "evloop";
 import { openFdCount, randomBytes, sha256, testBackends } from "../helpers.mjs";
 
 const fixture = (name) => new URL(`./fixtures/${name}`, import.meta.url);
@@ -176,4 +176,62 @@ describe("spawnLoops", () => {
 
 test("availableBackends() leaves something to test threads on", () => {
   assert.ok(availableBackends().some((b) => b !== "blocking"));
+});
+
+describe("TcpStream.release and TcpStream.from", () => {
+  for (const backend of backends) {
+    test(`on ${backend}: release() is refused while a read waits; the fd moves to another loop with its unread bytes`, { timeout: TEST_TIMEOUT }, async () => {
+      const first = createLoop({ backend });
+      const second = createLoop({ backend });
+      try {
+        const listener = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop: first });
+        const client = await TcpStream.connect({ host: "127.0.0.1", port: listener.address.port, loop: first });
+        const server = await listener.accept();
+        await listener.close();
+        const buf = new Uint8Array(4);
+        const reading = server.read(buf);
+        assert.throws(() => server.release(), { code: "EBUSY" });
+        await client.writeAll(new TextEncoder().encode("headtail"));
+        assert.equal(await reading, 4);
+        const fd = server.release();
+        assert.equal(server.closed, true);
+        const adopted = TcpStream.from(fd, { loop: second });
+        const rest = new Uint8Array(16);
+        const n = await adopted.read(rest);
+        assert.equal(new TextDecoder().decode(rest.subarray(0, n)), "tail");
+        await adopted.writeAll(new TextEncoder().encode("back"));
+        assert.equal(await client.read(rest), 4);
+        await adopted.close();
+        await client.close();
+      } finally {
+        first.dispose();
+        second.dispose();
+      }
+    });
+  }
+
+  if (availableBackends().includes("io_uring")) {
+    test("on io_uring with multishot receive: release() is refused, since the loop receives ahead of the reads", { timeout: TEST_TIMEOUT }, async () => {
+      const loop = createLoop({ backend: "io_uring", ioUring: { multishotRecv: true } });
+      try {
+        const listener = await TcpListener.bind({ host: "127.0.0.1", port: 0, loop });
+        const client = await TcpStream.connect({ host: "127.0.0.1", port: listener.address.port, loop });
+        const server = await listener.accept();
+        await listener.close();
+        await client.writeAll(new Uint8Array([1, 2]));
+        assert.equal(await server.read(new Uint8Array(1)), 1);
+        assert.throws(() => server.release(), { code: "EBUSY" });
+        assert.equal(server.closed, false);
+        await server.close();
+        await client.close();
+      } finally {
+        loop.dispose();
+      }
+    });
+  }
+
+  test("TcpStream.from refuses what is not an open TCP socket", () => {
+    assert.throws(() => TcpStream.from(-1), TypeError);
+    assert.throws(() => TcpStream.from(1 << 30), { code: "EBADF" });
+  });
 });
