@@ -126,13 +126,23 @@ function cpuSeconds(pid) {
   return total;
 }
 
+/** Servers still running, killed if this script exits early (a crash, Ctrl-C). */
+const live = new Set();
+process.once("exit", () => {
+  for (const child of live) process.kill(-child.pid, "SIGKILL");
+});
+for (const signal of ["SIGINT", "SIGTERM"]) if (process.argv.indexOf("--serve") < 0) process.once(signal, () => process.exit(130));
+
 function startServer(spec) {
   // The cluster's workers need the port before they listen: the primary picks a free one.
   return new Promise((resolve, reject) => {
     const env = { ...process.env };
     const go = (port) => {
       if (port !== undefined) env.EVLOOP_BENCH_PORT = String(port);
-      const child = spawn(process.execPath, [self, ...spec.args], { stdio: ["ignore", "pipe", "inherit"], env });
+      // detached: its own process group, so a cluster's workers die with their primary.
+      const child = spawn(process.execPath, [self, ...spec.args], { stdio: ["ignore", "pipe", "inherit"], env, detached: true });
+      live.add(child);
+      child.once("exit", () => live.delete(child));
       let buffered = "";
       child.stdout.on("data", (d) => {
         buffered += d;
