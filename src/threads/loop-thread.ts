@@ -8,8 +8,9 @@
  * posts the number; the receiver adopts it on its own loop (`TcpStream.from`). Whatever the
  * sender read before handing off is its to pass along, in `info`.
  *
- * The ports keep a Worker alive only while `handOffs()` waits for one: otherwise the thread
- * lives as long as its module has work. On stop, hand-offs received and not taken are closed, as are those still
+ * evloop's ports keep a Worker alive only while `handOffs()` waits for a hand-off (the port
+ * the stop request comes on, which stays open until then): otherwise the thread lives as long
+ * as its module has work. On stop, hand-offs received and not taken are closed, as are those still
  * arriving when the ports close, so no fd is left open behind a stopped thread.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
@@ -151,11 +152,11 @@ class Thread implements LoopThread {
         if (this.signal.aborted) return;
         // Waiting for a hand-off keeps the thread alive (a thread that only serves what others
         // hand it has nothing else to), until one arrives or the thread stops.
-        this.#refPeers(true);
+        this.#keepAlive(true);
         try {
           await new Promise<void>((resolve) => (this.#wake = resolve));
         } finally {
-          this.#refPeers(false);
+          this.#keepAlive(false);
         }
       }
     } finally {
@@ -163,12 +164,15 @@ class Thread implements LoopThread {
     }
   }
 
-  #refPeers(on: boolean): void {
+  /**
+   * Keeps the thread alive while `handOffs()` waits. The control port does it, not the peers':
+   * a peer that stops first closes its port to this thread, which then holds nothing, and the
+   * thread would end before its own stop request arrived.
+   */
+  #keepAlive(on: boolean): void {
     if (this.signal.aborted) return;
-    for (const port of this.#peers) {
-      if (on) port?.ref();
-      else port?.unref();
-    }
+    if (on) this.#control.ref();
+    else this.#control.unref();
   }
 
   #receive(message: unknown, from: number): void {
