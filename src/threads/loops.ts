@@ -68,7 +68,7 @@ export class LoopThreadError extends Error {
  *
  * @example
  * ```ts
- * const threads = await spawnLoops(2, new URL("./echo-thread.mjs", import.meta.url));
+ * const threads = await spawnLoops(2, "/srv/app/echo-thread.mjs");
  * console.log(threads.workers.map((w) => w.threadId));
  * await threads.close();
  * ```
@@ -122,7 +122,7 @@ function describe(error: unknown): string {
  * ```ts
  * // main.mjs
  * import { spawnLoops } from "evloop";
- * const threads = await spawnLoops(2, new URL("./echo-thread.mjs", import.meta.url), { workerData: { port: 8080 } });
+ * const threads = await spawnLoops(2, "/srv/app/echo-thread.mjs", { workerData: { port: 8080 } });
  * process.on("SIGINT", () => void threads.close());
  *
  * // echo-thread.mjs
