@@ -69,3 +69,5 @@ export {
 } from "./io/named-pipe.js";
 export type { HandleOptions } from "./io/handle.js";
 export type { ChunkOptions } from "./io/stream.js";
+export { spawnLoops, LoopThreadError, type LoopThreads, type SpawnLoopsOptions } from "./threads/loops.js";
+export { loopThread, type LoopThread, type HandOff } from "./threads/loop-thread.js";

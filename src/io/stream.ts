@@ -164,6 +164,11 @@ export abstract class Stream extends Handle implements AsyncIterable<Uint8Array>
     }
   }
 
+  /** Whether a `writeAll` is running or waiting for its turn (between its writes, too). */
+  protected get writing(): boolean {
+    return this.#writers > 0;
+  }
+
   /** Waits until the writers ahead are done; rejects on abort or timeout (leaving the line). */
   async #waitTurn(signal: AbortSignal | undefined, deadline: number | undefined, timeout: number | undefined): Promise<void> {
     if (signal?.aborted) throw signal.reason;

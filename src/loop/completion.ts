@@ -234,6 +234,14 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
   /** `state`'s fd was forgotten (its operations are cancelled): unregister it. */
   protected detach(_state: S): void {}
 
+  /**
+   * Whether the backend holds data received for `state`'s fd that no read has taken, or has a
+   * receive of its own in the kernel (io_uring's multishot RECV): then `remove` would lose bytes.
+   */
+  protected holdsData(_state: S): boolean {
+    return false;
+  }
+
   /** Forgets `fd` and closes it. The default: close(2) here and now (a failure rejects). */
   protected closeFd(fd: number): Promise<void> {
     this.forget(fd);
@@ -352,6 +360,13 @@ export abstract class CompletionLoop<Op extends Operation = Operation, S extends
   remove(fd: number): void {
     checkFd(fd);
     this.forget(fd);
+  }
+
+  busy(fd: number): boolean {
+    checkFd(fd);
+    const state = this.fds.get(fd);
+    if (!state || state.removed) return false;
+    return state.readers.head !== null || state.writers.head !== null || state.others.head !== null || this.holdsData(state);
   }
 
   sleep(ms: number, options?: { signal?: AbortSignal | undefined }): Promise<void> {

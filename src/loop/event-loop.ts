@@ -197,6 +197,13 @@ export interface EventLoop {
   close(fd: number): Promise<void>;
   /** Rejects pending operations on `fd` with a ClosedError and forgets it without closing it. */
   remove(fd: number): void;
+  /**
+   * Whether the loop holds anything for `fd`: an operation pending on it, or (io_uring's
+   * multishot receive) a receive in the kernel or data received and not yet read. An fd handed
+   * to another loop (`remove` here, adopted there) loses no byte only while this is false: the
+   * data then waits in the kernel for the next loop's first read.
+   */
+  busy(fd: number): boolean;
   /** Resolves after `ms` milliseconds, driven by this loop's timers. */
   sleep(ms: number, options?: { signal?: AbortSignal | undefined }): Promise<void>;
 

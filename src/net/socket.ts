@@ -73,6 +73,34 @@ export abstract class SocketStream extends Stream {
   get remoteAddress(): SocketAddress {
     return remoteAddress(this.openFd("getpeername"));
   }
+
+  /**
+   * Hands the socket over without closing it: the loop forgets the fd, the handle becomes
+   * closed, and the fd number is returned, now the caller's (to adopt on another loop, in this
+   * thread or another, with `TcpStream.from` or `FileDescriptor.from`, or to close). It stays in non-blocking mode.
+   *
+   * A hand-off happens between reads, and no byte is lost: data not yet read stays in the
+   * kernel's socket buffer for the next owner. So it throws a SystemError EBUSY, and changes
+   * nothing, while an operation is pending on the socket (a read waiting, a `write` or
+   * `writeAll` not finished) or while the loop holds data it received for it and no read took
+   * (io_uring with multishot receive, which receives ahead of the reads: there no socket can be
+   * handed over). Throws EBADF once closed.
+   *
+   * @example
+   * ```ts
+   * const conn = await listener.accept();
+   * const n = await conn.read(header);       // nothing pending once it resolves
+   * worker.postMessage({ fd: conn.release(), header: header.subarray(0, n) });
+   * // in the Worker: const conn = TcpStream.from(fd, { loop });
+   * ```
+   */
+  release(): number {
+    const fd = this.openFd("release");
+    if (this.writing || this.loop.busy(fd)) {
+      throw new SystemError(ERRNO.EBUSY, "release", `socket ${fd} has an operation pending or data received and not yet read: hand it over between reads`);
+    }
+    return this.detach("release");
+  }
 }
 
 /**

@@ -5,9 +5,11 @@ import type { EventLoop, OperationOptions } from "../loop/event-loop.js";
 import { checkOptions } from "../loop/checks.js";
 import { clock } from "../loop/timers.js";
 import { SystemError, TimeoutError } from "../sys/errors.js";
-import { bind, DEFAULT_V6ONLY, LISTENER_REUSE_ADDRESS, listen, localAddress, setIntOption, setKeepAlive } from "../sys/socket.js";
+import { bind, DEFAULT_V6ONLY, LISTENER_REUSE_ADDRESS, listen, localAddress, setIntOption, setKeepAlive, socketDomain, socketType } from "../sys/socket.js";
+import { setNonBlocking } from "../sys/posix/fd.js";
+import { isOpenSocket } from "../sys/windows/socket.js";
 import { familyOf } from "../sys/posix/sockaddr.js";
-import { C } from "../sys/target.js";
+import { C, ERRNO, TARGET } from "../sys/target.js";
 import { closeAtExit, keepAtExit } from "../driver/cleanup.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
 import { checkHost, checkPort, formatAddress, resolveHost, type InetAddress, type IPFamily } from "./address.js";
@@ -80,6 +82,8 @@ function checkFlag(value: unknown, name: string): boolean | undefined {
 function checkObject(options: unknown): void {
   if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
 }
+
+const IS_WINDOWS = TARGET.os === "win32";
 
 let makeStream: (fd: number, loop: EventLoop) => TcpStream;
 
@@ -155,6 +159,38 @@ export class TcpStream extends SocketStream {
       }
     }
     throw first;
+  }
+
+  /**
+   * Adopts `fd`, a connected TCP socket (one another loop's stream `release()`d, in this thread
+   * or another: fd numbers are the process's), on `options.loop` (default: this thread's
+   * loop), and returns the stream, which owns it from then on. Sets O_NONBLOCK. Throws a
+   * SystemError EBADF when `fd` is not open (on Windows: not a socket), ENOTSOCK when it is not
+   * a socket, and a TypeError when it is not a TCP stream socket.
+   *
+   * @example
+   * ```ts
+   * // thread A: worker.postMessage(conn.release());
+   * parentPort.on("message", (fd) => serve(TcpStream.from(fd, { loop })));
+   * ```
+   */
+  static from(fd: number, options: HandleOptions = {}): TcpStream {
+    if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
+      throw new TypeError(`fd must be a non-negative integer file descriptor, got ${String(fd)}`);
+    }
+    checkObject(options);
+    const loop = loopOf(options.loop);
+    if (IS_WINDOWS) {
+      if (!isOpenSocket(fd)) throw new SystemError(ERRNO.EBADF, "getsockopt", `${fd} is not an open socket`);
+    } else {
+      const type = socketType(fd);
+      const domain = socketDomain(fd);
+      if (type !== C.SOCK_STREAM || (domain !== C.AF_INET && domain !== C.AF_INET6)) {
+        throw new TypeError(`fd ${fd} is not a TCP socket (domain ${domain}, type ${type})`);
+      }
+      setNonBlocking(fd, true);
+    }
+    return makeStream(fd, loop);
   }
 
   /** This end's address. */

@@ -274,6 +274,11 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
     }
   }
 
+  protected override holdsData(state: UringFd): boolean {
+    const recv = state.recv;
+    return state.inflight > 0 || (recv !== null && (recv.chunks.length > 0 || recv.armed || recv.cancelling));
+  }
+
   protected override detach(state: UringFd): void {
     if (state.accept) this.#sources.cancel(state.accept);
     if (state.recv) this.#sources.cancel(state.recv);
