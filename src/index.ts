@@ -21,6 +21,9 @@ export type { ReceivedMessage } from "./sys/posix/socket.js";
 export { Interest, Event, Events } from "./selector/event.js";
 export { Poll, Registry, Waker, type SelectorName } from "./selector/registry.js";
 export type { WakerHandle } from "./sys/wakeup.js";
+export { Reactor, type ReactorOptions } from "./threads/reactor.js";
+export { Registrator } from "./threads/registrator.js";
+export type { RegistratorHandle, RegistrationMode } from "./threads/shared.js";
 
 export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult, BorrowOptions, BorrowedBytes, OverlappedOptions, OverlappedResult } from "./loop/event-loop.js";
 export { PollingEventLoop } from "./loop/polling.js";
