@@ -22,6 +22,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { MessageChannel, Worker } from "node:worker_threads";
+import { ffi } from "../ffi/runtime/load.js";
 import { Event } from "../selector/event.js";
 import type { SelectorName } from "../selector/registry.js";
 import { SystemError } from "../sys/errors.js";
@@ -53,6 +54,19 @@ export interface ReactorOptions {
   selector?: SelectorName;
   /** Selectors other than epoll: how many fds may be registered at once (default 4096). */
   registrations?: number;
+}
+
+/**
+ * How the reactor thread wakes this one: `EVLOOP_REACTOR_WAKE` (`atomics` or `message`, for
+ * benchmarks and tests), else `atomics` where the runtime has `Atomics.waitAsync`.
+ */
+function ownerWake(): OwnerWake {
+  const asked = ffi.env("EVLOOP_REACTOR_WAKE");
+  if (asked === "message" || (asked === "atomics" && waitAsync !== undefined)) return asked;
+  if (asked !== undefined && asked !== "") {
+    throw new Error(`EVLOOP_REACTOR_WAKE=${asked} is not a wake-up here (expected ${waitAsync !== undefined ? "atomics or message" : "message"})`);
+  }
+  return waitAsync !== undefined ? "atomics" : "message";
 }
 
 /** The platform's selector, as `new Poll()` picks it. */
@@ -149,7 +163,7 @@ export class Reactor implements AsyncIterable<Event> {
       throw new TypeError(`unknown selector ${JSON.stringify(selector)} (expected "afd", "epoll", "kqueue" or "poll")`);
     }
     const mode = selector === "epoll" ? "direct" : "table";
-    const wake: OwnerWake = waitAsync !== undefined ? "atomics" : "message";
+    const wake = ownerWake();
     const ctlBuffer = new SharedArrayBuffer(CTL_WORDS * 4);
     const ring = new SharedArrayBuffer(ringBytes(capacity));
     const table = mode === "table" ? createTable(registrations) : null;
@@ -304,10 +318,18 @@ export class Reactor implements AsyncIterable<Event> {
   /** Asks the reactor thread to stop: the state word, then wake it wherever it waits. */
   #stop(): void {
     running.delete(this);
-    if (Atomics.compareExchange(this.#ctl, CTL.STATE, STATE.OPEN, STATE.CLOSING) !== STATE.OPEN) return;
-    Atomics.notify(this.#ctl, CTL.HEAD); // waiting for room in the ring
-    Atomics.notify(this.#ctl, CTL.TAIL); // this thread's own waitAsync, so nothing is left pending
-    wakeFromHandle(this.#handle.waker); // blocked in the selector
+    const ctl = this.#ctl;
+    // Counted in like a Registrator call: the thread may see the state change before the wake-up
+    // (it was awake anyway) and must not close the waker under it.
+    Atomics.add(ctl, CTL.USERS, 1);
+    try {
+      if (Atomics.compareExchange(ctl, CTL.STATE, STATE.OPEN, STATE.CLOSING) !== STATE.OPEN) return;
+      Atomics.notify(ctl, CTL.HEAD); // waiting for room in the ring
+      Atomics.notify(ctl, CTL.TAIL); // this thread's own waitAsync, so nothing is left pending
+      wakeFromHandle(this.#handle.waker); // blocked in the selector
+    } finally {
+      if (Atomics.sub(ctl, CTL.USERS, 1) === 1) Atomics.notify(ctl, CTL.USERS);
+    }
   }
 
   /** The next buffered event, refilling the buffer from the ring; a done result when closed. */
@@ -365,8 +387,8 @@ export class Reactor implements AsyncIterable<Event> {
       return;
     }
     this.#armed = true;
-    if (waitAsync === undefined) return; // the reactor thread will post a message
-    const result = waitAsync(this.#ctl, CTL.TAIL, tail);
+    if (this.#port !== null) return; // the reactor thread will post a message
+    const result = waitAsync!(this.#ctl, CTL.TAIL, tail);
     if (result.async) void result.value.then(() => this.#onWake());
     else queueMicrotask(() => this.#onWake());
   }

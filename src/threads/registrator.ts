@@ -7,6 +7,8 @@
  * registration table (`table.ts`) and wakes the reactor thread, which applies the change before
  * it selects again; the checks the selector would make at once (a bad fd, kqueue's refusal of
  * PRIORITY, a double register, an unknown fd) are made here, so they throw on the calling thread.
+ * There a change takes effect when the reactor thread applies it, a moment after the call
+ * returns: an edge its selector reported before that still arrives, under the old token.
  *
  * Every call counts itself in `ctl[USERS]` before checking that the reactor is open, and out
  * after: the reactor thread closes its selector only once the count is 0, so a call never
@@ -132,7 +134,8 @@ export class Registrator {
 
   /**
    * Stops reporting events for `fd`; do it before closing the fd. Events already on their way
-   * to the owning thread may still arrive. Throws a SystemError ENOENT if `fd` is not registered.
+   * to the owning thread may still arrive (on poll and kqueue also one the reactor thread saw
+   * before it applied the change). Throws a SystemError ENOENT if `fd` is not registered.
    *
    * @example
    * ```ts
