@@ -10,19 +10,31 @@
  * after counting itself in, so none can reach the selector's fd after it is closed (and its
  * number possibly reused).
  *
+ * The selector also watches this Worker's own libuv loop (`hostBackendFd`, as owner mode does):
+ * Node wakes that loop to terminate the Worker, also when it terminates the Worker that started
+ * the reactor, and a thread blocked in the kernel could not be terminated otherwise. When it
+ * fires, the thread lets libuv run (one `setImmediate`), where a pending termination takes
+ * effect, and re-arms it. The fds the thread owns (the selector's, the waker's) have native
+ * cleanup hooks (`driver/cleanup.ts`), so a terminated reactor thread leaves none open.
+ *
  * A `table`-mode change the selector refuses here (the fd was closed meanwhile: EBADF) is
  * reported as an event with `isError` for its token, since the Registrator that made it has
  * returned already.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { closeAtExit, keepAtExit } from "../driver/cleanup.js";
+import { hostBackendFd } from "../driver/libuv.js";
 import { Events, Interest, Ready } from "../selector/event.js";
 import { createSelector } from "../selector/registry.js";
 import type { Selector, SelectorWaker } from "../selector/selector.js";
 import { SystemError } from "../sys/errors.js";
-import { openWakeup, type WakeupFd } from "../sys/wakeup.js";
+import { openWakeup, wakeupFds, type WakeupFd } from "../sys/wakeup.js";
 import { RingProducer } from "./ring.js";
 import { CTL, STATE, WAKE_TOKEN, type ReactorData, type ReactorHello } from "./shared.js";
 import { readTable, type TableEntry } from "./table.js";
+
+/** The token of this Worker's own libuv loop fd. */
+const HOST_TOKEN = WAKE_TOKEN + 1;
 
 /** The most events one select returns; more wait in the kernel for the next. */
 const MAX_BATCH = 1024;
@@ -53,10 +65,17 @@ function open(): { selector: Selector; own: SelectorWaker | null; wakeup: Wakeup
 
 type Opened = ReturnType<typeof open>;
 
+/** The fds the thread owns: the selector's and the waker's. */
+function ownedFds({ selector, wakeup }: Opened): number[] {
+  return [...(wakeup !== null ? wakeupFds(wakeup) : []), selector.ownFd ?? selector.fd].filter((fd) => fd >= 0);
+}
+
 /** Opens the selector and says so; on failure says why and returns null (the thread then ends). */
 function start(): Opened | null {
   try {
     const opened = open();
+    // Before anyone hears of the reactor: from then on it may be terminated with its owner.
+    for (const fd of ownedFds(opened)) closeAtExit(fd);
     const waker = opened.own?.handle ?? opened.wakeup!.handle;
     port.postMessage({ ok: true, selectorFd: data.mode === "direct" ? opened.selector.fd : -1, waker } satisfies ReactorHello);
     return opened;
@@ -70,7 +89,10 @@ function start(): Opened | null {
   }
 }
 
-function run({ selector, own, wakeup }: Opened): void {
+async function run({ selector, own, wakeup }: Opened): Promise<void> {
+  const owned = ownedFds({ selector, own, wakeup });
+  const host = hostBackendFd();
+  if (host >= 0) selector.register(host, HOST_TOKEN, Interest.READABLE);
   const wakeOwner =
     data.wake === "atomics"
       ? () => {
@@ -141,7 +163,12 @@ function run({ selector, own, wakeup }: Opened): void {
   run: while (Atomics.load(ctl, CTL.STATE) === STATE.OPEN) {
     sync();
     selector.select(events, -1);
+    let hostFired = false;
     for (const event of events) {
+      if (event.token === HOST_TOKEN) {
+        hostFired = true;
+        continue;
+      }
       if (event.token === WAKE_TOKEN) {
         if (wakeup !== null) {
           wakeup.drain();
@@ -153,12 +180,19 @@ function run({ selector, own, wakeup }: Opened): void {
       if (!ring.push(event.token, event.readiness)) break run;
     }
     ring.publish();
+    if (hostFired) {
+      // libuv's turn: it handles what made its fd readable (a termination takes effect here).
+      await new Promise((resolve) => setImmediate(resolve));
+      selector.reregister(host, HOST_TOKEN, Interest.READABLE);
+    }
   }
 
   // Registrators count themselves in before they check the state: wait for those in progress.
   for (let users = Atomics.load(ctl, CTL.USERS); users !== 0; users = Atomics.load(ctl, CTL.USERS)) {
     Atomics.wait(ctl, CTL.USERS, users, 10);
   }
+  for (const fd of owned) keepAtExit(fd);
+  if (host >= 0) selector.deregister(host);
   if (wakeup !== null) {
     selector.deregister(wakeup.fd);
     wakeup.close();
@@ -168,4 +202,4 @@ function run({ selector, own, wakeup }: Opened): void {
 }
 
 const opened = start();
-if (opened !== null) run(opened);
+if (opened !== null) await run(opened);

@@ -55,6 +55,11 @@ export type OwnerWake = "atomics" | "message";
  * is thread-safe in the kernel). `table`: it writes the shared registration table and wakes the
  * reactor thread, which applies it to its selector (poll(2) has no kernel object; the kqueue
  * selector keeps per-fd state of its own on its thread).
+ *
+ * @example
+ * ```ts
+ * if (reactor.registratorHandle.mode === "table") console.log("changes apply on the reactor thread");
+ * ```
  */
 export type RegistrationMode = "direct" | "table";
 

@@ -15,6 +15,12 @@ if (job === "register-one") {
   const reg = Registrator.fromHandle(handle);
   reg.register(workerData.fd, workerData.token, Interest.READABLE);
   parentPort.postMessage("registered");
+} else if (job === "own-reactor") {
+  // A reactor owned by this Worker, with an iteration pending, when the main thread terminates it.
+  const { Reactor } = await import("../../dist/index.js");
+  const reactor = await Reactor.start({ capacity: 8, selector: workerData.selector });
+  void reactor.next();
+  parentPort.postMessage("started");
 } else if (job === "after-close") {
   let error = null;
   try {

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Worker } from "node:worker_threads";
 import { Interest, Reactor, Registrator, SystemError } from "evloop";
-import { IS_WINDOWS, raw, readinessSelectors, within } from "../helpers.mjs";
+import { IS_WINDOWS, openFdCount, raw, readinessSelectors, within } from "../helpers.mjs";
 
 const PEER = new URL("./reactor-peer.mjs", import.meta.url);
 const WORKERS = 3;
@@ -250,6 +250,21 @@ for (const selector of selectors) {
         raw.close(w);
         await reactor.close();
       }
+    });
+
+    test("terminating the Worker that owns a reactor ends its thread too, leaving no fd open", async () => {
+      const warm = runPeer({ job: "own-reactor", selector });
+      assert.equal(await within(warm.result, 10_000, "the first owner"), "started");
+      await within(warm.worker.terminate(), 10_000, "terminating the first owner");
+      // The first round loaded what a process keeps once (libkqueue's own fds); count from here.
+      const before = openFdCount();
+      const peer = runPeer({ job: "own-reactor", selector });
+      assert.equal(await within(peer.result, 10_000, "the owner"), "started");
+      await within(peer.worker.terminate(), 10_000, "terminating the owner");
+      // The nested thread's teardown (its cleanup hooks) may finish just after terminate()
+      // resolves here: wait for the count to come back, bounded.
+      for (let i = 0; i < 100 && openFdCount() > before; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(openFdCount(), before);
     });
 
     test("bad input: fds, tokens, interests, handles and options", async () => {
