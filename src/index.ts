@@ -31,6 +31,9 @@ export {
   type IoQueueRunOptions,
   type IoQueueStats,
 } from "./threads/io-queue.js";
+export { Reactor, type ReactorOptions } from "./threads/reactor.js";
+export { Registrator } from "./threads/registrator.js";
+export type { RegistratorHandle, RegistrationMode } from "./threads/shared.js";
 
 export type { EventLoop, OperationOptions, BackendName, ReceiveFromResult, BorrowOptions, BorrowedBytes, OverlappedOptions, OverlappedResult } from "./loop/event-loop.js";
 export { PollingEventLoop } from "./loop/polling.js";

@@ -13,7 +13,8 @@ import { dataView } from "../ffi/layout.js";
 import { Interest, readinessFrom, type Events, type ReadinessBits } from "./event.js";
 import type { Selector } from "./selector.js";
 
-function epollMask(interest: number): number {
+/** The epoll event mask of a registration for `interest`: edge-triggered, with EPOLLRDHUP. */
+export function epollMask(interest: number): number {
   let mask = C.EPOLLET | C.EPOLLRDHUP;
   if (interest & Interest.READABLE) mask |= C.EPOLLIN;
   if (interest & Interest.WRITABLE) mask |= C.EPOLLOUT;
