@@ -116,7 +116,7 @@ function describe(error: unknown): string {
  * for its index, the stop signal and `ready()`, and runs its evloop loop in owner mode with
  * `runMain`. Resolves once every thread has called `ready()` (its listeners are bound, say).
  * Rejects with a {@link LoopThreadError} naming the thread when one fails or exits before it
- * is ready; the others are then terminated.
+ * is ready, once the others have been stopped (asked, then terminated after `stopTimeout`).
  *
  * @example
  * ```ts
@@ -230,7 +230,24 @@ export async function spawnLoops(n: number, moduleUrl: string | URL, options: Sp
   try {
     await startup;
   } catch (e) {
-    await Promise.all(members.map((m) => (m.alive ? terminate(m) : m.exited)));
+    // The others are asked to stop, as close() does, and terminated only if still running after
+    // stopTimeout: a Worker terminated while it is still loading its modules leaves the fds of
+    // the module files it was reading open for good (Node 20; seen in CI as 14–21 fds of
+    // dist/*.js left by a failed start). Their exits are no failures of their own.
+    await Promise.all(
+      members.map(async (m) => {
+        if (!m.alive) return m.exited;
+        m.control.postMessage({ type: "stop" });
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), stopTimeout);
+        });
+        const tooLate = await Promise.race([m.exited.then(() => false), late]);
+        clearTimeout(timer);
+        if (tooLate && m.alive) await terminate(m);
+        return undefined;
+      }),
+    );
     throw e;
   }
   started = true;
