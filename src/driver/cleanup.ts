@@ -27,6 +27,7 @@ import { ffi } from "../ffi/runtime/load.js";
 import type { SymbolTable } from "../ffi/types.js";
 import { installExitHooks } from "../loop/exit-hooks.js";
 import { debug } from "../loop/debug.js";
+import { close as closeFd } from "../sys/posix/fd.js";
 import { isOpenSocket } from "../sys/windows/socket.js";
 import { currentIsolate, msvcAbi } from "./libuv.js";
 
@@ -94,6 +95,14 @@ function load(): Hooks | null {
  * ```
  */
 export function closeAtExit(fd: number): void {
+  if (jsFallback()) {
+    atExit.add(fd);
+    if (!exitListening) {
+      exitListening = true;
+      process.on("exit", closeAllAtExit);
+    }
+    return;
+  }
   const h = load();
   if (h === null || hooked.has(fd)) return;
   // Windows: closesocket cannot close a pipe or a file; CloseHandle must not close a socket.
@@ -113,6 +122,7 @@ export function closeAtExit(fd: number): void {
  * ```
  */
 export function keepAtExit(fd: number): void {
+  if (atExit.delete(fd)) return;
   const close = hooked.get(fd);
   if (close === undefined) return;
   hooked.delete(fd);
@@ -122,7 +132,30 @@ export function keepAtExit(fd: number): void {
 
 /** How many fds of this thread will be closed at its exit (for tests and `evloop info`). */
 export function fdsClosedAtExit(): number {
-  return hooked.size;
+  return hooked.size + atExit.size;
+}
+
+/**
+ * Bun's and Deno's Workers have no native cleanup hook, but their `process` emits `exit` when a
+ * Worker ends by itself (not when it is terminated: then no JavaScript runs, and the fds stay
+ * open until the process exits). There the fds are closed from that event.
+ */
+const atExit = new Set<number>();
+let exitListening = false;
+
+function jsFallback(): boolean {
+  return ffi.name !== "node" && !ffi.isMainThread && ffi.platform !== "win32";
+}
+
+function closeAllAtExit(): void {
+  for (const fd of atExit) {
+    try {
+      closeFd(fd);
+    } catch {
+      // Closed behind evloop's back already: nothing left to do for it.
+    }
+  }
+  atExit.clear();
 }
 
 // The loops below this layer reach the hooks through loop/exit-hooks.ts.
