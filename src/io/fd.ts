@@ -11,6 +11,7 @@ import { Stream } from "./stream.js";
 import { NO_WINDOWS_HANDLES } from "./unsupported.js";
 import { isOpenSocket } from "../sys/windows/socket.js";
 import { TARGET } from "../sys/target.js";
+import { describeValue } from "../sys/args.js";
 
 const IS_WINDOWS = TARGET.os === "win32";
 
@@ -70,7 +71,7 @@ export class FileDescriptor extends Stream {
    */
   static from(fd: number, options: FileDescriptorOptions = {}): FileDescriptor {
     if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
-      throw new TypeError(`fd must be a non-negative integer file descriptor, got ${String(fd)}`);
+      throw new TypeError(`fd must be a non-negative integer file descriptor, got ${describeValue(fd)}`);
     }
     if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
     if (options.owned !== undefined && typeof options.owned !== "boolean") throw new TypeError("owned must be a boolean");

@@ -41,6 +41,7 @@ import {
 import { closedError, loopOf, type HandleOptions } from "./handle.js";
 import { Stream } from "./stream.js";
 import { requireWindows } from "./unsupported.js";
+import { describeValue } from "../sys/args.js";
 
 /** What the classes say off Windows. */
 const INSTEAD = "use a UnixListener and UnixStream on a socket path";
@@ -70,7 +71,7 @@ function checkFlag(value: unknown, name: string): boolean {
 function checkCount(value: unknown, name: string, min: number, max: number, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${describeValue(value)}`);
   }
   return value;
 }

@@ -18,6 +18,7 @@ import type { OverlappedOptions, OverlappedResult } from "../loop/event-loop.js"
 import { SystemError } from "../sys/errors.js";
 import { ERRNO, TARGET } from "../sys/target.js";
 import { Handle, loopOf, type HandleOptions } from "./handle.js";
+import { describeValue } from "../sys/args.js";
 
 /**
  * Options of {@link OverlappedHandle.from}.
@@ -36,7 +37,7 @@ export interface OverlappedHandleOptions extends HandleOptions {
 function handleNumber(handle: unknown): number {
   const n = typeof handle === "bigint" && handle >= 0n && handle <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(handle) : handle;
   if (typeof n !== "number" || !Number.isSafeInteger(n) || n <= 0) {
-    throw new TypeError(`handle must be a HANDLE (a positive integer or bigint), got ${String(handle)}`);
+    throw new TypeError(`handle must be a HANDLE (a positive integer or bigint), got ${describeValue(handle)}`);
   }
   return n;
 }

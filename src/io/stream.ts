@@ -12,6 +12,7 @@ import { SystemError, TimeoutError } from "../sys/errors.js";
 import { shutdown } from "../sys/socket.js";
 import { C } from "../sys/target.js";
 import { Handle } from "./handle.js";
+import { describeValue } from "../sys/args.js";
 
 /**
  * Options for {@link Stream.chunks}.
@@ -251,7 +252,7 @@ export abstract class Stream extends Handle implements AsyncIterable<Uint8Array>
   async *chunks(options?: ChunkOptions): AsyncGenerator<Uint8Array, void, undefined> {
     const size = options?.size ?? DEFAULT_CHUNK;
     if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > 0x7fffffff) {
-      throw new RangeError(`chunk size must be a positive integer, got ${String(size)}`);
+      throw new RangeError(`chunk size must be a positive integer, got ${describeValue(size)}`);
     }
     const readOptions: OperationOptions | undefined = options && { signal: options.signal, timeout: options.timeout };
     const buf = new Uint8Array(size);

@@ -2,7 +2,7 @@
  * The argument checks operations start with, so misuse throws a clear TypeError/RangeError on
  * every backend alike, before anything reaches the kernel.
  */
-import { checkFd } from "../sys/args.js";
+import { checkFd, describeValue } from "../sys/args.js";
 import { encodeSockaddr, SOCKADDR_MAX, type SocketAddress } from "../sys/posix/sockaddr.js";
 import { MAX_IO_BYTES } from "../sys/target.js";
 
@@ -14,7 +14,7 @@ export const MAX_MS = 0x7fffffff;
 /** Throws a RangeError unless `ms` is a finite number from 0 to MAX_MS. */
 export function checkMs(ms: unknown, what: string): number {
   if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0 || ms > MAX_MS) {
-    throw new RangeError(`${what} must be a number of milliseconds from 0 to ${MAX_MS}, got ${String(ms)}`);
+    throw new RangeError(`${what} must be a number of milliseconds from 0 to ${MAX_MS}, got ${describeValue(ms)}`);
   }
   return ms;
 }
@@ -24,7 +24,7 @@ export function checkOffset(offset: unknown): number {
   if (offset === undefined) return 0;
   const n = typeof offset === "bigint" && offset >= 0n && offset <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(offset) : offset;
   if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
-    throw new RangeError(`offset must be an integer from 0 to 2^53 - 1, got ${String(offset)}`);
+    throw new RangeError(`offset must be an integer from 0 to 2^53 - 1, got ${describeValue(offset)}`);
   }
   return n;
 }
@@ -119,7 +119,7 @@ export function checkPassedFds(fds: unknown): readonly number[] {
 /** Checks how many passed descriptors `receiveMessage` may take. */
 export function checkMaxFds(maxFds: unknown): number {
   if (typeof maxFds !== "number" || !Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_PASSED_FDS) {
-    throw new RangeError(`maxFds must be an integer from 0 to ${MAX_PASSED_FDS}, got ${String(maxFds)}`);
+    throw new RangeError(`maxFds must be an integer from 0 to ${MAX_PASSED_FDS}, got ${describeValue(maxFds)}`);
   }
   return maxFds;
 }
@@ -139,7 +139,7 @@ export function checkBorrow(options: { maxBytes?: unknown } | undefined): number
   const max = options?.maxBytes;
   if (max === undefined) return BORROW_DEFAULT;
   if (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > BORROW_MAX) {
-    throw new RangeError(`maxBytes must be an integer from 1 to ${BORROW_MAX}, got ${String(max)}`);
+    throw new RangeError(`maxBytes must be an integer from 1 to ${BORROW_MAX}, got ${describeValue(max)}`);
   }
   return max;
 }

@@ -10,6 +10,7 @@ import { lookup } from "node:dns/promises";
 import { checkOptions } from "../loop/checks.js";
 import { TimeoutError } from "../sys/errors.js";
 import { parseIPv4, parseIPv6, type IPv4Address, type IPv6Address, type SocketAddress } from "../sys/posix/sockaddr.js";
+import { describeValue } from "../sys/args.js";
 
 /**
  * An IPv4 or IPv6 endpoint.
@@ -62,7 +63,7 @@ export function checkPort(port: unknown, allowZero = true): number {
   if (typeof port !== "number") throw new TypeError(`port must be a number, got ${describe(port)}`);
   const min = allowZero ? 0 : 1;
   if (!Number.isInteger(port) || port < min || port > 65535) {
-    throw new RangeError(`port must be an integer from ${min} to 65535, got ${String(port)}`);
+    throw new RangeError(`port must be an integer from ${min} to 65535, got ${describeValue(port)}`);
   }
   return port;
 }

@@ -14,6 +14,7 @@ import { closeAtExit, keepAtExit } from "../driver/cleanup.js";
 import { loopOf, type HandleOptions } from "../io/handle.js";
 import { checkHost, checkPort, formatAddress, resolveHost, type InetAddress, type IPFamily } from "./address.js";
 import { annotate, Listener, openSocket, SocketStream } from "./socket.js";
+import { describeValue } from "../sys/args.js";
 
 /**
  * Options for {@link TcpListener.bind}.
@@ -176,7 +177,7 @@ export class TcpStream extends SocketStream {
    */
   static from(fd: number, options: HandleOptions = {}): TcpStream {
     if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
-      throw new TypeError(`fd must be a non-negative integer file descriptor, got ${String(fd)}`);
+      throw new TypeError(`fd must be a non-negative integer file descriptor, got ${describeValue(fd)}`);
     }
     checkObject(options);
     const loop = loopOf(options.loop);
@@ -232,7 +233,7 @@ export class TcpStream extends SocketStream {
     const fd = this.openFd("setsockopt");
     if (initialDelayMs !== undefined) {
       if (typeof initialDelayMs !== "number" || !(initialDelayMs >= 0) || initialDelayMs > 32767 * 1000) {
-        throw new RangeError(`initialDelayMs must be from 0 to ${32767 * 1000}, got ${String(initialDelayMs)}`);
+        throw new RangeError(`initialDelayMs must be from 0 to ${32767 * 1000}, got ${describeValue(initialDelayMs)}`);
       }
     }
     setKeepAlive(fd, on, initialDelayMs === undefined ? undefined : Math.max(1, Math.ceil(initialDelayMs / 1000)));
@@ -280,7 +281,7 @@ export class TcpListener extends Listener<TcpStream, InetAddress> {
     const port = options.port === undefined ? 0 : checkPort(options.port);
     const backlog = options.backlog ?? 511;
     if (typeof backlog !== "number" || !Number.isInteger(backlog) || backlog < 0 || backlog > 0x7fffffff) {
-      throw new RangeError(`backlog must be a non-negative integer, got ${String(backlog)}`);
+      throw new RangeError(`backlog must be a non-negative integer, got ${describeValue(backlog)}`);
     }
     const reusePort = checkFlag(options.reusePort, "reusePort");
     const ipv6Only = checkFlag(options.ipv6Only, "ipv6Only");

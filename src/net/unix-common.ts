@@ -22,6 +22,7 @@ import { ERRNO, TARGET } from "../sys/target.js";
 import type { HandleOptions } from "../io/handle.js";
 import { formatAddress } from "./address.js";
 import { annotate } from "./socket.js";
+import { describeValue } from "../sys/args.js";
 
 /**
  * Options naming a socket path (a filesystem path, or "\0name" for an abstract name).
@@ -108,7 +109,7 @@ export function checkFds(fds: unknown): readonly number[] {
   if (fds.length > MAX_FDS) throw new RangeError(`at most ${MAX_FDS} fds can be sent at once, got ${fds.length}`);
   for (const fd of fds) {
     if (typeof fd !== "number" || !Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
-      throw new TypeError(`fds must be non-negative integer file descriptors, got ${String(fd)}`);
+      throw new TypeError(`fds must be non-negative integer file descriptors, got ${describeValue(fd)}`);
     }
   }
   return fds as number[];
@@ -135,7 +136,7 @@ const TEMP_NAME = "s";
 export function checkMode(mode: unknown, path: string): number | undefined {
   if (mode === undefined) return undefined;
   if (typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 || mode > 0o777) {
-    throw new RangeError(`mode must be an integer from 0 to 0o777 (permission bits such as 0o600), got ${String(mode)}`);
+    throw new RangeError(`mode must be an integer from 0 to 0o777 (permission bits such as 0o600), got ${describeValue(mode)}`);
   }
   if (path.startsWith("\0")) {
     throw new TypeError("mode cannot be set on an abstract socket name: abstract names have no permissions (any process in the same network namespace can connect)");

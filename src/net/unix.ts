@@ -18,6 +18,7 @@ import { annotate, Listener, openSocket, SocketStream } from "./socket.js";
 import {
   bindPath, checkFds, checkMode, checkPath, receiveFds, SocketFile, type ReceivedFds, type UnixBindOptions, type UnixPathOptions,
 } from "./unix-common.js";
+import { describeValue } from "../sys/args.js";
 
 export type { ReceivedFds, UnixBindOptions, UnixPathOptions } from "./unix-common.js";
 export type { PeerCredentials } from "../sys/posix/socket.js";
@@ -250,7 +251,7 @@ export class UnixListener extends Listener<UnixStream, UnixAddress> {
     const mode = checkMode(options.mode, address.path);
     const backlog = options.backlog ?? 511;
     if (typeof backlog !== "number" || !Number.isInteger(backlog) || backlog < 0 || backlog > 0x7fffffff) {
-      throw new RangeError(`backlog must be a non-negative integer, got ${String(backlog)}`);
+      throw new RangeError(`backlog must be a non-negative integer, got ${describeValue(backlog)}`);
     }
     const loop = loopOf(options.loop);
     let file: SocketFile | null = null;

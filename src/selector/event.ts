@@ -1,6 +1,7 @@
 /**
  * Interests, readiness events and the fixed-capacity event buffer of the readiness API.
  */
+import { describeValue } from "../sys/args.js";
 
 /**
  * What to be told about: bit flags, combined with `|`.
@@ -116,7 +117,7 @@ export class Events implements Iterable<Event> {
 
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
-      throw new RangeError(`Events capacity must be an integer from 1 to ${1 << 20}, got ${String(capacity)}`);
+      throw new RangeError(`Events capacity must be an integer from 1 to ${1 << 20}, got ${describeValue(capacity)}`);
     }
     this.capacity = capacity;
     this.#items = Array.from({ length: capacity }, () => new Event());

@@ -11,6 +11,7 @@ import { EpollSelector } from "./epoll.js";
 import { KqueueSelector } from "./kqueue.js";
 import { PollSelector } from "./poll.js";
 import { checkFd, checkInterest, checkToken, type Selector, type SelectorWaker } from "./selector.js";
+import { describeValue } from "../sys/args.js";
 
 /**
  * Names of the readiness backends.
@@ -242,7 +243,7 @@ export class Poll {
     let ms = -1;
     if (timeout !== undefined) {
       if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0) {
-        throw new RangeError(`timeout must be a non-negative number of ms, got ${String(timeout)}`);
+        throw new RangeError(`timeout must be a non-negative number of ms, got ${describeValue(timeout)}`);
       }
       // Round up so a sub-millisecond timeout does not turn into a busy poll.
       ms = Math.min(Math.ceil(timeout), 0x7fffffff);

@@ -13,6 +13,7 @@ import { SystemError } from "../sys/errors.js";
 import { ERRNO } from "../sys/target.js";
 import type { WakerHandle } from "../sys/wakeup.js";
 import type { Events } from "./event.js";
+import { describeValue } from "../sys/args.js";
 
 /** Tokens are integers from 0 to 2^48; this one is reserved for the loop's own waker. */
 export const MAX_TOKEN = 2 ** 48;
@@ -88,7 +89,7 @@ export function registrationOf<R>(registrations: ReadonlyMap<number, R>, fd: num
 /** Throws unless `token` is a valid token. */
 export function checkToken(token: unknown): number {
   if (typeof token !== "number" || !Number.isInteger(token) || token < 0 || token >= MAX_TOKEN) {
-    throw new TypeError(`token must be an integer from 0 to 2^48 - 1, got ${String(token)}`);
+    throw new TypeError(`token must be an integer from 0 to 2^48 - 1, got ${describeValue(token)}`);
   }
   return token;
 }
@@ -96,7 +97,7 @@ export function checkToken(token: unknown): number {
 /** Throws unless `interest` is a non-empty combination of Interest flags. */
 export function checkInterest(interest: unknown): number {
   if (typeof interest !== "number" || !Number.isInteger(interest) || interest <= 0 || interest > 7) {
-    throw new TypeError(`interest must be a non-empty combination of Interest flags, got ${String(interest)}`);
+    throw new TypeError(`interest must be a non-empty combination of Interest flags, got ${describeValue(interest)}`);
   }
   return interest;
 }

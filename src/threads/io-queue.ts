@@ -24,7 +24,7 @@
  * another thread until its wait ends.
  */
 import { defaultLoop } from "../driver/create.js";
-import { checkFd } from "../sys/args.js";
+import { checkFd, describeValue } from "../sys/args.js";
 import { SystemError } from "../sys/errors.js";
 import { fileIdentity } from "../sys/file-identity.js";
 import { ERRNO, TARGET } from "../sys/target.js";
@@ -157,7 +157,7 @@ function reportOf(readiness: number): IoReport {
 
 function checkEvent(event: unknown): IoEvent {
   if (event !== "read" && event !== "write" && event !== "priority") {
-    throw new TypeError(`event must be "read", "write" or "priority", got ${String(event)}`);
+    throw new TypeError(`event must be "read", "write" or "priority", got ${describeValue(event)}`);
   }
   return event;
 }
@@ -391,7 +391,7 @@ export class IoQueue {
     let ms = -1;
     if (timeout !== undefined) {
       if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0) {
-        throw new RangeError(`timeout must be a non-negative number of ms, got ${String(timeout)}`);
+        throw new RangeError(`timeout must be a non-negative number of ms, got ${describeValue(timeout)}`);
       }
       ms = Math.min(Math.ceil(timeout), 0x7fffffff);
     }
@@ -432,7 +432,7 @@ export class IoQueue {
   async run(options: IoQueueRunOptions = {}): Promise<void> {
     const blocking = options.blocking ?? true;
     const slice = options.sliceMs ?? 50;
-    if (!(slice > 0)) throw new RangeError(`sliceMs must be a positive number, got ${String(slice)}`);
+    if (!(slice > 0)) throw new RangeError(`sliceMs must be a positive number, got ${describeValue(slice)}`);
     this.#checkOpen();
     for (;;) {
       await nextTurn();

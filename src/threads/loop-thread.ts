@@ -18,6 +18,7 @@ import type { EventLoop } from "../loop/event-loop.js";
 import { closeSocket } from "../sys/socket.js";
 import { TcpStream } from "../net/tcp.js";
 import { isEnvelope, isMessage, type LoopEnvelope, type LoopMessage } from "./loops-shared.js";
+import { describeValue } from "../sys/args.js";
 
 /**
  * A connection another thread handed to this one (see {@link LoopThread.handOffs}).
@@ -118,7 +119,7 @@ class Thread implements LoopThread {
 
   handOff(stream: TcpStream, to: number, info?: unknown): void {
     if (!Number.isInteger(to) || to < 0 || to >= this.count || to === this.index) {
-      throw new RangeError(`to must be another thread's index, from 0 to ${this.count - 1} but not ${this.index}, got ${String(to)}`);
+      throw new RangeError(`to must be another thread's index, from 0 to ${this.count - 1} but not ${this.index}, got ${describeValue(to)}`);
     }
     if (this.signal.aborted) throw new Error(`loop thread ${this.index} is stopping: it hands nothing off`);
     if (this.#closedPeers.has(to)) throw new Error(`loop thread ${to} has stopped: it takes no hand-off`);

@@ -18,6 +18,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { ENVELOPE, isMessage, type LoopEnvelope } from "./loops-shared.js";
+import { describeValue } from "../sys/args.js";
 
 /**
  * Options for {@link spawnLoops}.
@@ -137,10 +138,10 @@ function describe(error: unknown): string {
  * ```
  */
 export async function spawnLoops(n: number, moduleUrl: string | URL, options: SpawnLoopsOptions = {}): Promise<LoopThreads> {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 1024) throw new RangeError(`n must be an integer from 1 to 1024, got ${String(n)}`);
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 1024) throw new RangeError(`n must be an integer from 1 to 1024, got ${describeValue(n)}`);
   if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
   const stopTimeout = options.stopTimeout ?? DEFAULT_STOP_TIMEOUT;
-  if (typeof stopTimeout !== "number" || !(stopTimeout >= 0)) throw new RangeError(`stopTimeout must be a non-negative number of ms, got ${String(stopTimeout)}`);
+  if (typeof stopTimeout !== "number" || !(stopTimeout >= 0)) throw new RangeError(`stopTimeout must be a non-negative number of ms, got ${describeValue(stopTimeout)}`);
   if (options.onError !== undefined && typeof options.onError !== "function") throw new TypeError("onError must be a function");
   const entry = entryOf(moduleUrl);
 

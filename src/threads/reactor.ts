@@ -32,6 +32,7 @@ import { Registrator } from "./registrator.js";
 import { RingConsumer, ringBytes } from "./ring.js";
 import { CTL, CTL_WORDS, STATE, type OwnerWake, type ReactorData, type ReactorHello, type RegistratorHandle } from "./shared.js";
 import { createTable } from "./table.js";
+import { describeValue } from "../sys/args.js";
 
 /** ES2024's Atomics.waitAsync (the project's lib is ES2022; Node ≥ 16 and Deno have it). */
 interface AtomicsWaitAsync {
@@ -78,7 +79,7 @@ function defaultSelector(): SelectorName {
 function checkCount(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 1 << 20) {
-    throw new RangeError(`${name} must be an integer from 1 to ${1 << 20}, got ${String(value)}`);
+    throw new RangeError(`${name} must be an integer from 1 to ${1 << 20}, got ${describeValue(value)}`);
   }
   return value;
 }

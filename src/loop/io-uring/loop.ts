@@ -55,6 +55,7 @@ import { probeIoUring, type IoUringProbe } from "./probe.js";
 import { classify, Deadline, FdKind, Source, Tag, UringFd, UringOp, type SlotEntry } from "./records.js";
 import { Sources } from "./sources.js";
 import { SCRATCH_TIMESPEC, Submission, type CompletionHandler, type RingStats } from "./submission.js";
+import { describeValue } from "../../sys/args.js";
 
 /**
  * Flushes per host-loop turn (guest mode) that may also handle the completions their
@@ -137,7 +138,7 @@ export class IoUringEventLoop extends CompletionLoop<UringOp, UringFd> implement
     const probe = probeIoUring();
     const entries = options.entries ?? 4096;
     if (!Number.isInteger(entries) || entries < 2 || entries > 32768) {
-      throw new RangeError(`io_uring entries must be an integer from 2 to 32768, got ${String(entries)}`);
+      throw new RangeError(`io_uring entries must be an integer from 2 to 32768, got ${describeValue(entries)}`);
     }
     const wakeup = openWakeup();
     let ring: Ring;

@@ -12,6 +12,7 @@ import { bind, setOption, socket, socketDomain, closeSocket } from "../../sys/wi
 import { isDetached } from "../checks.js";
 import { Kind, SYSCALL, written } from "../operation.js";
 import { ACCEPT_ADDRESS, type IocpFd, type IocpOp, type Records, SLOT, STAGE_MAX } from "./records.js";
+import { describeValue } from "../../sys/args.js";
 
 const P = WIN_LAYOUT.AFD_POLL_INFO.fields;
 const O = WIN_LAYOUT.OVERLAPPED.fields;
@@ -148,7 +149,7 @@ export function start(op: IocpOp, state: IocpFd, cx: StartContext): number {
       if (code === 0) return DONE;
       if (code === WIN.ERROR_IO_PENDING) return PENDING;
       if (typeof code !== "number" || !Number.isInteger(code) || code < 0) {
-        throw new TypeError(`overlapped: start must return a Win32 error code (0, 997 or an error), got ${String(code)}`);
+        throw new TypeError(`overlapped: start must return a Win32 error code (0, 997 or an error), got ${describeValue(code)}`);
       }
       return code;
     }

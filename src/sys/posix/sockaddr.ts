@@ -9,6 +9,7 @@
 import { C, LAYOUT, TARGET, type PosixConstants, type PosixLayout } from "../target.js";
 import { libc } from "../libc.js";
 import { dataView, getField, setField } from "../../ffi/layout.js";
+import { describeValue } from "../args.js";
 
 /**
  * An IPv4 endpoint.
@@ -159,7 +160,7 @@ export function formatIPv6(b: Uint8Array): string {
 
 function checkPort(port: unknown): number {
   if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new RangeError(`port must be an integer from 0 to 65535, got ${String(port)}`);
+    throw new RangeError(`port must be an integer from 0 to 65535, got ${describeValue(port)}`);
   }
   return port;
 }
@@ -171,7 +172,7 @@ function checkPort(port: unknown): number {
 function checkU32(value: unknown, what: string): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new RangeError(`${what} must be an integer from 0 to 4294967295, got ${String(value)}`);
+    throw new RangeError(`${what} must be an integer from 0 to 4294967295, got ${describeValue(value)}`);
   }
   return value;
 }
